@@ -1,0 +1,72 @@
+"""The ``prefect-encord`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+DEFAULT_SANDBOX_DIR = Path(".prefect-encord") / "sandbox"
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from prefect_encord.sandbox.server import serve
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    serve(Path(args.data_dir), args.host, args.port)
+    return 0
+
+
+def _add_integration(args: argparse.Namespace) -> int:
+    """Configure an integration, as an Encord admin would in the web app; prints its UUID."""
+    from prefect_encord.sandbox.server import Sandbox
+
+    settings = {k: v for k, v in json.loads(args.settings).items()}
+    sandbox = Sandbox(Path(args.data_dir))
+    try:
+        print(sandbox.add_integration(args.title, args.kind, **settings))
+    finally:
+        sandbox.backend.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prefect-encord", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sandbox = commands.add_parser("sandbox", help="the offline Encord sandbox")
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
+
+    serve = sandbox_commands.add_parser("serve", help="run the sandbox until interrupted")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
+    serve.add_argument("--data-dir", default=str(DEFAULT_SANDBOX_DIR), help="state directory")
+    serve.set_defaults(run=_serve)
+
+    integration = sandbox_commands.add_parser("add-integration", help="create a cloud integration")
+    integration.add_argument("--data-dir", default=str(DEFAULT_SANDBOX_DIR), help="state directory")
+    integration.add_argument("--title", required=True, help="the integration's title")
+    integration.add_argument("--kind", required=True, choices=["local", "s3", "gcs", "azure"])
+    integration.add_argument(
+        "--settings",
+        default="{}",
+        help='JSON settings, e.g. \'{"root": "/data"}\' or \'{"endpoint_url": "http://127.0.0.1:9000"}\'',
+    )
+    integration.set_defaults(run=_add_integration)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The FastAPI application: authentication on every API call, SDK-shaped errors, the routers.
+
+The SDK treats anything but 200/204 as an error on v2 (201 included) and expects 400, not
+FastAPI's 422, for bad input; v1 RPC answers travel in an envelope. Both are enforced here so
+routers only deal with rules.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from prefect_encord.sandbox.auth import AuthError, SignedRequest, authenticate
+from prefect_encord.sandbox.blobs import BlobStore
+from prefect_encord.sandbox.errors import InvalidArgument, SandboxError, Unauthenticated
+from prefect_encord.sandbox.jobs import JobRunner
+from prefect_encord.sandbox.store import Store
+
+
+class Backend:
+    """Everything a request may touch: state, blobs and the job runner of one data directory."""
+
+    def __init__(self, data_dir: Path, job_workers: int = 4) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        self.store = Store(data_dir / "sandbox.sqlite3")
+        self.blobs = BlobStore(data_dir / "blobs", BlobStore.load_or_create_secret(data_dir / "url-signing.secret"))
+        self.runner = JobRunner(self.store, self.blobs, self.metadata_schema, workers=job_workers)
+
+    def metadata_schema(self) -> dict[str, Any] | None:
+        row = self.store.metadata_schema("v2")
+        return json.loads(row["body"]) if row else None
+
+    def close(self) -> None:
+        self.runner.shutdown()
+        self.store.close()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated request: who sent it, its raw body, and the sandbox's own base URL."""
+
+    user: str
+    body: bytes
+    base_url: str
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body or b"null")
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument(f"request body is not valid JSON: {exc}") from exc
+
+
+async def caller(request: Request) -> Caller:
+    """FastAPI dependency: verify the request's signature and name its user (401 otherwise)."""
+    backend: Backend = request.app.state.backend
+    body = await request.body()
+    raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    signed = SignedRequest(
+        method=request.method,
+        target=raw_path + ("?" + query if query else ""),
+        headers=dict(request.headers),
+        body=body,
+    )
+    try:
+        user = authenticate(signed, backend.store.user_for_key, time.time())
+    except AuthError as exc:
+        raise Unauthenticated(str(exc)) from exc
+    return Caller(user=user, body=body, base_url=str(request.base_url).rstrip("/"))
+
+
+Authenticated = Depends(caller)
+
+
+def create_app(backend: Backend) -> FastAPI:
+    from prefect_encord.sandbox.api import blobs, organisation, storage
+
+    app = FastAPI(title="Encord sandbox", docs_url="/docs", openapi_url="/openapi.json")
+    app.state.backend = backend
+
+    @app.exception_handler(SandboxError)
+    async def sandbox_error(request: Request, exc: SandboxError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content={"message": exc.message, "detail": exc.message})
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return JSONResponse(status_code=400, content={"message": problems, "detail": problems})
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for module in (storage, organisation, blobs):
+        app.include_router(module.router)
+    return app
