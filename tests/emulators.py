@@ -45,9 +45,7 @@ MOTO_REGION = "us-east-1"
 
 #: Azurite's development account. Microsoft publishes this key; it grants nothing outside the emulator.
 AZURITE_ACCOUNT = "devstoreaccount1"
-AZURITE_ACCOUNT_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+AZURITE_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 #: How long a subprocess emulator may take to answer. Azurite needs ~1 s on a 2-core VM, 2.6 s at worst
 #: in the reference probes; the margin absorbs a loaded CI machine.
@@ -164,7 +162,7 @@ def gcs_client(endpoint: str) -> storage.Client:
     """
     return storage.Client(
         project="test-project",
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        credentials=AnonymousCredentials(),
         client_options=ClientOptions(api_endpoint=endpoint),
     )
 

@@ -35,9 +35,9 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, get_args
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, get_args
 from urllib.parse import SplitResult, unquote, urlsplit
 
 if TYPE_CHECKING:
@@ -93,6 +93,7 @@ _GCS_PATH_STYLE_HOSTS = frozenset({"storage.googleapis.com", "storage.cloud.goog
 _GCS_VIRTUAL_HOST = re.compile(r"(?P<bucket>.+)\.storage\.googleapis\.com")
 _AZURE_HOST = re.compile(r"(?P<account>[a-z0-9]+)\.blob\.core\.windows\.net")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_USER_INFO = re.compile(r"://[^/?#]*@")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _MASK = "***"
 
@@ -212,7 +213,7 @@ def parse_object_url(config: IntegrationConfig, url: str) -> tuple[str, str]:
 def _parse_local(config: IntegrationConfig, url: str) -> tuple[str, str]:
     if _scheme(url) != "file":
         _not_ours(config, url, "file:///absolute/path under the integration root")
-    parts = urlsplit(url)
+    parts = _urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         _fail(url, "invalid_url", "file URLs may not name a host; use file:///absolute/path")
     if parts.query or parts.fragment:
@@ -275,7 +276,7 @@ def _parse_azure(config: IntegrationConfig, url: str) -> tuple[str, str]:
     if _same_origin(parts, endpoint) and parts.path.startswith(endpoint[2] + "/"):
         return _split_path_style(url, parts.path[len(endpoint[2]) :])
     host = _AZURE_HOST.fullmatch(parts.hostname or "")
-    if host is None:
+    if host is None or account is None:
         _not_ours(config, url, forms)
     if host["account"] != account:
         _fail(
@@ -305,15 +306,21 @@ def _split_raw(url: str, prefix: str) -> tuple[str, str]:
 def _split_http(config: IntegrationConfig, url: str, forms: str) -> SplitResult:
     if _scheme(url) not in _DEFAULT_PORTS:
         _not_ours(config, url, forms)
-    parts = urlsplit(url)
+    parts = _urlsplit(url)
     if parts.username is not None or parts.password is not None:
         _fail(url, "invalid_url", "object URLs may not carry credentials")
     if parts.query or parts.fragment:
         _fail(url, "invalid_url", "object URLs may not carry a query or fragment; register the plain object URL")
+    return parts
+
+
+def _urlsplit(url: str) -> SplitResult:
+    """urlsplit that reports a malformed host or port (checked lazily by urllib) as an invalid URL."""
     try:
-        parts.port  # noqa: B018 - urlsplit validates the port lazily, on access
-    except ValueError:
-        _fail(url, "invalid_url", "the URL has an invalid port")
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - accessing it is what validates the port
+    except ValueError as exc:
+        _fail(url, "invalid_url", f"the URL is malformed ({exc})")
     return parts
 
 
@@ -352,12 +359,11 @@ def _unquote(url: str, text: str) -> str:
 
 def _endpoint_origin(name: str, endpoint: str, *, allow_path: bool = False) -> tuple[str, int, str]:
     """``(host, port, path)`` of a configured endpoint; raises ValueError naming the setting if malformed."""
-    parts = urlsplit(endpoint)
     try:
+        parts = urlsplit(endpoint)
         port = parts.port
     except ValueError:
-        port = None
-        parts = parts._replace(netloc="")
+        raise ValueError(f"{name} has a malformed host or port") from None
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
         raise ValueError(f"{name} must be an http(s)://host[:port] URL")
     path = parts.path.rstrip("/")
@@ -378,7 +384,9 @@ def _apparent_kind(url: str) -> str | None:
     scheme = _scheme(url)
     if scheme in ("file", "s3", "gs"):
         return {"file": "local", "s3": "s3", "gs": "gcs"}[scheme]
-    host = urlsplit(url).hostname or "" if scheme in _DEFAULT_PORTS else ""
+    if scheme not in _DEFAULT_PORTS:
+        return None
+    host = _urlsplit(url).hostname or ""
     if host.endswith(".amazonaws.com"):
         return "s3"
     if host in _GCS_PATH_STYLE_HOSTS or host.endswith(".storage.googleapis.com"):
@@ -393,7 +401,7 @@ def _not_ours(config: IntegrationConfig, url: str, forms: str) -> NoReturn:
     if apparent is not None and apparent != config.kind:
         _fail(url, "wrong_integration", f"this is a {apparent} URL but the integration is {config.kind}")
     if apparent is None and _scheme(url) not in _DEFAULT_PORTS:
-        _fail(url, "invalid_url", f"unsupported URL for a {config.kind} integration; expected {forms}")
+        _fail(url, "invalid_url", f"unsupported URL for this {config.kind} integration; expected {forms}")
     _fail(url, "wrong_integration", f"the URL does not belong to this {config.kind} integration; expected {forms}")
 
 
@@ -402,15 +410,14 @@ def _fail(url: str, reason: FetchReason, detail: str) -> NoReturn:
 
 
 def _redact_url(url: str) -> str:
-    """Drop the query and user-info of http(s) URLs (signatures, SAS tokens, passwords) before showing it."""
+    """Drop the query and user-info of http(s) URLs (signatures, SAS tokens, passwords) before showing it.
+
+    Plain string surgery rather than urlsplit, so that even a URL too malformed to parse is shown safely.
+    """
     if _scheme(url) not in _DEFAULT_PORTS:
         return url
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return parts._replace(netloc=netloc, query="<redacted>" if parts.query else "").geturl()
-    except ValueError:
-        return "<unparseable URL>"
+    base, has_query, _ = url.partition("?")
+    return _USER_INFO.sub("://", base, count=1) + ("?<redacted>" if has_query else "")
 
 
 # ---------------------------------------------------------------------------------- Azure connection strings
@@ -507,9 +514,10 @@ def _fetch_local(url: str, root: str, relative: str, max_bytes: int | None) -> b
 
 
 _client_lock = threading.Lock()
+_Client = TypeVar("_Client")
 
 
-def _cached_client(factory: Any, config: IntegrationConfig) -> Any:
+def _cached_client(factory: Callable[[IntegrationConfig], _Client], config: IntegrationConfig) -> _Client:
     """Build each config's client once even when many worker threads ask at the same moment.
 
     The lru_caches are thread-safe for their own bookkeeping but would let two threads both run the
@@ -583,7 +591,7 @@ def _gcs_client(config: IntegrationConfig) -> storage.Client:
     # (which retries for minutes offline). The project is required by the constructor but unused by reads.
     return storage.Client(
         project="encord-sandbox",
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        credentials=AnonymousCredentials(),
         client_options=ClientOptions(api_endpoint=config.gcs_endpoint),
     )
 
@@ -606,6 +614,8 @@ def _fetch_gcs(config: IntegrationConfig, url: str, bucket: str, key: str, max_b
         return b""  # only an empty object cannot satisfy a range that starts at byte 0
     except gexc.GoogleAPICallError as exc:
         _fail_on_status(url, exc.code, f"GCS answered {exc.code}")
+    except gexc.RetryError as exc:
+        _fail(url, "unavailable", f"GCS request kept failing for {_GCS_RETRY_TIMEOUT_S:.0f}s ({exc.cause})")
     except GoogleAuthError as exc:
         _fail(url, "access_denied", f"no usable Google credentials ({type(exc).__name__})")
     except RequestException as exc:
@@ -637,9 +647,11 @@ def _fetch_azure(config: IntegrationConfig, url: str, container: str, blob: str,
     except HttpResponseError as exc:
         if exc.status_code == 416 and max_bytes is not None:
             return b""  # only an empty blob cannot satisfy a range that starts at byte 0
-        if exc.error_code == "ContainerNotFound":
+        # azure-storage-blob attaches the service's error code to the exception at runtime.
+        code = getattr(exc, "error_code", None)
+        if code == "ContainerNotFound":
             _fail(url, "not_found", f"container {container!r} does not exist")
-        _fail_on_status(url, exc.status_code, f"Azure answered {exc.error_code or exc.status_code}")
+        _fail_on_status(url, exc.status_code, f"Azure answered {code or exc.status_code}")
     except AzureError as exc:
         _fail(url, "unavailable", f"Azure request failed: {type(exc).__name__}")
 

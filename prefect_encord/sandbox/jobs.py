@@ -260,4 +260,3 @@ def _basename(url: str) -> str:
 
 def _no_check(item_uuid: str, metadata: dict[str, Any]) -> None:
     """Upserted metadata was already checked against the schema with its unit."""
-

@@ -67,10 +67,13 @@ def check_schema_v2(body: Any) -> dict[str, Any]:
                 raise InvalidArgument(f"embedding {key!r} size {size!r} must be 1–4096")
         elif ty == "variant" and spec.get("hint") not in _SCALAR_HINTS:
             raise InvalidArgument(f"metadata schema key {key!r} has unknown hint {spec.get('hint')!r}")
-        elif ty == "varchar" and spec.get("max_length") is not None:
-            if not isinstance(spec["max_length"], int) or not 1 <= spec["max_length"] <= 8192:
-                raise InvalidArgument(f"varchar {key!r} max_length {spec['max_length']!r} must be 1–8192")
+        elif ty == "varchar" and spec.get("max_length") is not None and not _valid_max_length(spec["max_length"]):
+            raise InvalidArgument(f"varchar {key!r} max_length {spec['max_length']!r} must be 1–8192")
     return body
+
+
+def _valid_max_length(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 8192
 
 
 def check_schema_legacy(body: Any) -> dict[str, str]:

@@ -90,10 +90,7 @@ def _from_file_spec(spec: Any) -> tuple[list[Unit], dict[str, bool]]:
             _require_object(entry, where)
             if kind in ("imageGroup", "dicomSeries"):
                 urls = _numbered_frames(entry, where)
-                if kind == "imageGroup" and entry.get("createVideo"):
-                    kind_here = "imageSequence"
-                else:
-                    kind_here = kind
+                kind_here = "imageSequence" if kind == "imageGroup" and entry.get("createVideo") else kind
                 units.append(_composite(kind_here, entry, urls, [None] * len(urls), where))
             else:
                 units.append(_single(kind, entry, _url(entry, "objectUrl", where), None))

@@ -258,7 +258,7 @@ class Store:
         checked = {}
         for raw_uuid, patch in patches.items():
             folder_uuid = self.folder(user, raw_uuid)["uuid"]
-            if "name" in patch and (not isinstance(patch["name"], str) or not patch["name"].strip()):
+            if patch.get("name") is not None and (not isinstance(patch["name"], str) or not patch["name"].strip()):
                 raise InvalidArgument(f"folder name {patch['name']!r} is not a non-empty string")
             metadata = patch.get("client_metadata")
             if metadata is not None and not isinstance(metadata, dict):
@@ -314,7 +314,7 @@ class Store:
         folders = [folder_uuid]
         if recursive:
             all_rows = self.query("SELECT uuid, parent FROM folders WHERE owner = ?", (user,))
-            folders = sorted(self._descendants(folder_uuid, all_rows))  # type: ignore[arg-type]
+            folders = sorted(self._descendants(folder_uuid, all_rows))
         column = "created_at" if order == "createdAt" else "name"
         sql = [
             f"SELECT * FROM items WHERE folder IN ({','.join('?' * len(folders))})",
@@ -427,7 +427,7 @@ class Store:
         checked = {}
         for raw_uuid, patch in patches.items():
             row = self.item(user, raw_uuid)
-            if "name" in patch and (not isinstance(patch["name"], str) or not patch["name"].strip()):
+            if patch.get("name") is not None and (not isinstance(patch["name"], str) or not patch["name"].strip()):
                 raise InvalidArgument(f"item name {patch['name']!r} is not a non-empty string")
             metadata = patch.get("client_metadata")
             if metadata is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -182,7 +183,8 @@ def get_items(request: Request, caller: Caller = Authenticated) -> dict[str, Any
     return wire.page([wire.item(backend.store, r, sign) for r in backend.store.items(caller.user, uuids)])
 
 
-def _metadata_check(backend: Backend):  # type: ignore[no-untyped-def]
+def _metadata_check(backend: Backend) -> Callable[[str, dict[str, Any]], None]:
+    """Checks item metadata against the schema as it is *now*, read once per request."""
     schema = backend.metadata_schema()
     return lambda item_uuid, metadata: check_values(schema, metadata, f"item {item_uuid}")
 
