@@ -17,11 +17,14 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from prefect_encord.sandbox import access, datasets, labels, projects
 from prefect_encord.sandbox.auth import AuthError, SignedRequest, authenticate
 from prefect_encord.sandbox.blobs import BlobStore
 from prefect_encord.sandbox.errors import InvalidArgument, SandboxError, Unauthenticated
 from prefect_encord.sandbox.jobs import JobRunner
 from prefect_encord.sandbox.store import Store
+
+RPC_PATHS = ("/public", "/public/user")
 
 
 class Backend:
@@ -31,6 +34,8 @@ class Backend:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.store = Store(data_dir / "sandbox.sqlite3")
+        for ddl in (access.DDL, datasets.DDL, projects.DDL, labels.DDL):
+            self.store.ensure_schema(ddl)
         self.blobs = BlobStore(data_dir / "blobs", BlobStore.load_or_create_secret(data_dir / "url-signing.secret"))
         self.runner = JobRunner(self.store, self.blobs, self.metadata_schema, workers=job_workers)
 
@@ -71,7 +76,7 @@ async def caller(request: Request) -> Caller:
         body=body,
     )
     try:
-        user = authenticate(signed, backend.store.user_for_key, time.time())
+        user = authenticate(signed, backend.store.user_for_key, time.time(), allow_v1=not raw_path.startswith("/v2/"))
     except AuthError as exc:
         raise Unauthenticated(str(exc)) from exc
     return Caller(user=user, body=body, base_url=str(request.base_url).rstrip("/"))
@@ -81,24 +86,28 @@ Authenticated = Depends(caller)
 
 
 def create_app(backend: Backend) -> FastAPI:
-    from prefect_encord.sandbox.api import blobs, organisation, storage
+    from prefect_encord.sandbox.api import annotate, blobs, organisation, rpc, storage
 
     app = FastAPI(title="Encord sandbox", docs_url="/docs", openapi_url="/openapi.json")
     app.state.backend = backend
 
     @app.exception_handler(SandboxError)
     async def sandbox_error(request: Request, exc: SandboxError) -> JSONResponse:
+        if request.url.path in RPC_PATHS:
+            return rpc.envelope_error(exc)
         return JSONResponse(status_code=exc.status, content={"message": exc.message, "detail": exc.message})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        if request.url.path in RPC_PATHS:
+            return rpc.envelope_error(InvalidArgument(problems))
         return JSONResponse(status_code=400, content={"message": problems, "detail": problems})
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (storage, organisation, blobs):
+    for module in (storage, organisation, blobs, annotate, rpc):
         app.include_router(module.router)
     return app

@@ -54,13 +54,19 @@ def public_key_hex(openssh_public_key: str) -> str:
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
-def authenticate(request: SignedRequest, lookup: KeyLookup, now: float) -> str:
-    """Return the user id behind a signed request, or raise :class:`AuthError` saying why."""
+def authenticate(request: SignedRequest, lookup: KeyLookup, now: float, allow_v1: bool = True) -> str:
+    """Return the user id behind a signed request, or raise :class:`AuthError` saying why.
+
+    ``allow_v1=False`` (the v2 routes) refuses the v1 scheme: it signs only the body, so a captured
+    v1 header would otherwise replay forever onto any v2 GET, whose body nobody reads.
+    """
     headers = {k.lower(): v for k, v in request.headers.items()}
     if "signature-input" in headers:
         return _verify_v2(request, headers, lookup, now)
     authorization = headers.get("authorization", "")
     if ":" in authorization and not authorization.lower().startswith("bearer "):
+        if not allow_v1:
+            raise AuthError("v2 routes need an HTTP message signature (Signature-Input), not a v1 Authorization")
         return _verify_v1(request.body, authorization, lookup)
     raise AuthError("request is not signed (no Signature-Input and no key:signature Authorization)")
 
@@ -76,8 +82,8 @@ def _verify_v2(request: SignedRequest, headers: Mapping[str, str], lookup: KeyLo
     if not params.startswith(_COVERED):
         raise AuthError("signature must cover exactly @method, @request-target and content-digest")
     values = {name: value.strip('"') for name, value in _PARAM.findall(params[len(_COVERED) :])}
-    if values.get("alg") != "ed25519" or "keyid" not in values or "created" not in values:
-        raise AuthError("signature parameters must give created, keyid and alg=ed25519")
+    if values.get("alg") != "ed25519" or "keyid" not in values or not values.get("created", "").isdecimal():
+        raise AuthError("signature parameters must give created (integer seconds), keyid and alg=ed25519")
     if abs(now - int(values["created"])) > SIGNATURE_WINDOW_SECONDS:
         raise AuthError("signature is stale: 'created' is outside the accepted window")
     user_id = _known_user(values["keyid"], lookup)

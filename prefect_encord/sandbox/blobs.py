@@ -53,7 +53,8 @@ class BlobStore:
             expiry = int(expires)
         except ValueError as exc:
             raise Forbidden("signed URL has no valid expiry") from exc
-        if not hmac.compare_digest(self._signature(key, op, expiry), signature):
+        # Compared as bytes: compare_digest raises TypeError on non-ASCII str, which would be a 500.
+        if not hmac.compare_digest(self._signature(key, op, expiry).encode(), signature.encode()):
             raise Forbidden("signed URL signature does not match")
         if expiry < time.time():
             raise Forbidden("signed URL has expired")

@@ -24,7 +24,7 @@ from prefect_encord.sandbox.blobs import BlobStore
 from prefect_encord.sandbox.integrations import FetchError, IntegrationConfig, fetch
 from prefect_encord.sandbox.probing import MediaFacts, ProbeError, probe
 from prefect_encord.sandbox.schema import check_values
-from prefect_encord.sandbox.store import ITEM_FACT_COLUMNS, NewItem, Store
+from prefect_encord.sandbox.store import ITEM_FACT_COLUMNS, NewItem, Store, now_iso
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class Outcome:
     name: str
     new_items: list[NewItem] = dataclasses.field(default_factory=list)
     children: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    upsert_metadata: dict[str, Any] | None = None
 
 
 class JobRunner:
@@ -102,6 +103,8 @@ class JobRunner:
             self._notify()
 
     def _run_unit(self, job: sqlite3.Row, unit: sqlite3.Row) -> None:
+        if not self._pending(job["uuid"], unit["idx"]):
+            return  # cancelled while it waited in the queue: fetch nothing
         spec = json.loads(unit["spec"])
         try:
             outcome = self._build(job, spec)
@@ -112,17 +115,44 @@ class JobRunner:
             logger.exception("unit %s of job %s failed", unit["idx"], job["uuid"])
             self._finish(job, unit, "ERROR", None, None, f"internal error: {type(exc).__name__}: {exc}")
             return
-        skip_duplicates = json.loads(job["options"]).get("skip_duplicate_urls")
+        options = json.loads(job["options"])
         with self._store.transaction() as db:
+            if not self._pending(job["uuid"], unit["idx"]):
+                return  # cancelled while it was fetched and probed: a cancelled unit stores nothing
             # Units run concurrently: re-check under the write lock so one URL never makes two items.
-            duplicate = self._store.duplicate_of(job["folder"], spec["urls"][0]) if skip_duplicates else None
+            duplicate = self._duplicate(job["folder"], spec) if options.get("skip_duplicate_urls") else None
             if duplicate is not None and outcome.new_items:
                 outcome = Outcome(item_uuid=str(duplicate["uuid"]), name=str(duplicate["name"]))
+                if options.get("upsert_metadata"):
+                    outcome.upsert_metadata = spec["client_metadata"]
             self._store.insert_items(db, outcome.new_items)
             if outcome.children:
                 self._store.set_children(db, outcome.item_uuid, outcome.children)
+            if outcome.upsert_metadata is not None:
+                db.execute(
+                    "UPDATE items SET client_metadata = ?, last_edited_at = ? WHERE uuid = ?",
+                    (json.dumps(outcome.upsert_metadata), now_iso(), outcome.item_uuid),
+                )
             self._store.finish_unit(db, job["uuid"], unit["idx"], "DONE", outcome.item_uuid, outcome.name, None)
         self._notify()
+
+    def _pending(self, job_uuid: str, idx: int) -> bool:
+        row = self._store.query_one("SELECT status FROM job_units WHERE job = ? AND idx = ?", (job_uuid, idx))
+        return row is not None and row["status"] == "PENDING"
+
+    def _duplicate(self, folder_uuid: str, spec: dict[str, Any]) -> sqlite3.Row | None:
+        """An item of the unit's own kind registered in this folder under the same URL (and, for image
+        groups, sequences and DICOM series, the same frame URLs in the same order)."""
+        urls = spec["urls"]
+        candidates = self._store.query(
+            "SELECT * FROM items WHERE folder = ? AND url = ? AND item_type = ? AND is_placeholder = 0 "
+            "AND frame_of IS NULL ORDER BY created_at, uuid",
+            (folder_uuid, urls[0], spec["kind"]),
+        )
+        for candidate in candidates:
+            if spec["kind"] not in _FRAME_TYPE or [c["url"] for c in self._store.children(candidate["uuid"])] == urls:
+                return candidate
+        return None
 
     def _finish(
         self,
@@ -146,15 +176,10 @@ class JobRunner:
         name = spec["title"] or _basename(urls[0])
         check_values(self._schema(), spec["client_metadata"], f"item {name!r}")
         if options.get("skip_duplicate_urls"):
-            duplicate = self._store.duplicate_of(job["folder"], urls[0])
-            if duplicate is not None:
-                if options.get("upsert_metadata"):
-                    self._store.patch_items(
-                        job["owner"],
-                        {duplicate["uuid"]: {"client_metadata": spec["client_metadata"]}},
-                        _no_check,
-                    )
-                return Outcome(item_uuid=str(duplicate["uuid"]), name=str(duplicate["name"]))
+            duplicate = self._duplicate(job["folder"], spec)
+            if duplicate is not None:  # metadata is upserted with the unit's result, if it is not cancelled
+                upsert = spec["client_metadata"] if options.get("upsert_metadata") else None
+                return Outcome(item_uuid=str(duplicate["uuid"]), name=str(duplicate["name"]), upsert_metadata=upsert)
         integration = self._integration(job)
         base = {"folder": job["folder"], "owner": job["owner"], "integration_hash": job["integration_hash"]}
         if kind in _FRAME_TYPE:
@@ -256,7 +281,3 @@ def _composite_facts(kind: str, name: str, frames: list[NewItem]) -> dict[str, A
 
 def _basename(url: str) -> str:
     return posixpath.basename(unquote(urlparse(url).path)) or url
-
-
-def _no_check(item_uuid: str, metadata: dict[str, Any]) -> None:
-    """Upserted metadata was already checked against the schema with its unit."""

@@ -12,6 +12,7 @@ the job reports it as a unit error and its siblings still register.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from prefect_encord.sandbox.errors import InvalidArgument
@@ -49,6 +50,7 @@ _PROVIDED_METADATA_KEYS = (
     "textMetadata",
     "pdfMetadata",
 )
+_DEFAULT_TITLES = {"imageGroup": "image-group", "imageSequence": "image-sequence", "dicomSeries": "dicom-series"}
 _FRAME_KEY = re.compile(r"^objectUrl_(\d+)$")
 
 Unit = dict[str, Any]
@@ -145,8 +147,15 @@ def _single(kind: str, entry: dict[str, Any], url: str, placeholder: Any) -> Uni
 
 def _composite(kind: str, entry: dict[str, Any], urls: list[str], placeholders: list[Any], where: str) -> Unit:
     title = entry.get("title")
+    if title is None and placeholders and all(placeholders):
+        # Local uploads (create_image_group & co.) may leave the title out; the SDK documents that
+        # it is then "randomly generated". Only registrations from a cloud integration require one.
+        title = f"{_DEFAULT_TITLES[kind]}-{uuid.uuid4().hex[:8]}"
     if not isinstance(title, str) or not title.strip():
-        raise InvalidArgument(f"{where} needs a title (required for image groups, sequences and DICOM series)")
+        raise InvalidArgument(
+            f"{where} needs a title (required for image groups, sequences and DICOM series registered from a "
+            "cloud integration)"
+        )
     invalid = None
     if kind == "imageSequence" and len(urls) > MAX_SEQUENCE_FRAMES:
         invalid = f"image sequence {title!r} has {len(urls)} frames; the maximum is {MAX_SEQUENCE_FRAMES}"

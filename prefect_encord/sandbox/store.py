@@ -117,6 +117,11 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
+    def ensure_schema(self, ddl: str) -> None:
+        """Create the tables of another state module (datasets, projects, labels) if missing."""
+        with self._lock:
+            self._db.executescript(ddl)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -200,7 +205,7 @@ class Store:
         self, user: str, name: str, description: str, client_metadata: str | None, parent: str | None
     ) -> str:
         if not name or not name.strip():
-            raise InvalidArgument("folder name must not be empty")
+            raise InvalidArgument(f"folder name {name!r} must not be empty")
         if client_metadata is not None:
             _json_object(client_metadata, "folder clientMetadata")
         if parent is not None:
