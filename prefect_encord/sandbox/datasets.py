@@ -12,8 +12,10 @@ name its children (``metadata.children``) with their own data hashes.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from prefect_encord.sandbox import access
@@ -53,7 +55,7 @@ UNIT_COLUMNS = (
 )
 
 
-def create(store: Store, user: str, title: str, description: str, backing_folder: bool) -> tuple[str, str | None]:
+def create(store: Store, user: str, title: Any, description: str, backing_folder: bool) -> tuple[str, str | None]:
     if not isinstance(title, str) or not title.strip():
         raise InvalidArgument(f"dataset title {title!r} must be a non-empty string")
     folder = (
@@ -109,7 +111,7 @@ def child_units(store: Store, data_hash: str) -> list[sqlite3.Row]:
     )
 
 
-def link(store: Store, user: str, dataset_hash: str, item_uuids: Sequence[Any], behaviour: str) -> list[sqlite3.Row]:
+def link(store: Store, user: str, dataset_hash: str, item_uuids: Any, behaviour: str) -> list[sqlite3.Row]:
     """Link items; everything is checked before anything is written."""
     if behaviour not in DUPLICATE_BEHAVIOURS:
         raise InvalidArgument(f"duplicates_behavior {behaviour!r} is not one of {DUPLICATE_BEHAVIOURS}")
@@ -197,10 +199,8 @@ def filter_rows(rows: Sequence[sqlite3.Row], payload: dict[str, Any]) -> list[sq
     ]
 
 
-def like_matcher(pattern: str) -> Any:
+def like_matcher(pattern: str) -> Callable[[str | None], bool]:
     """SQL LIKE semantics (``%`` any run, ``_`` one character, case-insensitive as in Postgres ILIKE)."""
-    import re
-
     regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
     compiled = re.compile(f"^{regex}$", re.IGNORECASE | re.DOTALL)
     return lambda value: compiled.match(value or "") is not None
@@ -208,8 +208,6 @@ def like_matcher(pattern: str) -> Any:
 
 def normalise_time(value: Any) -> str:
     """Filters arrive as ISO strings; compare them as UTC ISO text like the stored timestamps."""
-    from datetime import datetime, timezone
-
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError as exc:

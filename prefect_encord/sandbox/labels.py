@@ -290,7 +290,8 @@ def create(store: Store, project: sqlite3.Row, data_hashes: Sequence[str], branc
     stamp = now_iso()
     with store.transaction() as db:
         db.executemany(
-            "INSERT OR IGNORE INTO label_rows VALUES (?, ?, ?, ?, 'LABEL_IN_PROGRESS', 'QUEUED', 'Annotate', NULL, ?, ?)",
+            "INSERT OR IGNORE INTO label_rows "
+            "VALUES (?, ?, ?, ?, 'LABEL_IN_PROGRESS', 'QUEUED', 'Annotate', NULL, ?, ?)",
             [(new_uuid(), project["hash"], u["data_hash"], branch, stamp, stamp) for u in units],
         )
     return [_blob(store, project, _row(store, project["hash"], u["data_hash"], branch)) for u in units]
@@ -301,7 +302,7 @@ def fetch(store: Store, project: sqlite3.Row, label_hashes: Sequence[str]) -> li
     return [_blob(store, project, _row_by_hash(store, project["hash"], str(h))) for h in label_hashes]
 
 
-def save(store: Store, project: sqlite3.Row, label_hashes: Sequence[str], blobs: Sequence[Any]) -> None:
+def save(store: Store, project: sqlite3.Row, label_hashes: Sequence[str], blobs: Any) -> None:
     """Store blobs exactly as the SDK sent them; all rows are checked before any is written."""
     check_limit(label_hashes)
     if not isinstance(blobs, list) or len(blobs) != len(label_hashes):
@@ -309,12 +310,12 @@ def save(store: Store, project: sqlite3.Row, label_hashes: Sequence[str], blobs:
             f"{len(label_hashes)} label hashes but {len(blobs) if isinstance(blobs, list) else 0} labels"
         )
     rows = [_row_by_hash(store, project["hash"], str(h)) for h in label_hashes]
-    for row, blob in zip(rows, blobs):
+    for row, blob in zip(rows, blobs, strict=True):
         if not isinstance(blob, dict) or blob.get("label_hash") not in (None, row["label_hash"]):
             raise InvalidArgument(f"label blob for {row['label_hash']} names another label row")
     stamp = now_iso()
     with store.transaction() as db:
-        for row, blob in zip(rows, blobs):
+        for row, blob in zip(rows, blobs, strict=True):
             db.execute(
                 "UPDATE label_rows SET blob = ?, label_status = 'LABELLED', last_edited_at = ? WHERE label_hash = ?",
                 (json.dumps(blob), stamp, row["label_hash"]),

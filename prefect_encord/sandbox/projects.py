@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS project_datasets (
 DEFAULT_STAGES = (("ANNOTATION", "Annotate"), ("REVIEW", "Review"), ("DONE", "Complete"))
 
 
-def create_ontology(store: Store, user: str, title: str, description: str, editor: Any) -> str:
+def create_ontology(store: Store, user: str, title: Any, description: str, editor: Any) -> str:
     if not isinstance(title, str) or not title.strip():
         raise InvalidArgument(f"ontology title {title!r} must be a non-empty string")
     if not isinstance(editor, dict) or not isinstance(editor.get("objects", []), list):
