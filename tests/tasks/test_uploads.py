@@ -1,0 +1,204 @@
+"""The local upload task against the sandbox: every media type, re-runs, bad files, request counts, retries."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from encord.orm.storage import StorageItemType, UploadSignedUrl
+from encord.storage import StorageFolder
+
+from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.planning.retries import RetryPolicy
+from prefect_encord.planning.uploads import IDENTITY_KEY
+from prefect_encord.sandbox import Sandbox
+from prefect_encord.sandbox.samples import png, text
+from prefect_encord.tasks import uploads
+from prefect_encord.tasks.uploads import UploadResult, put_file, upload_directory
+from tests.tasks.conftest import HttpLog
+
+NO_WAIT = RetryPolicy(backoff_seconds=0)
+
+
+@pytest.fixture
+def credentials(sandbox: Sandbox) -> EncordCredentials:
+    return sandbox.credentials()
+
+
+@pytest.fixture
+def tree(media_dir: Path, tmp_path: Path) -> Path:
+    """The session's sample media plus an image group, an image sequence and some noise."""
+    root = tmp_path / "tree"
+    shutil.copytree(media_dir, root)
+    for index, color in enumerate([(255, 0, 0), (0, 255, 0)]):
+        (root / "views").mkdir(exist_ok=True)
+        (root / "views" / f"view-{index}.png").write_bytes(png(color=color))
+    for frame in (10, 2, 1):
+        (root / "drive").mkdir(exist_ok=True)
+        (root / "drive" / f"frame-{frame}.png").write_bytes(png(color=(frame, frame, frame)))
+    (root / ".DS_Store").write_bytes(b"\0")
+    return root
+
+
+def _upload(credentials: EncordCredentials, folder: StorageFolder, root: Path, **options: Any) -> UploadResult:
+    return upload_directory.fn(
+        credentials, folder.uuid, root, image_groups=["views"], image_sequences=["drive"], **options
+    )
+
+
+def _items(folder: StorageFolder) -> dict[str, Any]:
+    return {item.name: item for item in folder.list_items()}
+
+
+def test_uploads_every_media_type_with_its_facts_and_identity(
+    credentials: EncordCredentials, folder: StorageFolder, tree: Path
+) -> None:
+    result = _upload(credentials, folder, tree, client_metadata={"source": "lab"})
+
+    assert result.failed == {} and result.skipped == []
+    assert set(result.items) == {
+        "red.png", "blue.png", "green.jpg", "clip.mp4", "tone.wav", "report.pdf", "notes.txt",
+        "dicom/series-1", "views", "drive",
+    }  # fmt: skip
+    items = _items(folder)
+    assert {name: str(item.uuid) for name, item in items.items()} == result.items  # names are the unit titles
+    types = {name: item.item_type for name, item in items.items()}
+    assert types == {
+        "red.png": StorageItemType.IMAGE, "blue.png": StorageItemType.IMAGE, "green.jpg": StorageItemType.IMAGE,
+        "clip.mp4": StorageItemType.VIDEO, "tone.wav": StorageItemType.AUDIO, "report.pdf": StorageItemType.PDF,
+        "notes.txt": StorageItemType.PLAIN_TEXT, "dicom/series-1": StorageItemType.DICOM_SERIES,
+        "views": StorageItemType.IMAGE_GROUP, "drive": StorageItemType.IMAGE_SEQUENCE,
+    }  # fmt: skip
+    assert (items["red.png"].width, items["red.png"].height) == (8, 6)
+    assert items["clip.mp4"].frame_count == 10 and items["clip.mp4"].duration == pytest.approx(2.0)
+    assert items["dicom/series-1"].frame_count == 3 and items["drive"].frame_count == 3
+    assert items["tone.wav"].audio_sample_rate == 8000
+    drive_frames = [child.name for child in items["drive"].get_child_items()]
+    assert drive_frames == ["frame-1.png", "frame-2.png", "frame-10.png"]
+    assert all(item.client_metadata["source"] == "lab" for item in items.values())
+    assert items["red.png"].client_metadata[IDENTITY_KEY] == hashlib.sha256((tree / "red.png").read_bytes()).hexdigest()
+
+
+def test_a_rerun_creates_nothing_new_and_moved_or_copied_files_are_not_duplicated(
+    credentials: EncordCredentials, folder: StorageFolder, tree: Path, http_log: HttpLog
+) -> None:
+    first = _upload(credentials, folder, tree)
+    before = {name: item.uuid for name, item in _items(folder).items()}
+    (tree / "moved").mkdir()
+    (tree / "red.png").rename(tree / "moved" / "red-renamed.png")
+    shutil.copy(tree / "blue.png", tree / "blue-copy.png")
+    http_log.api.clear()
+    http_log.transfers.clear()
+
+    second = _upload(credentials, folder, tree)
+
+    assert second.failed == {} and second.jobs == [] and http_log.transfers == []
+    assert second.items["moved/red-renamed.png"] == first.items["red.png"]
+    assert second.items["blue-copy.png"] == first.items["blue.png"]
+    assert set(second.skipped) == set(second.items)
+    assert {name: item.uuid for name, item in _items(folder).items()} == before
+    assert http_log.calls("POST", "/upload-signed-urls") == 0 and http_log.calls("POST", "/data-upload-jobs") == 0
+
+
+def test_the_same_content_twice_in_one_run_becomes_one_item(
+    credentials: EncordCredentials, folder: StorageFolder, tmp_path: Path
+) -> None:
+    for name in ("a.png", "b/a-again.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(png())
+    result = upload_directory.fn(credentials, folder.uuid, tmp_path)
+    assert result.items["a.png"] == result.items["b/a-again.png"] and result.skipped == ["b/a-again.png"]
+    assert len(_items(folder)) == 1
+
+
+def test_a_corrupt_or_unsupported_file_fails_alone(
+    credentials: EncordCredentials, folder: StorageFolder, tmp_path: Path
+) -> None:
+    (tmp_path / "good.png").write_bytes(png())
+    (tmp_path / "corrupt.png").write_bytes(b"this is not a PNG")
+    (tmp_path / "notes.txt").write_bytes(text("fine"))
+    (tmp_path / "archive.zip").write_bytes(b"PK")
+    (tmp_path / "series").mkdir()
+    (tmp_path / "series" / "broken.dcm").write_bytes(b"not dicom")
+
+    result = upload_directory.fn(credentials, folder.uuid, tmp_path)
+
+    assert set(result.items) == {"good.png", "notes.txt"}
+    assert result.failed["corrupt.png"] == "corrupt.png: not a readable image: unrecognised image format"
+    assert result.failed["archive.zip"] == "unsupported file type '.zip'"
+    assert "broken.dcm" in result.failed["series"]
+    assert set(_items(folder)) == {"good.png", "notes.txt"}
+
+
+def test_a_failed_transfer_fails_only_its_unit(
+    credentials: EncordCredentials, folder: StorageFolder, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_put: Callable[..., str | None] = uploads.put_file
+
+    def flaky(http: httpx.Client, path: Path, slot: UploadSignedUrl, policy: RetryPolicy) -> str | None:
+        if path.name in ("blue.png", "slice-2.dcm"):
+            return "HTTP 403 from the upload URL: expired"
+        return real_put(http, path, slot, policy)
+
+    monkeypatch.setattr(uploads, "put_file", flaky)
+    result = _upload(credentials, folder, tree)
+
+    assert result.failed == {
+        "blue.png": "upload failed: blue.png: HTTP 403 from the upload URL: expired",
+        "dicom/series-1": "upload failed: dicom/series-1/slice-2.dcm: HTTP 403 from the upload URL: expired",
+    }
+    assert len(result.items) == 8 and "blue.png" not in _items(folder)
+
+
+def test_registration_is_batched_into_few_requests(
+    credentials: EncordCredentials, folder: StorageFolder, tmp_path: Path, http_log: HttpLog, sandbox: Sandbox
+) -> None:
+    for index in range(120):
+        (tmp_path / f"img-{index}.png").write_bytes(png(color=(index, 0, 0)))
+    for index in range(30):
+        (tmp_path / f"doc-{index}.txt").write_bytes(text(f"document {index}"))
+
+    result = upload_directory.fn(credentials, folder.uuid, tmp_path, job_size=100)
+
+    assert len(result.items) == 150 and result.failed == {}
+    jobs = sandbox.backend.store.query("SELECT uuid FROM jobs WHERE folder = ?", (str(folder.uuid),))
+    assert len(jobs) == 2 == len(result.jobs)
+    # get folder, list items, then per job: slots (one per item type), start, long poll
+    assert http_log.calls("GET", f"/storage/folders/{folder.uuid}") == 1
+    assert http_log.calls("GET", "/items") == 1
+    assert http_log.calls("POST", "/upload-signed-urls") == 3  # images ×2 batches, text ×1
+    assert http_log.calls("POST", "/data-upload-jobs") == 2
+    assert len(http_log.api) == 2 + 3 + 2 + 2
+    assert sorted(m for m, _ in http_log.transfers) == ["PUT"] * 150
+
+
+def test_put_retries_transient_failures_with_backoff(tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    path.write_bytes(png())
+    slot = UploadSignedUrl(item_uuid="00000000-0000-0000-0000-000000000001", object_key="k", signed_url="http://s/k")
+    answers: list[Any] = [httpx.ConnectError("refused"), httpx.Response(503), httpx.Response(200)]
+    seen: list[httpx.Request] = []
+
+    def storage(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    with httpx.Client(transport=httpx.MockTransport(storage)) as http:
+        assert put_file(http, path, slot, NO_WAIT) is None
+    assert len(seen) == 3 and seen[-1].content == png()
+    assert seen[-1].headers["content-type"] == "image/png" and seen[-1].headers["content-length"] == str(len(png()))
+    assert "transfer-encoding" not in seen[-1].headers
+
+    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(403, text="expired"))) as http:
+        assert put_file(http, path, slot, NO_WAIT) == "HTTP 403 from the upload URL: expired"
+    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(500))) as http:
+        error = put_file(http, path, slot, RetryPolicy(max_attempts=2, backoff_seconds=0))
+    assert error == "HTTP 500 from the upload URL:  (gave up after 2 attempts)"
