@@ -21,7 +21,7 @@ def _serve(args: argparse.Namespace) -> int:
     from prefect_encord.sandbox.server import serve
 
     signal.signal(signal.SIGTERM, _interrupt)
-    serve(Path(args.data_dir), args.host, args.port)
+    serve(Path(args.data_dir), args.host, args.port, args.latency_ms)
     return 0
 
 
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
     serve.add_argument("--data-dir", default=str(DEFAULT_SANDBOX_DIR), help="state directory")
+    serve.add_argument("--latency-ms", type=float, default=0.0, help="delay every answer, to mimic a network")
     serve.set_defaults(run=_serve)
 
     integration = sandbox_commands.add_parser("add-integration", help="create a cloud integration")

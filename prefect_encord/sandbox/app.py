@@ -7,6 +7,7 @@ routers only deal with rules.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -30,9 +31,10 @@ RPC_PATHS = ("/public", "/public/user")
 class Backend:
     """Everything a request may touch: state, blobs and the job runner of one data directory."""
 
-    def __init__(self, data_dir: Path, job_workers: int = 4) -> None:
+    def __init__(self, data_dir: Path, job_workers: int = 4, latency_ms: float = 0.0) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
+        self.latency_seconds = latency_ms / 1000
         self.store = Store(data_dir / "sandbox.sqlite3")
         for ddl in (access.DDL, datasets.DDL, projects.DDL, labels.DDL):
             self.store.ensure_schema(ddl)
@@ -103,6 +105,14 @@ def create_app(backend: Backend) -> FastAPI:
         if request.url.path in RPC_PATHS:
             return rpc.envelope_error(InvalidArgument(problems))
         return JSONResponse(status_code=400, content={"message": problems, "detail": problems})
+
+    if backend.latency_seconds > 0:
+
+        @app.middleware("http")
+        async def simulated_latency(request: Request, call_next: Any) -> Any:
+            """Delay every answer, so benchmarks see the cost of a round trip as on a real network."""
+            await asyncio.sleep(backend.latency_seconds)
+            return await call_next(request)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

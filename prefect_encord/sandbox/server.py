@@ -51,11 +51,18 @@ class Sandbox:
         ```
     """
 
-    def __init__(self, data_dir: Path | str, host: str = "127.0.0.1", port: int = 0, job_workers: int = 4) -> None:
+    def __init__(
+        self,
+        data_dir: Path | str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        job_workers: int = 4,
+        latency_ms: float = 0.0,
+    ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.host = host
         self.port = port
-        self.backend = Backend(self.data_dir, job_workers=job_workers)
+        self.backend = Backend(self.data_dir, job_workers=job_workers, latency_ms=latency_ms)
         self.private_key_path = self.data_dir / ADMIN_KEY_NAME
         if not self.private_key_path.exists():
             generate_key_pair(self.private_key_path)
@@ -134,9 +141,9 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def serve(data_dir: Path, host: str, port: int) -> None:
+def serve(data_dir: Path, host: str, port: int, latency_ms: float = 0.0) -> None:
     """Run the sandbox in the foreground until interrupted (``prefect-encord sandbox serve``)."""
-    sandbox = Sandbox(data_dir, host=host, port=port).start()
+    sandbox = Sandbox(data_dir, host=host, port=port, latency_ms=latency_ms).start()
     print(f"Encord sandbox listening on {sandbox.domain}", flush=True)
     print(f"  data directory: {sandbox.data_dir}", flush=True)
     print(f"  admin private key: {sandbox.private_key_path}", flush=True)
