@@ -16,6 +16,7 @@ checkout fails with an instruction rather than a stack trace from ``subprocess``
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -77,10 +78,15 @@ def moto_s3() -> Iterator[str]:
     """Run moto's S3 in a thread of this process and yield its endpoint URL (``http://127.0.0.1:PORT``).
 
     Port 0 lets the OS pick the port at bind time, so there is no window in which another process could
-    take it; ``get_host_and_port`` reports what was bound.
+    take it; ``get_host_and_port`` reports what was bound. moto's state is process-wide: buckets outlive
+    the server, so tests should use unique bucket names. werkzeug's per-request log lines are silenced
+    while it runs, or every failing test's report would carry them.
     """
     from moto.server import ThreadedMotoServer
 
+    werkzeug_log = logging.getLogger("werkzeug")
+    previous_level = werkzeug_log.level
+    werkzeug_log.setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -88,6 +94,7 @@ def moto_s3() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+        werkzeug_log.setLevel(previous_level)
 
 
 def s3_client(endpoint_url: str) -> Any:
@@ -243,7 +250,16 @@ def _subprocess_server(name: str, command: Sequence[str], ready_url: str) -> Ite
 
     Output goes to a temporary file rather than a pipe: nobody reads a pipe while tests run, and a full
     pipe would block the server. The file's tail goes into the error if the server dies or never answers.
+
+    The ``with`` block stops the server on any exception, but not if the test process itself is killed
+    (``timeout`` sends SIGTERM, which Python does not turn into an exception; CI cancels with SIGKILL).
+    Where util-linux's ``setpriv`` exists (Linux), it asks the kernel to SIGTERM the server when the thread
+    that started it dies, so no emulator outlives its test run; it then execs the server in its own place,
+    so the PID we stop is still the server's.
     """
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        command = [setpriv, "--pdeathsig", "TERM", "--", *command]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -153,10 +153,10 @@ class IntegrationConfig:
             if (self.access_key_id is None) != (self.secret_access_key is None):
                 raise ValueError("set both access_key_id and secret_access_key, or neither")
             if self.endpoint_url is not None:
-                _endpoint_origin("endpoint_url", self.endpoint_url, allow_path=False)
+                _endpoint_origin("endpoint_url", self.endpoint_url)
         elif self.kind == "gcs":
             if self.gcs_endpoint is not None:
-                _endpoint_origin("gcs_endpoint", self.gcs_endpoint, allow_path=False)
+                _endpoint_origin("gcs_endpoint", self.gcs_endpoint)
         elif not self.azure_connection_string:
             raise ValueError("an azure integration needs azure_connection_string")
         else:
@@ -437,15 +437,17 @@ def _azure_settings(connection_string: str) -> tuple[str | None, str]:
         if not sep:
             raise ValueError("azure_connection_string is malformed (expected key=value pairs separated by ';')")
         settings[key.upper()] = value
-    if settings.get("USEDEVELOPMENTSTORAGE", "").lower() == "true":
+    if settings.get("USEDEVELOPMENTSTORAGE") == "true":
         return "devstoreaccount1", "http://127.0.0.1:10000/devstoreaccount1"
     account = settings.get("ACCOUNTNAME")
     endpoint = settings.get("BLOBENDPOINT")
     if endpoint is None:
         if account is None:
             raise ValueError("azure_connection_string needs AccountName or BlobEndpoint")
-        protocol = settings.get("DEFAULTENDPOINTSPROTOCOL", "https")
-        endpoint = f"{protocol}://{account}.blob.{settings.get('ENDPOINTSUFFIX', 'core.windows.net')}"
+        suffix = settings.get("ENDPOINTSUFFIX")
+        # Like the SDK: the protocol setting only counts when an EndpointSuffix is given too.
+        protocol = settings.get("DEFAULTENDPOINTSPROTOCOL", "https") if suffix else "https"
+        endpoint = f"{protocol}://{account}.blob.{suffix or 'core.windows.net'}"
     _endpoint_origin("BlobEndpoint", endpoint, allow_path=True)
     return account, endpoint.rstrip("/")
 
@@ -524,8 +526,8 @@ def _cached_client(factory: Callable[[IntegrationConfig], _Client], config: Inte
 
     The lru_caches are thread-safe for their own bookkeeping but would let two threads both run the
     factory; the lock makes the first build the only one. Built clients are used concurrently without it:
-    boto3 clients and azure-storage-blob clients are documented as thread-safe, and google-cloud-storage
-    downloads share only the underlying requests session.
+    boto3 and azure-storage-blob document their clients as thread-safe, and a google-cloud-storage read
+    only shares the client's requests session, whose urllib3 connection pool is thread-safe.
     """
     with _client_lock:
         return factory(config)
@@ -539,7 +541,7 @@ def _s3_client(config: IntegrationConfig) -> Any:
     # A private session: boto3's default session is shared process-wide and not thread-safe to build from.
     return boto3.session.Session().client(
         "s3",
-        endpoint_url=config.endpoint_url,
+        endpoint_url=config.endpoint_url.rstrip("/") if config.endpoint_url else None,
         aws_access_key_id=config.access_key_id,
         aws_secret_access_key=config.secret_access_key,
         region_name=config.region,
@@ -594,7 +596,8 @@ def _gcs_client(config: IntegrationConfig) -> storage.Client:
     return storage.Client(
         project="encord-sandbox",
         credentials=AnonymousCredentials(),
-        client_options=ClientOptions(api_endpoint=config.gcs_endpoint),
+        # A trailing slash would double up in every request path ("//download/...") and 404.
+        client_options=ClientOptions(api_endpoint=config.gcs_endpoint.rstrip("/")),
     )
 
 
@@ -608,10 +611,11 @@ def _fetch_gcs(config: IntegrationConfig, url: str, bucket: str, key: str, max_b
         blob = _cached_client(_gcs_client, config).bucket(bucket).blob(key)
         retry = DEFAULT_RETRY.with_timeout(_GCS_RETRY_TIMEOUT_S)
         timeout = (_CONNECT_TIMEOUT_S, _READ_TIMEOUT_S)
-        if max_bytes is None:
-            return blob.download_as_bytes(timeout=timeout, retry=retry)
-        # `end` is inclusive: one byte past the limit is enough to tell that the object exceeds it.
-        return blob.download_as_bytes(start=0, end=max_bytes, timeout=timeout, retry=retry)
+        if max_bytes is None:  # a whole-object read, so the library verifies the object's checksum
+            data: bytes = blob.download_as_bytes(timeout=timeout, retry=retry)
+        else:  # `end` is inclusive: one byte past the limit tells that the object exceeds it
+            data = blob.download_as_bytes(start=0, end=max_bytes, timeout=timeout, retry=retry)
+        return data
     except gexc.RequestRangeNotSatisfiable:
         return b""  # only an empty object cannot satisfy a range that starts at byte 0
     except gexc.GoogleAPICallError as exc:
