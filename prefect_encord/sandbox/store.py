@@ -207,6 +207,8 @@ class Store:
         if not name or not name.strip():
             raise InvalidArgument(f"folder name {name!r} must not be empty")
         if client_metadata is not None:
+            if not isinstance(client_metadata, str):
+                raise InvalidArgument(f"folder clientMetadata must be a JSON string, got {client_metadata!r}")
             _json_object(client_metadata, "folder clientMetadata")
         if parent is not None:
             self.folder(user, parent)

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from prefect_encord.sandbox.errors import InvalidArgument
 from prefect_encord.sandbox.jobs import ACTIONS
 from prefect_encord.sandbox.store import Store
 
@@ -29,12 +30,13 @@ def encode_token(value: Any) -> str:
 
 
 def decode_token(token: str | None) -> Any:
+    """A token we did not issue is a 400; silently restarting at page one could loop a client forever."""
     if not token:
         return None
     try:
         return json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, json.JSONDecodeError):
-        return None
+    except ValueError as exc:
+        raise InvalidArgument(f"pageToken {token!r} was not issued by this server") from exc
 
 
 def folder(store: Store, row: sqlite3.Row) -> dict[str, Any]:

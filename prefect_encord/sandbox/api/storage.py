@@ -92,6 +92,8 @@ def _folder_page(request: Request, caller: Caller, parent: str | None, recursive
         flag(request, "desc"),
     )
     start = wire.decode_token(request.query_params.get("pageToken")) or 0
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise InvalidArgument("pageToken does not belong to a folder listing")
     size = page_size(request)
     chunk = rows[start : start + size]
     token = wire.encode_token(start + size) if start + size < len(rows) else None
@@ -147,6 +149,10 @@ def list_items(folder_uuid: str, request: Request, caller: Caller = Authenticate
     sort = order(request)
     size = page_size(request)
     after = wire.decode_token(request.query_params.get("pageToken"))
+    if after is not None and not (
+        isinstance(after, list) and len(after) == 2 and all(isinstance(v, str) for v in after)
+    ):
+        raise InvalidArgument("pageToken does not belong to an item listing")
     rows = backend.store.list_items(
         caller.user,
         folder_uuid,
