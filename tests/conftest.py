@@ -16,6 +16,10 @@ from prefect_encord.sandbox.server import Sandbox, generate_key_pair
 pytest_plugins = ["tests.emulator_fixtures"]
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+# The S3 emulator accepts any credentials; boto3 (ours, the sandbox's, subprocesses') needs some.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @pytest.fixture(scope="session")
