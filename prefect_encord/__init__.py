@@ -2,8 +2,19 @@
 
 from importlib.metadata import version
 
-from prefect_encord.blocks import EncordCredentials
+from prefect_encord.blocks import (
+    EncordAzureIntegration,
+    EncordCredentials,
+    EncordGcsIntegration,
+    EncordS3Integration,
+)
 
 __version__ = version("prefect-encord")
 
-__all__ = ["EncordCredentials", "__version__"]
+__all__ = [
+    "EncordAzureIntegration",
+    "EncordCredentials",
+    "EncordGcsIntegration",
+    "EncordS3Integration",
+    "__version__",
+]

@@ -1,0 +1,55 @@
+"""Which listed objects a run takes: prefix as a folder, include/exclude globs, the modified_since watermark."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from prefect_encord.planning.objects import as_utc, folder_prefix, is_modified_since, is_selected
+
+NOON = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [("", ""), ("/", ""), ("cams", "cams/"), ("/cams/", "cams/"), ("cams/2026", "cams/2026/")],
+)
+def test_folder_prefix_is_a_folder(prefix: str, expected: str) -> None:
+    assert folder_prefix(prefix) == expected
+
+
+def test_no_patterns_select_everything() -> None:
+    assert is_selected("a/b/c.png")
+
+
+def test_include_star_crosses_directories_and_is_case_sensitive() -> None:
+    assert is_selected("a/b/c.png", include=["*.png"])
+    assert not is_selected("a/b/c.PNG", include=["*.png"])
+    assert is_selected("a/b/c.jpg", include=["*.png", "a/*"])
+    assert not is_selected("b/c.jpg", include=["*.png", "a/*"])
+
+
+def test_exclude_wins_over_include() -> None:
+    assert not is_selected("tmp/c.png", include=["*.png"], exclude=["tmp/*"])
+    assert not is_selected("x/.DS_Store", exclude=["*/.DS_Store"])
+    assert is_selected("x/c.png", exclude=["tmp/*"])
+
+
+def test_watermark_is_inclusive() -> None:
+    assert is_modified_since(NOON, NOON)
+    assert is_modified_since(NOON + timedelta(microseconds=1), NOON)
+    assert not is_modified_since(NOON - timedelta(seconds=1), NOON)
+
+
+def test_watermark_compares_instants_across_time_zones_and_takes_naive_as_utc() -> None:
+    two_hours_east = timezone(timedelta(hours=2))
+    assert is_modified_since(datetime(2026, 5, 1, 14, 0, tzinfo=two_hours_east), NOON)
+    assert not is_modified_since(datetime(2026, 5, 1, 13, 59, tzinfo=two_hours_east), NOON)
+    assert is_modified_since(NOON, datetime(2026, 5, 1, 12, 0))
+    assert as_utc(datetime(2026, 5, 1, 12, 0)) == NOON
+
+
+def test_objects_without_a_modification_time_are_kept() -> None:
+    assert is_modified_since(None, NOON)
+    assert is_modified_since(NOON, None)
