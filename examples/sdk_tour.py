@@ -58,7 +58,9 @@ def upload_local_media(folder: StorageFolder, media: dict[str, Path]) -> None:
         "pdf": folder.upload_pdf(media["report.pdf"]),
         "image group": folder.create_image_group([media["red.png"], media["blue.png"]], title="pair"),
         "image sequence": folder.create_image_sequence([media["red.png"], media["blue.png"]], title="sequence"),
-        "DICOM series": folder.create_dicom_series(sorted(p for k, p in media.items() if k.endswith(".dcm")), title="ct"),
+        "DICOM series": folder.create_dicom_series(
+            sorted(p for k, p in media.items() if k.endswith(".dcm")), title="ct"
+        ),
     }
     for kind, item_uuid in uploads.items():
         print(f"  {kind:15} {item_uuid}")
@@ -130,9 +132,7 @@ def set_metadata(client: EncordUserClient, folder: StorageFolder) -> None:
 
 
 def run(target: Target) -> None:
-    client = EncordUserClient.create_with_ssh_private_key(
-        ssh_private_key_path=target.key_path, domain=target.domain
-    )
+    client = EncordUserClient.create_with_ssh_private_key(ssh_private_key_path=target.key_path, domain=target.domain)
     media = samples.write_sample_tree(target.local_root)
     s3 = boto3.client("s3", endpoint_url=target.s3_endpoint, region_name="us-east-1")
     for name in ("blue.png", "clip.mp4"):

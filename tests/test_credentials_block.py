@@ -41,11 +41,7 @@ def _openssh_text(private_key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) ->
 
 def _make_ed25519_key() -> SshKey:
     private_key = ed25519.Ed25519PrivateKey.generate()
-    public_hex = (
-        private_key.public_key()
-        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        .hex()
-    )
+    public_hex = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
     return SshKey(text=_openssh_text(private_key), public_key_hex=public_hex)
 
 
@@ -182,9 +178,7 @@ def test_key_content_and_path_together_are_rejected(key_file: Path, ed25519_key:
 
 
 @pytest.mark.parametrize("via_env", [False, True], ids=["field", "env"])
-def test_missing_key_file_names_the_path(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, via_env: bool
-) -> None:
+def test_missing_key_file_names_the_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, via_env: bool) -> None:
     missing = tmp_path / "no_such_key"
     if via_env:
         monkeypatch.setenv(ENCORD_SSH_KEY_FILE_ENV, str(missing))
@@ -300,9 +294,7 @@ def test_bad_domain_is_rejected_naming_the_value(domain: str, expected: str) -> 
     assert repr(domain) in str(exc_info.value)
 
 
-@pytest.mark.parametrize(
-    "domain", ["https://user:hunter2@api.encord.com", "ftp://user:hunter2@host:99999/path"]
-)
+@pytest.mark.parametrize("domain", ["https://user:hunter2@api.encord.com", "ftp://user:hunter2@host:99999/path"])
 def test_domain_with_credentials_is_rejected_without_echoing_them(domain: str) -> None:
     with pytest.raises(ValidationError, match="must not embed credentials") as exc_info:
         EncordCredentials(domain=domain)
@@ -337,9 +329,7 @@ def test_key_content_is_a_prefect_secret_field() -> None:
 def test_hash_follows_field_values(ed25519_key: SshKey) -> None:
     first = EncordCredentials(ssh_private_key=SecretStr(ed25519_key.text))
     same = EncordCredentials(ssh_private_key=SecretStr(ed25519_key.text))
-    other_domain = EncordCredentials(
-        ssh_private_key=SecretStr(ed25519_key.text), domain="https://api.us.encord.com"
-    )
+    other_domain = EncordCredentials(ssh_private_key=SecretStr(ed25519_key.text), domain="https://api.us.encord.com")
 
     assert hash(first) == hash(same)
     assert len({first, same, other_domain}) == 2
