@@ -3,7 +3,7 @@
 The v1 RPC scheme leaves ``ResourceID`` unsigned, so a valid signature proves only *who* is
 calling; every call must then prove the caller holds a role on the resource it names. Creators
 become admins. Roles follow Encord's: datasets have admin/user, projects admin, annotator,
-reviewer, annotator & reviewer and team manager (the SDK's ``DatasetUserRole``/``ProjectUserRole``).
+reviewer, annotator & reviewer, team manager and viewer (the SDK's ``DatasetUserRole``/``ProjectUserRole``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS roles (
 """
 
 DATASET_ADMIN, DATASET_USER = 0, 1
-PROJECT_ADMIN, ANNOTATOR, REVIEWER, ANNOTATOR_REVIEWER, TEAM_MANAGER = 0, 1, 2, 3, 4
+PROJECT_ADMIN, ANNOTATOR, REVIEWER, ANNOTATOR_REVIEWER, TEAM_MANAGER, VIEWER = 0, 1, 2, 3, 4, 5
 
 DATASET_ROLES = {DATASET_ADMIN: "admin", DATASET_USER: "user"}
 PROJECT_ROLES = {
@@ -29,6 +29,7 @@ PROJECT_ROLES = {
     REVIEWER: "reviewer",
     ANNOTATOR_REVIEWER: "annotator & reviewer",
     TEAM_MANAGER: "team manager",
+    VIEWER: "viewer",  # read-only: may list and fetch label rows, not create, save or move them
 }
 ANY_DATASET_ROLE = tuple(DATASET_ROLES)
 ANY_PROJECT_ROLE = tuple(PROJECT_ROLES)

@@ -33,10 +33,18 @@ TASK_STATUSES = ("QUEUED", "ASSIGNED", "IN_REVIEW", "RETURNED", "COMPLETED")
 
 
 class LabelLimitExceeded(SandboxError):
-    """More rows than the SDK's bundle limit in one call; the SDK maps it to its own limit error."""
+    """More rows than the SDK's bundle limit in one call; the SDK maps it to its own limit error.
+
+    The SDK reads the limit from the envelope's payload (``payload.get("maximum_labels_allowed")``),
+    so this error's payload is an object, not the usual message string.
+    """
 
     status = 400
     v1_code = "MULTI_LABEL_LIMIT_ERROR"
+
+    @property
+    def v1_payload(self) -> dict[str, Any]:
+        return {"maximum_labels_allowed": MAX_ROWS_PER_CALL, "message": self.message}
 
 
 def check_limit(uids: Sequence[Any]) -> None:
@@ -121,8 +129,20 @@ def _metadata(
     if payload.get("include_client_metadata"):
         metadata["client_metadata"] = json.loads(unit["client_metadata"])
     if payload.get("include_images_data") and unit["item_type"] in ("imageGroup", "imageSequence"):
-        metadata["images_data"] = [_frame_unit(frame, i) for i, frame in enumerate(store.children(unit["uuid"]))]
+        metadata["images_data"] = [_image_data(frame, i) for i, frame in enumerate(store.children(unit["uuid"]))]
     return metadata
+
+
+def _image_data(frame: sqlite3.Row, index: int) -> dict[str, Any]:
+    """One ``images_data`` entry: exactly the fields of the SDK's ``LabelRowReadOnlyDataImagesDataEntry``."""
+    return {
+        "index": index,
+        "title": frame["name"],
+        "file_type": frame["mime_type"],
+        "height": frame["height"],
+        "width": frame["width"],
+        "image_hash": frame["uuid"],  # the frame's key in the image group's data_units
+    }
 
 
 def _matches(row: dict[str, Any], payload: dict[str, Any]) -> bool:
@@ -238,8 +258,12 @@ def _data_units(store: Store, unit: sqlite3.Row, row: sqlite3.Row) -> dict[str, 
     if kind == "dicomSeries":
         frames = store.children(unit["uuid"])
         first = frames[0] if frames else unit
+        slices = {
+            str(i): {"objects": [], "classifications": [], "metadata": _slice_metadata(frame)}
+            for i, frame in enumerate(frames)
+        }
         return {unit["data_hash"]: {**base, "data_type": "application/dicom", "width": first["width"],
-                                    "height": first["height"], "data_link": None, "labels": {},
+                                    "height": first["height"], "data_link": None, "labels": slices,
                                     "metadata": {"patient_id": None, "study_uid": unit["dicom_study_uid"],
                                                  "series_uid": unit["dicom_series_uid"]}}}  # fmt: skip
     if kind == "group":
@@ -258,6 +282,17 @@ def _data_units(store: Store, unit: sqlite3.Row, row: sqlite3.Row) -> dict[str, 
         return {unit["data_hash"]: {**base, "data_type": "group", "data_link": None, "labels": {},
                                     "metadata": {"children": children}}}  # fmt: skip
     return {unit["data_hash"]: {**base, "labels": {}}}  # plain text, PDF
+
+
+def _slice_metadata(frame: sqlite3.Row) -> dict[str, Any]:
+    """The SDK's ``DICOMSliceMetadata`` of one slice of a series (read as ``frame_view.metadata``)."""
+    return {
+        "dicom_instance_uid": frame["dicom_instance_uid"],
+        "multiframe_frame_number": None,
+        "file_uri": frame["url"] or f"encord://{frame['uuid']}",
+        "width": frame["width"],
+        "height": frame["height"],
+    }
 
 
 def _frame_unit(frame: sqlite3.Row, sequence: int) -> dict[str, Any]:
@@ -351,7 +386,33 @@ def _blob(store: Store, project: sqlite3.Row, row: sqlite3.Row) -> dict[str, Any
         saved[key] = current[key]
     saved.setdefault("data_units", current["data_units"])
     saved.setdefault("spaces", current["spaces"])
+    _restore_server_metadata(saved["data_units"], current["data_units"])
     return saved
+
+
+def _restore_server_metadata(saved_units: Any, current_units: dict[str, Any]) -> None:
+    """Put back the server-owned metadata the SDK leaves out when it saves.
+
+    ``to_encord_dict`` writes neither a unit's ``metadata`` (DICOM series facts, data-group
+    children) nor per-slice DICOM metadata of frames without objects, yet the SDK reads both on
+    every initialise; the server owns them, so they come from the current skeleton on each fetch.
+    """
+    if not isinstance(saved_units, dict):
+        return
+    for key, current in current_units.items():
+        saved = saved_units.get(key)
+        if not isinstance(saved, dict):
+            continue
+        if "metadata" in current:
+            saved["metadata"] = current["metadata"]
+        labels = saved.get("labels")
+        if not isinstance(labels, dict):
+            continue
+        for frame, frame_labels in current.get("labels", {}).items():
+            if isinstance(frame_labels, dict) and "metadata" in frame_labels:
+                entry = labels.setdefault(frame, {"objects": [], "classifications": []})
+                if isinstance(entry, dict):
+                    entry["metadata"] = frame_labels["metadata"]
 
 
 def workflow_action(store: Store, project: sqlite3.Row, label_hashes: Sequence[str], action: str) -> None:

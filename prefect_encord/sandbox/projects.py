@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from prefect_encord.sandbox import access
-from prefect_encord.sandbox.errors import InvalidArgument, NotFound, parse_uuid
+from prefect_encord.sandbox.errors import Forbidden, InvalidArgument, NotFound, parse_uuid
 from prefect_encord.sandbox.store import Store, new_uuid, now_iso
 
 DDL = """
@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS project_datasets (
 """
 
 DEFAULT_STAGES = (("ANNOTATION", "Annotate"), ("REVIEW", "Review"), ("DONE", "Complete"))
+ONTOLOGY_ADMIN, ONTOLOGY_USER = 0, 1  # the SDK's OntologyUserRole
 
 
 def create_ontology(store: Store, user: str, title: Any, description: str, editor: Any) -> str:
@@ -42,18 +43,41 @@ def create_ontology(store: Store, user: str, title: Any, description: str, edito
             "INSERT INTO ontologies VALUES (?, ?, ?, ?, ?, ?, ?)",
             (ontology_hash, title, description or "", json.dumps(editor), user, stamp, stamp),
         )
-    access.grant(store, "ontology", ontology_hash, user, 0)
+    access.grant(store, "ontology", ontology_hash, user, ONTOLOGY_ADMIN)
     return ontology_hash
 
 
 def ontology(store: Store, user: str, ontology_hash: str) -> sqlite3.Row:
-    access.require(store, "ontology", parse_uuid(ontology_hash, "ontology"), user, (0, 1))
+    """An ontology the user may read: one they hold a role on, or the ontology of a project of theirs."""
+    ontology_role(store, user, ontology_hash)
     row = store.query_one("SELECT * FROM ontologies WHERE hash = ?", (parse_uuid(ontology_hash, "ontology"),))
     assert row is not None
     return row
 
 
-def ontology_dto(row: sqlite3.Row) -> dict[str, Any]:
+def ontology_role(store: Store, user: str, ontology_hash: str) -> int:
+    """The user's role on an ontology; members of a project using it read it as users (404/403 otherwise).
+
+    The SDK's ``get_project`` reads the project's ontology on its own route, so every project role
+    must be able to read that ontology, not only its creator.
+    """
+    ontology_hash = parse_uuid(ontology_hash, "ontology")
+    if store.query_one("SELECT 1 FROM ontologies WHERE hash = ?", (ontology_hash,)) is None:
+        raise NotFound(f"ontology {ontology_hash} does not exist")
+    role = access.role_of(store, "ontology", ontology_hash, user)
+    if role is not None:
+        return role
+    via_project = store.query_one(
+        "SELECT 1 FROM projects p JOIN roles r ON r.resource_type = 'project' AND r.resource = p.hash "
+        "WHERE p.ontology = ? AND r.user_id = ?",
+        (ontology_hash, user),
+    )
+    if via_project is None:
+        raise Forbidden(f"you have no role on ontology {ontology_hash}")
+    return ONTOLOGY_USER
+
+
+def ontology_dto(row: sqlite3.Row, role: int = ONTOLOGY_ADMIN) -> dict[str, Any]:
     return {
         "ontologyUuid": row["hash"],
         "title": row["title"],
@@ -61,7 +85,7 @@ def ontology_dto(row: sqlite3.Row) -> dict[str, Any]:
         "editor": json.loads(row["editor"]),
         "createdAt": row["created_at"],
         "lastEditedAt": row["last_edited_at"],
-        "userRole": 0,
+        "userRole": role,
     }
 
 

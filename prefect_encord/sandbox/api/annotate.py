@@ -48,7 +48,8 @@ def create_ontology(request: Request, caller: Caller = Authenticated) -> dict[st
 @router.get("/ontologies/{ontology_hash}")
 def get_ontology(ontology_hash: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     store = _backend(request).store
-    return projects.ontology_dto(projects.ontology(store, caller.user, ontology_hash))
+    row = projects.ontology(store, caller.user, ontology_hash)
+    return projects.ontology_dto(row, projects.ontology_role(store, caller.user, row["hash"]))
 
 
 @router.get("/projects/{project_hash}")

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from prefect_encord.sandbox import access, datasets, labels, projects
 from prefect_encord.sandbox.app import Authenticated, Backend, Caller
-from prefect_encord.sandbox.errors import InvalidArgument, SandboxError, parse_uuid
+from prefect_encord.sandbox.errors import Forbidden, InvalidArgument, SandboxError, parse_uuid
 
 router = APIRouter()
 
@@ -56,7 +56,9 @@ def handles(
 
 
 def envelope_error(exc: SandboxError) -> JSONResponse:
-    return JSONResponse({"status": exc.status, "response": [exc.v1_code], "payload": exc.message})
+    """The v1 error envelope; an error may carry a structured payload (``v1_payload``) the SDK reads."""
+    payload = getattr(exc, "v1_payload", None) or exc.message
+    return JSONResponse({"status": exc.status, "response": [exc.v1_code], "payload": payload})
 
 
 @router.post("/public")
@@ -162,7 +164,11 @@ def remove_project_datasets(call: Call) -> bool:
 
 @handles("projectusers", "POST", "project", access.PROJECT_MANAGERS)
 def add_project_users(call: Call) -> list[dict[str, Any]]:
+    """Team managers may add members but not admins: only an admin can make another admin."""
     emails, role = _users(call, access.PROJECT_ROLES)
+    caller_role = access.role_of(call.backend.store, "project", call.resource, call.user)
+    if role == access.PROJECT_ADMIN and caller_role != access.PROJECT_ADMIN:
+        raise Forbidden("only a project admin can grant the admin role")
     for email in emails:
         access.grant(call.backend.store, "project", call.resource, call.backend.store.ensure_user(email), role)
     return [{"user_email": e, "user_role": role, "project_hash": call.resource} for e in emails]
