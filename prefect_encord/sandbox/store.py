@@ -365,13 +365,6 @@ class Store:
             raise NotFound(f"placeholder item {item_uuid} was not reserved in folder {folder_uuid}")
         return row
 
-    def duplicate_of(self, folder_uuid: str, url: str) -> sqlite3.Row | None:
-        """The visible item registered in this folder under exactly this URL, if any."""
-        return self.query_one(
-            "SELECT * FROM items WHERE folder = ? AND url = ? AND is_placeholder = 0 AND frame_of IS NULL",
-            (folder_uuid, url),
-        )
-
     def insert_items(self, db: sqlite3.Connection, items: Sequence[NewItem]) -> None:
         """Store items (or turn reserved placeholders into them) inside the caller's transaction."""
         stamp = now_iso()
