@@ -1,0 +1,136 @@
+"""What a user sees of a run: a progress artifact, a summary and a table at the end, and events.
+
+Flows report through one :class:`RunReport`. Inside a Prefect run it creates the artifacts (keys are
+lowercase-dash, as Prefect requires) and emits events with the folder / dataset / project as related
+resources, so automations can react ("labels exported for project X → train"). Outside a run (a task
+called with ``.fn``) the artifact calls are skipped but listeners still hear the progress, which is
+how the CLI draws its progress bar.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.context import FlowRunContext
+from prefect.events import emit_event
+
+logger = logging.getLogger(__name__)
+
+ProgressListener = Callable[[float, str], None]
+_listeners: list[ProgressListener] = []
+
+EVENT_PREFIX = "prefect-encord"
+
+
+def add_progress_listener(listener: ProgressListener) -> Callable[[], None]:
+    """Hear every run's progress (fraction 0–1, message) in this process; returns a function to stop."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def resource(kind: str, identifier: str, name: str | None = None) -> dict[str, str]:
+    """A Prefect event resource for an Encord object, e.g. ``encord.folder.<uuid>``."""
+    result = {"prefect.resource.id": f"encord.{kind}.{identifier}", "prefect.resource.role": kind}
+    if name:
+        result["prefect.resource.name"] = name
+    return result
+
+
+@dataclass
+class Outcome:
+    """One row of the run's table: a step or a file, and what happened to it."""
+
+    step: str
+    subject: str
+    status: str  # created | skipped | failed | linked | updated | exported
+    detail: str = ""
+
+
+@dataclass
+class RunReport:
+    """Progress, outcomes and events of one flow run."""
+
+    title: str
+    steps: Sequence[str]
+    key: str = "encord-run"
+    related: list[dict[str, str]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    _done: int = 0
+    _artifact: UUID | None = None
+
+    def __post_init__(self) -> None:
+        if _in_flow_run():
+            self._artifact = create_progress_artifact(0.0, key=f"{self.key}-progress", description=self.title)
+
+    def step_done(self, step: str, message: str) -> None:
+        """Mark a step finished and tell the UI, the log and any listener."""
+        self._done += 1
+        fraction = min(self._done / max(len(self.steps), 1), 1.0)
+        logger.info("%s: %s", step, message)
+        if self._artifact is not None:
+            update_progress_artifact(self._artifact, fraction * 100, description=f"{step}: {message}")
+        for listener in list(_listeners):
+            listener(fraction, f"{step}: {message}")
+
+    def record(self, outcomes: Iterable[Outcome]) -> None:
+        self.outcomes.extend(outcomes)
+
+    def relate(self, kind: str, identifier: str, name: str | None = None) -> None:
+        """Name an Encord object the run touched; every event of the run will point at it."""
+        entry = resource(kind, identifier, name)
+        if entry not in self.related:
+            self.related.append(entry)
+
+    def emit(self, event: str, subject: dict[str, str], payload: Mapping[str, Any]) -> None:
+        """Emit ``prefect-encord.<event>`` about ``subject``, related to everything the run touched."""
+        related = [r for r in self.related if r["prefect.resource.id"] != subject["prefect.resource.id"]]
+        emit_event(f"{EVENT_PREFIX}.{event}", resource=subject, related=related or None, payload=dict(payload))
+
+    def counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            totals[outcome.status] = totals.get(outcome.status, 0) + 1
+        return totals
+
+    def finish(self, summary_lines: Sequence[str]) -> str:
+        """Publish the markdown summary and the per-file table; returns the markdown."""
+        counts = self.counts()
+        lines = [f"# {self.title}", "", *summary_lines, "", "| outcome | count |", "|---|---|"]
+        lines += [f"| {status} | {count} |" for status, count in sorted(counts.items())]
+        failures = [o for o in self.outcomes if o.status == "failed"]
+        if failures:
+            lines += ["", "## Failures", "", "| step | subject | error |", "|---|---|---|"]
+            lines += [f"| {o.step} | {_cell(o.subject)} | {_cell(o.detail)} |" for o in failures[:200]]
+            if len(failures) > 200:
+                lines.append(f"| … | {len(failures) - 200} more failures in the table artifact | |")
+        markdown = "\n".join(lines)
+        if _in_flow_run():
+            create_markdown_artifact(markdown, key=f"{self.key}-summary", description=self.title)
+            create_table_artifact(
+                [{"step": o.step, "subject": o.subject, "status": o.status, "detail": o.detail} for o in self.outcomes],
+                key=f"{self.key}-outcomes",
+                description=f"{self.title}: every step and file",
+            )
+            if self._artifact is not None:
+                update_progress_artifact(self._artifact, 100.0, description="done")
+        for listener in list(_listeners):
+            listener(1.0, "done")
+        return markdown
+
+
+def _in_flow_run() -> bool:
+    return FlowRunContext.get() is not None
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:300]

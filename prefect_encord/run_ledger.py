@@ -1,0 +1,126 @@
+"""The run ledger: a durable receipt of everything one ingest run did to Encord, for audit and rollback.
+
+Each mutation is bracketed: an *intent* line is written before it ("registering 1,000 objects into
+folder F") and the *result* after it (job ids, UUIDs of items and groups created, items linked into
+a dataset). If the process dies in between, the receipt still says what may have happened, so an
+operator knows where to look; :func:`load` reads it back and the ``rollback`` flow removes exactly
+what the run created. Receipts are JSON files under ``$PREFECT_HOME/encord/runs/<run id>.json``
+(``PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY`` overrides it), written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect.settings import get_current_settings
+from prefect.settings.base import PrefectBaseSettings, build_settings_config
+from pydantic import BaseModel, Field
+
+
+class RunLedgerSettings(PrefectBaseSettings):
+    """Where receipts live; read from ``PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_*``."""
+
+    model_config = build_settings_config(("integrations", "encord", "run_ledger"))
+
+    directory: Path | None = Field(default=None, description="Directory of run receipts.")
+
+
+def default_directory() -> Path:
+    configured = RunLedgerSettings().directory
+    return configured if configured is not None else Path(get_current_settings().home) / "encord" / "runs"
+
+
+class Receipt(BaseModel):
+    """What one run did. Only ``items_created``/``groups_created`` are undone by a rollback."""
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    intents: list[str] = Field(default_factory=list, description="Mutations announced before they ran.")
+    jobs: list[str] = Field(default_factory=list, description="Data-upload jobs started or resumed.")
+    folders_created: list[str] = Field(default_factory=list)
+    items_created: list[str] = Field(default_factory=list, description="Items this run created (not duplicates).")
+    groups_created: list[str] = Field(default_factory=list)
+    datasets_linked: dict[str, list[str]] = Field(
+        default_factory=dict, description="Dataset hash → items this run linked into it."
+    )
+    rolled_back_at: datetime | None = None
+
+
+class RunLedger:
+    """The receipt of one run, rewritten after every change so it is never more than one step behind."""
+
+    def __init__(self, run_id: str, directory: Path | str | None = None) -> None:
+        self.path = Path(directory) if directory is not None else default_directory()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.file = self.path / f"{_safe(run_id)}.json"
+        if self.file.exists():
+            self.receipt = Receipt.model_validate_json(self.file.read_text())
+        else:
+            self.receipt = Receipt(run_id=run_id, started_at=datetime.now(timezone.utc))
+            self._write()
+
+    def before(self, intent: str) -> None:
+        self.receipt.intents.append(f"{datetime.now(timezone.utc).isoformat()} {intent}")
+        self._write()
+
+    def after(
+        self,
+        *,
+        jobs: Iterable[str] = (),
+        items: Iterable[str] = (),
+        groups: Iterable[str] = (),
+        folders: Iterable[str] = (),
+        dataset: str | None = None,
+        linked: Iterable[str] = (),
+    ) -> None:
+        receipt = self.receipt
+        _extend(receipt.jobs, jobs)
+        _extend(receipt.items_created, items)
+        _extend(receipt.groups_created, groups)
+        _extend(receipt.folders_created, folders)
+        if dataset is not None:
+            _extend(receipt.datasets_linked.setdefault(dataset, []), linked)
+        self._write()
+
+    def finish(self) -> None:
+        self.receipt.finished_at = datetime.now(timezone.utc)
+        self._write()
+
+    def mark_rolled_back(self) -> None:
+        self.receipt.rolled_back_at = datetime.now(timezone.utc)
+        self._write()
+
+    def _write(self) -> None:
+        handle, temporary = tempfile.mkstemp(dir=self.path, prefix=".receipt-", suffix=".tmp")
+        with os.fdopen(handle, "w") as stream:
+            stream.write(self.receipt.model_dump_json(indent=2))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, self.file)
+
+
+def load(run_id: str, directory: Path | str | None = None) -> Receipt:
+    """The receipt of a past run; a clear error if there is none."""
+    path = (Path(directory) if directory is not None else default_directory()) / f"{_safe(run_id)}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no receipt for run {run_id!r} in {path.parent}")
+    return Receipt.model_validate_json(path.read_text())
+
+
+def _extend(target: list[str], values: Iterable[str]) -> None:
+    seen = set(target)
+    for value in values:
+        if value not in seen:
+            target.append(value)
+            seen.add(value)
+
+
+def _safe(run_id: str) -> str:
+    if not run_id or any(c in run_id for c in "/\\") or run_id.startswith("."):
+        raise ValueError(f"run id {run_id!r} cannot name a receipt file")
+    return run_id

@@ -1,0 +1,36 @@
+"""The run ledger keeps a durable, crash-safe receipt of what a run did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prefect_encord import run_ledger
+from prefect_encord.run_ledger import RunLedger
+
+
+def test_receipt_records_intents_and_results_and_survives_a_restart(tmp_path: Path) -> None:
+    ledger = RunLedger("run-1", tmp_path)
+    ledger.before("upload /data into folder F")
+    ledger.after(jobs=["job-1"], items=["a", "b"], groups=["g"], dataset="d", linked=["a"])
+    ledger.after(items=["b", "c"], dataset="d", linked=["a", "b"])  # repeats are recorded once
+
+    reopened = RunLedger("run-1", tmp_path)  # a restarted process continues the same receipt
+    reopened.finish()
+
+    receipt = run_ledger.load("run-1", tmp_path)
+    assert receipt.intents[0].endswith("upload /data into folder F")
+    assert receipt.jobs == ["job-1"]
+    assert receipt.items_created == ["a", "b", "c"]
+    assert receipt.groups_created == ["g"]
+    assert receipt.datasets_linked == {"d": ["a", "b"]}
+    assert receipt.finished_at is not None and receipt.rolled_back_at is None
+    assert not list(tmp_path.glob(".receipt-*")), "temporary files are renamed into place, never left behind"
+
+
+def test_unknown_run_and_unsafe_run_ids_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no receipt for run 'nope'"):
+        run_ledger.load("nope", tmp_path)
+    with pytest.raises(ValueError, match=r"run id '\.\./escape'"):
+        RunLedger("../escape", tmp_path)
