@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -70,7 +70,10 @@ class RunReport:
 
     def __post_init__(self) -> None:
         if _in_flow_run():
-            self._artifact = create_progress_artifact(0.0, key=f"{self.key}-progress", description=self.title)
+            # Called from sync code, Prefect's sync-compatible API returns the UUID itself, not a coroutine.
+            self._artifact = cast(
+                UUID, create_progress_artifact(0.0, key=f"{self.key}-progress", description=self.title)
+            )
 
     def step_done(self, step: str, message: str) -> None:
         """Mark a step finished and tell the UI, the log and any listener."""

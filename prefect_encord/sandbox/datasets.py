@@ -15,6 +15,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -76,6 +77,65 @@ def get(store: Store, dataset_hash: str) -> sqlite3.Row:
     if row is None:
         raise NotFound(f"dataset {dataset_hash} does not exist")
     return row
+
+
+def list_for_user(store: Store, user: str, filters: TitleFilters) -> list[dict[str, Any]]:
+    """``GET /datasets/list``: the datasets the user holds a role on, oldest first, as ``DatasetWithUserRole``.
+
+    A dataset is *edited* when items are linked into it, so ``lastEditedAt`` is its newest data unit's
+    creation (or its own creation while it is empty). Filters follow the SDK's
+    ``DatasetsWithUserRolesListParams``: ``*_before`` is strict, ``*_after`` inclusive ("on or after").
+    """
+    rows = store.query(
+        "SELECT d.*, r.role, COALESCE((SELECT MAX(u.created_at) FROM data_units u WHERE u.dataset = d.hash), "
+        "d.created_at) AS edited_at FROM datasets d JOIN roles r ON r.resource_type = 'dataset' "
+        "AND r.resource = d.hash AND r.user_id = ? ORDER BY d.created_at, d.hash",
+        (user,),
+    )
+    return [
+        {
+            "datasetUuid": r["hash"],
+            "title": r["title"],
+            "description": r["description"],
+            "createdAt": r["created_at"],
+            "lastEditedAt": r["edited_at"],
+            "userRole": "admin" if r["role"] == access.DATASET_ADMIN else "user",
+            "storageLocation": STORAGE_LOCATION_CODES["encord"],
+            "backingFolderUuid": r["backing_folder"],
+        }
+        for r in rows
+        if filters.matches(r["title"], r["description"], r["created_at"], r["edited_at"])
+    ]
+
+
+@dataclass(frozen=True)
+class TitleFilters:
+    """The title, description and date filters shared by the dataset and project listings.
+
+    Titles and descriptions match exactly (``*_eq``) or with SQL LIKE (``*_like``); dates compare as
+    UTC ISO text, ``*_before`` strictly and ``*_after`` inclusively.
+    """
+
+    title_eq: str | None = None
+    title_like: str | None = None
+    description_eq: str | None = None
+    description_like: str | None = None
+    created_before: str | None = None
+    created_after: str | None = None
+    edited_before: str | None = None
+    edited_after: str | None = None
+
+    def matches(self, title: str, description: str, created_at: str, edited_at: str) -> bool:
+        return (
+            (self.title_eq is None or title == self.title_eq)
+            and (self.title_like is None or like_matcher(self.title_like)(title))
+            and (self.description_eq is None or description == self.description_eq)
+            and (self.description_like is None or like_matcher(self.description_like)(description))
+            and (self.created_before is None or created_at < normalise_time(self.created_before))
+            and (self.created_after is None or created_at >= normalise_time(self.created_after))
+            and (self.edited_before is None or edited_at < normalise_time(self.edited_before))
+            and (self.edited_after is None or edited_at >= normalise_time(self.edited_after))
+        )
 
 
 def units(store: Store, dataset_hashes: Sequence[str], include_children: bool = False) -> list[sqlite3.Row]:

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from prefect_encord.sandbox import access
+from prefect_encord.sandbox import access, datasets
 from prefect_encord.sandbox.errors import Forbidden, InvalidArgument, NotFound, parse_uuid
 from prefect_encord.sandbox.store import Store, new_uuid, now_iso
 
@@ -122,6 +122,21 @@ def get(store: Store, project_hash: str) -> sqlite3.Row:
     if row is None:
         raise NotFound(f"project {project_hash} does not exist")
     return row
+
+
+def list_for_user(store: Store, user: str, filters: datasets.TitleFilters, tags: Sequence[str]) -> list[sqlite3.Row]:
+    """``GET /projects``: the projects the user holds a role on, oldest first, with the caller's role.
+
+    The sandbox keeps no project tags (the organisation has none), so a tag filter matches nothing.
+    """
+    if tags:
+        return []
+    rows = store.query(
+        "SELECT p.*, r.role FROM projects p JOIN roles r ON r.resource_type = 'project' AND r.resource = p.hash "
+        "AND r.user_id = ? ORDER BY p.created_at, p.hash",
+        (user,),
+    )
+    return [r for r in rows if filters.matches(r["title"], r["description"], r["created_at"], r["last_edited_at"])]
 
 
 def stages(project: sqlite3.Row) -> list[dict[str, Any]]:

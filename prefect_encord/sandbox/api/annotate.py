@@ -1,4 +1,8 @@
-"""v2 routes of the annotation half (encord-api.md §11 rows 23–27): datasets, ontologies, projects."""
+"""v2 routes of the annotation half (encord-api.md §11 rows 23–27): datasets, ontologies, projects.
+
+Plus the two title lookups the SDK makes on v2: ``get_datasets`` (``GET /datasets/list``, one
+``{"result": [...]}`` answer) and ``list_projects`` (``GET /projects``, paged).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from prefect_encord.sandbox import access, datasets, projects
+from prefect_encord.sandbox import access, datasets, projects, wire
+from prefect_encord.sandbox.api.params import flag
 from prefect_encord.sandbox.app import Authenticated, Backend, Caller
 from prefect_encord.sandbox.errors import InvalidArgument, parse_uuid
 
 router = APIRouter(prefix="/v2/public")
+
+PROJECTS_PAGE_SIZE = 100
 
 
 def _backend(request: Request) -> Backend:
@@ -33,6 +40,44 @@ def create_dataset(request: Request, caller: Caller = Authenticated) -> dict[str
         bool(body.get("createBackingFolder", True)),
     )  # fmt: skip
     return {"datasetUuid": dataset_hash, "backingFolderUuid": folder}
+
+
+def _title_filters(request: Request, description: str) -> datasets.TitleFilters:
+    """The listing filters as the SDK spells them; ``description`` is the key stem (datasets and projects differ)."""
+    query = request.query_params
+    flag(request, "includeOrgAccess")  # validated only: the sandbox has no organisation admins
+    return datasets.TitleFilters(
+        title_eq=query.get("titleEq"),
+        title_like=query.get("titleLike"),
+        description_eq=query.get(f"{description}Eq"),
+        description_like=query.get(f"{description}Like"),
+        created_before=query.get("createdBefore"),
+        created_after=query.get("createdAfter"),
+        edited_before=query.get("editedBefore"),
+        edited_after=query.get("editedAfter"),
+    )
+
+
+@router.get("/datasets/list")
+def list_datasets(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    """``DatasetsWithUserRolesListResponse``: the whole answer at once, as the SDK reads no page token here."""
+    filters = _title_filters(request, "description")
+    return {"result": datasets.list_for_user(_backend(request).store, caller.user, filters)}
+
+
+@router.get("/projects")
+def list_projects(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    """``Page[ProjectDTO]`` of the caller's projects, 100 a page (the SDK sends no page size here)."""
+    store = _backend(request).store
+    rows = projects.list_for_user(
+        store, caller.user, _title_filters(request, "desc"), request.query_params.getlist("tagsAnyof")
+    )
+    start = wire.decode_token(request.query_params.get("pageToken")) or 0
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise InvalidArgument("pageToken does not belong to a project listing")
+    chunk = rows[start : start + PROJECTS_PAGE_SIZE]
+    token = wire.encode_token(start + PROJECTS_PAGE_SIZE) if start + PROJECTS_PAGE_SIZE < len(rows) else None
+    return wire.page([projects.project_dto(store, r, r["role"]) for r in chunk], token)
 
 
 @router.post("/ontologies")
