@@ -38,9 +38,22 @@ def _add_integration(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    from prefect_encord import main_command
+
+    return main_command.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from prefect_encord import main_command
+
     parser = argparse.ArgumentParser(prog="prefect-encord", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    ingest = commands.add_parser(
+        "ingest", help="ingest a directory or bucket into Encord (no arguments: the example, into a local sandbox)"
+    )
+    main_command.add_arguments(ingest)
+    ingest.set_defaults(run=_ingest)
     sandbox = commands.add_parser("sandbox", help="the offline Encord sandbox")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
 
@@ -65,8 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from prefect.settings import (
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
+
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    # With no Prefect server configured, flows start a temporary one; on a busy 2-core machine its first
+    # start (migrations included) can take longer than Prefect's default 20 s wait.
+    timeout = max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), 180)
+    # Telemetry cannot leave an offline machine; trying only fills the terminal with errors.
+    updates = {PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: timeout, PREFECT_SERVER_ANALYTICS_ENABLED: False}
+    with temporary_settings(updates=updates):
+        return int(args.run(args))
 
 
 if __name__ == "__main__":
