@@ -22,6 +22,6 @@ test: $(BIN)/.installed node_modules/.installed
 	NO_PROXY=127.0.0.1,localhost $(BIN)/pytest
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check prefect_encord tests examples
-	$(BIN)/ruff format --check prefect_encord tests examples
+	$(BIN)/ruff check prefect_encord tests examples benchmarks
+	$(BIN)/ruff format --check prefect_encord tests examples benchmarks
 	$(BIN)/mypy prefect_encord
