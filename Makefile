@@ -16,7 +16,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 demo: $(BIN)/.installed
-	NO_PROXY=127.0.0.1,localhost $(BIN)/python examples/sdk_tour.py
+	NO_PROXY=127.0.0.1,localhost $(BIN)/prefect-encord ingest
 
 test: $(BIN)/.installed node_modules/.installed
 	NO_PROXY=127.0.0.1,localhost $(BIN)/pytest

@@ -1,0 +1,151 @@
+"""The flows under a real Prefect API against the sandbox: what they do, what a user sees, and re-runs.
+
+One module-scoped ingest of the bundled example (media, schema, manifest, key-pattern groups, dataset and
+project) feeds the assertions about artifacts, events, the receipt, a no-op re-run, a label export and a
+metadata sync.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.settings import PREFECT_API_URL
+
+from prefect_encord import example_data, run_ledger
+from prefect_encord.flows.export_labels import ExportDestination, export_labels
+from prefect_encord.flows.ingest import IngestSummary, ingest
+from prefect_encord.flows.parameters import DatasetStep, GroupingStep, LocalSource, MetadataStep
+from prefect_encord.flows.sync_metadata import sync_metadata
+from prefect_encord.sandbox import Sandbox
+
+BLOCK = "flows-sandbox"
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return example_data.write_example(tmp_path_factory.mktemp("example"))
+
+
+@pytest.fixture(scope="module")
+def parameters(example: dict[str, Path]) -> dict[str, Any]:
+    token = uuid.uuid4().hex[:6]
+    return {
+        "source": LocalSource(directory=str(example["media"])),
+        "folder_path": f"flows/{token}/example",
+        "credentials_block": BLOCK,
+        "metadata": MetadataStep(schema_file=str(example["schema"]), manifest=str(example["manifest"])),
+        "grouping": GroupingStep(
+            rule={"kind": "key_pattern", "pattern": example_data.GROUP_PATTERN}, layout=example_data.GROUP_LAYOUT
+        ),
+        "dataset": DatasetStep(title=f"flows {token}", project=f"flows {token}"),
+    }
+
+
+@pytest.fixture(scope="module")
+def first_run(prefect_harness: None, sandbox: Sandbox, parameters: dict[str, Any]) -> Iterator[IngestSummary]:
+    sandbox.credentials().save(BLOCK, overwrite=True)
+    yield ingest(**parameters)
+
+
+def _events(prefix: str, since: float, expected: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Events whose name starts with ``prefix``, polled until ``expected`` arrive (they are sent in the background)."""
+    deadline = time.monotonic() + timeout
+    body = {"filter": {"event": {"prefix": [prefix]}, "occurred": {"since": _iso(since)}}, "limit": 50}
+    while True:
+        events = httpx.post(f"{PREFECT_API_URL.value()}/events/filter", json=body).json()["events"]
+        if len(events) >= expected or time.monotonic() > deadline:
+            return list(events)
+        time.sleep(0.5)
+
+
+def _iso(timestamp: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
+
+
+def test_ingest_creates_everything_the_example_declares(first_run: IngestSummary, sandbox: Sandbox) -> None:
+    assert (first_run.created, first_run.already_present, first_run.failed) == (8, 0, 0)
+    assert first_run.groups_created == 2 and first_run.metadata_updated == 4
+    # Two groups plus the four files that belong to no group are linked: 6 data units.
+    assert first_run.linked == 6 and first_run.project_hash is not None
+    client = sandbox.credentials().get_client()
+    folder = client.get_storage_folder(uuid.UUID(first_run.folder_uuid))
+    by_name = {item.name: item for item in folder.list_items()}
+    assert by_name["scene-2_front.png"].client_metadata["example.weather"] == "rain"
+    groups = [item for item in by_name.values() if item.item_type.value == "group"]
+    assert sorted(g.name for g in groups) == ["scene-1", "scene-2"]
+    project = client.get_project(first_run.project_hash)
+    assert len(project.list_label_rows_v2()) == 6
+
+
+def test_a_user_sees_artifacts_events_and_a_receipt(first_run: IngestSummary) -> None:
+    with get_client(sync_client=True) as prefect:
+        keys = ["encord-ingest-summary", "encord-ingest-outcomes", "encord-ingest-progress"]
+        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    by_key = {a.key: a for a in artifacts}
+    assert set(by_key) == set(keys)
+    assert "items: 8 created, 0 already present, 0 failed" in str(by_key["encord-ingest-summary"].data)
+    assert by_key["encord-ingest-progress"].data == 100.0
+    events = _events("prefect-encord.", since=time.time() - 600, expected=3)
+    names = {e["event"] for e in events}
+    assert {
+        "prefect-encord.items.registered",
+        "prefect-encord.groups.created",
+        "prefect-encord.dataset.linked",
+    } <= names
+    linked = next(e for e in events if e["event"] == "prefect-encord.dataset.linked")
+    related_roles = {r["prefect.resource.role"] for r in linked["related"]}
+    assert {"folder", "project"} <= related_roles
+    receipt = run_ledger.load(first_run.run_id)
+    assert len(receipt.items_created) == 8 and len(receipt.groups_created) == 2 and receipt.finished_at
+
+
+def test_a_rerun_over_unchanged_data_writes_nothing(first_run: IngestSummary, parameters: dict[str, Any]) -> None:
+    again = ingest(**parameters)
+    assert (again.created, again.already_present, again.failed) == (0, 8, 0)
+    assert (again.groups_created, again.groups_already_present) == (0, 2)
+    assert again.metadata_updated == 0 and again.linked == 0
+    assert again.items == first_run.items
+    assert run_ledger.load(again.run_id).items_created == []
+
+
+def test_export_labels_is_incremental(first_run: IngestSummary, sandbox: Sandbox, tmp_path: Path) -> None:
+    assert first_run.project_hash
+    client = sandbox.credentials().get_client()
+    destination = ExportDestination(kind="local", location=str(tmp_path), prefix="labels")
+    nothing_yet = export_labels(first_run.project_hash, destination=destination, credentials_block=BLOCK)
+    assert nothing_yet.exported == []
+
+    project = client.get_project(first_run.project_hash)
+    (row,) = [r for r in project.list_label_rows_v2() if r.data_title == "street.mp4"]
+    row.initialise_labels()
+    row.save()  # the example project's ontology is empty: a saved row without objects is still a labelled row
+
+    first = export_labels(first_run.project_hash, destination=destination, credentials_block=BLOCK)
+    assert first.exported == [row.data_hash]
+    written = tmp_path / "labels" / first_run.project_hash / "labels" / f"{row.data_hash}.json"
+    assert written.exists()
+    second = export_labels(first_run.project_hash, destination=destination, credentials_block=BLOCK)
+    assert second.exported == [] and second.incremental
+
+
+def test_sync_metadata_dry_run_then_write(first_run: IngestSummary, parameters: dict[str, Any], tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("name,example.weather\nscene-1_front.png,fog\n")
+    folder_path = parameters["folder_path"]
+    step = MetadataStep(manifest=str(manifest), mode="merge")
+    dry = sync_metadata(folder_path, step, dry_run=True, credentials_block=BLOCK)
+    assert dry is not None and dry.updated == 1
+    done = sync_metadata(folder_path, step, credentials_block=BLOCK)
+    assert done is not None and done.updated == 1
+    again = sync_metadata(folder_path, step, credentials_block=BLOCK)
+    assert again is not None and again.updated == 0 and again.unchanged == 1
