@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -44,6 +45,46 @@ def _ingest(args: argparse.Namespace) -> int:
     return main_command.run(args)
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    from prefect_encord.flows.rollback import rollback
+
+    with main_command_credentials(args) as block:
+        result = rollback(args.run_id, credentials_block=block)
+    print(f"deleted {len(result.deleted)}, already gone {len(result.already_deleted)}, failed {len(result.failed)}")
+    for item, error in result.failed.items():
+        print(f"  {item}: {error}")
+    return 0 if not result.failed else 1
+
+
+def _export_labels(args: argparse.Namespace) -> int:
+    from prefect_encord.flows.export_labels import ExportDestination, export_labels
+
+    destination = ExportDestination(
+        kind="cloud" if args.cloud else "local", location=args.destination, prefix=args.prefix
+    )
+    with main_command_credentials(args) as block:
+        result = export_labels(
+            args.project, destination=destination, coco=args.coco, incremental=not args.full, credentials_block=block
+        )
+    print(f"{len(result.exported)} label rows exported to {result.index} ({result.reason})")
+    return 0
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from prefect_encord.webhook_relay import serve as serve_relay
+
+    serve_relay(args.host, args.port)
+    return 0
+
+
+@contextlib.contextmanager
+def main_command_credentials(args: argparse.Namespace) -> Iterator[str]:
+    from prefect_encord import main_command
+
+    with main_command.resolve_credentials(args.credentials_block, Path(args.home).resolve()) as (block, _):
+        yield block
+
+
 def build_parser() -> argparse.ArgumentParser:
     from prefect_encord import main_command
 
@@ -54,6 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     main_command.add_arguments(ingest)
     ingest.set_defaults(run=_ingest)
+
+    undo = commands.add_parser("rollback", help="delete what one ingest run created, from its receipt")
+    undo.add_argument("run_id", help="the ingest run's id (printed at the end of `prefect-encord ingest`)")
+    _add_credentials_arguments(undo)
+    undo.set_defaults(run=_rollback)
+
+    export = commands.add_parser("export-labels", help="export a project's labels, incrementally")
+    export.add_argument("project", help="project hash")
+    export.add_argument("--destination", default="exports", help="local directory, or a cloud block with --cloud")
+    export.add_argument("--cloud", action="store_true", help="--destination names a cloud integration block")
+    export.add_argument("--prefix", default="", help="folder within the destination")
+    export.add_argument("--coco", action="store_true", help="also keep a COCO file")
+    export.add_argument("--full", action="store_true", help="re-export everything, not only what changed")
+    _add_credentials_arguments(export)
+    export.set_defaults(run=_export_labels)
+
+    relay = commands.add_parser("webhook-relay", help="turn Encord workflow webhooks into Prefect events")
+    relay.add_argument("--host", default="127.0.0.1")
+    relay.add_argument("--port", type=int, default=8787)
+    relay.set_defaults(run=_relay)
     sandbox = commands.add_parser("sandbox", help="the offline Encord sandbox")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
 
@@ -75,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     integration.set_defaults(run=_add_integration)
     return parser
+
+
+def _add_credentials_arguments(parser: argparse.ArgumentParser) -> None:
+    from prefect_encord import main_command
+
+    parser.add_argument("--credentials-block", help="a saved EncordCredentials block (default: env, else sandbox)")
+    parser.add_argument("--home", default=str(main_command.DEFAULT_HOME), help="where the embedded sandbox lives")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

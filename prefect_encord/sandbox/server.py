@@ -24,6 +24,7 @@ from prefect_encord.sandbox.app import Backend, create_app
 from prefect_encord.sandbox.auth import public_key_hex
 from prefect_encord.sandbox.integrations import IntegrationConfig
 from prefect_encord.sandbox.store import new_uuid
+from prefect_encord.sandbox.webhooks import EVENT_TYPES, WebhookDispatcher
 
 ADMIN_EMAIL = "admin@sandbox.local"
 ADMIN_KEY_NAME = "admin_ed25519"
@@ -58,6 +59,7 @@ class Sandbox:
         port: int = 0,
         job_workers: int = 4,
         latency_ms: float = 0.0,
+        webhook_url: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.host = host
@@ -71,6 +73,9 @@ class Sandbox:
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self.webhooks = WebhookDispatcher(self.backend.store)
+        if webhook_url:  # for this process only; add_webhook() subscribes for good
+            self.webhooks.add(webhook_url, persistent=False)
 
     @property
     def domain(self) -> str:
@@ -103,6 +108,18 @@ class Sandbox:
         owner = self.backend.store.ensure_user(owner_email)
         return self.backend.store.add_integration(owner, title, config.to_dict(), integration_uuid or new_uuid())
 
+    def add_webhook(self, url: str, project_hash: str | None = None, events: tuple[str, ...] = EVENT_TYPES) -> str:
+        """Send Encord workflow webhooks (task submitted/completed) to ``url``, kept in the data directory.
+
+        ``project_hash`` limits it to one project; returns the subscription's id. See
+        :mod:`prefect_encord.sandbox.webhooks` for the payloads and when they are sent.
+        """
+        return self.webhooks.add(url, project_hash=project_hash, events=events).id
+
+    def remove_webhook(self, url: str) -> int:
+        """Stop sending webhooks to ``url``; returns how many subscriptions were removed."""
+        return self.webhooks.remove(url)
+
     def start(self) -> Sandbox:
         if self.port == 0:
             self.port = _free_port(self.host)
@@ -118,12 +135,14 @@ class Sandbox:
                 raise RuntimeError(f"the sandbox did not start on {self.domain}")
             time.sleep(0.02)
         self.backend.runner.resume()
+        self.webhooks.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=10)
+        self.webhooks.stop()
         self.backend.close()
 
     def __enter__(self) -> Sandbox:
@@ -141,12 +160,14 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def serve(data_dir: Path, host: str, port: int, latency_ms: float = 0.0) -> None:
+def serve(data_dir: Path, host: str, port: int, latency_ms: float = 0.0, webhook_url: str | None = None) -> None:
     """Run the sandbox in the foreground until interrupted (``prefect-encord sandbox serve``)."""
-    sandbox = Sandbox(data_dir, host=host, port=port, latency_ms=latency_ms).start()
+    sandbox = Sandbox(data_dir, host=host, port=port, latency_ms=latency_ms, webhook_url=webhook_url).start()
     print(f"Encord sandbox listening on {sandbox.domain}", flush=True)
     print(f"  data directory: {sandbox.data_dir}", flush=True)
     print(f"  admin private key: {sandbox.private_key_path}", flush=True)
+    for webhook in sandbox.webhooks.subscriptions():
+        print(f"  workflow webhooks to: {webhook.url}", flush=True)
     print(
         f"  use it: EncordUserClient.create_with_ssh_private_key(ssh_private_key_path=..., domain={sandbox.domain!r})"
     )

@@ -106,6 +106,17 @@ class NewItem:
     layout: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Deletion:
+    """What one item deletion removed: items (with frames), dataset links, label rows and unused blobs."""
+
+    removed_items: list[str]
+    kept_frames: list[str]
+    data_units: list[str]
+    label_rows: list[str]
+    blob_keys: list[str]
+
+
 class Store:
     """All sandbox state, behind one lock. Methods raise the sandbox's HTTP-mapped errors."""
 
@@ -473,6 +484,121 @@ class Store:
                 created.append(group.uuid)
         return created
 
+    # --- deletion -------------------------------------------------------------------------------
+
+    def delete_items(
+        self, user: str, folder_uuid: str, item_uuids: Sequence[Any], remove_unused_frames: bool = True
+    ) -> Deletion:
+        """Delete items of one folder atomically (``POST folders/{uuid}/items/delete``); all rules first.
+
+        Every item must exist (404), be the caller's (403) and sit directly in the folder (400). A frame
+        of an image group, image sequence or DICOM series cannot be deleted on its own (400), but goes
+        with its parent: removed with ``remove_unused_frames``, otherwise kept as a standalone item. A
+        member of a data group is refused (400, naming the groups) unless its groups are deleted in the
+        same call; deleting a group removes the group item, never its members. Data units linking a
+        removed item into datasets (and a removed group's child units) go too, with their label rows.
+        """
+        requested = list(dict.fromkeys(parse_uuid(u, f"childUuids[{i}]") for i, u in enumerate(item_uuids)))
+        if not requested:
+            raise InvalidArgument("childUuids must name at least one item")
+        with self.transaction() as db:
+            folder = self.folder(user, folder_uuid)
+            rows = {u: self._deletable(db, user, folder["uuid"], u) for u in requested}
+            for item_uuid, row in rows.items():
+                self._check_not_held(db, item_uuid, row, set(rows))
+            frames = [
+                r
+                for r in _chunked(db, "SELECT uuid, blob_key FROM items WHERE frame_of IN ({marks})", requested)
+                if r["uuid"] not in rows
+            ]
+            doomed = sorted(set(rows) | ({f["uuid"] for f in frames} if remove_unused_frames else set()))
+            kept_frames = [] if remove_unused_frames else [f["uuid"] for f in frames]
+            units, label_rows = _unlink_from_datasets(db, doomed)
+            blob_keys = {r["blob_key"] for r in [*rows.values(), *frames] if r["blob_key"] and r["uuid"] in doomed}
+            for sql in (
+                "DELETE FROM item_children WHERE parent IN ({marks})",
+                "DELETE FROM item_children WHERE child IN ({marks})",
+                "DELETE FROM items WHERE uuid IN ({marks})",
+            ):
+                _chunked(db, sql, doomed)
+            stamp = now_iso()
+            db.executemany(
+                "UPDATE items SET frame_of = NULL, last_edited_at = ? WHERE uuid = ?", [(stamp, u) for u in kept_frames]
+            )
+            used = _chunked(db, "SELECT blob_key FROM items WHERE blob_key IN ({marks})", sorted(blob_keys))
+        return Deletion(
+            removed_items=doomed,
+            kept_frames=kept_frames,
+            data_units=units,
+            label_rows=label_rows,
+            blob_keys=sorted(blob_keys - {r["blob_key"] for r in used}),
+        )
+
+    @staticmethod
+    def _deletable(db: sqlite3.Connection, user: str, folder_uuid: str, item_uuid: str) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM items WHERE uuid = ?", (item_uuid,)).fetchone()
+        if row is None or row["is_placeholder"]:
+            raise NotFound(f"item {item_uuid} does not exist")
+        if row["owner"] != user:
+            raise Forbidden(f"you have no access to item {item_uuid}")
+        if row["folder"] != folder_uuid:
+            raise InvalidArgument(
+                f"item {item_uuid} is not in folder {folder_uuid}; delete it through its folder {row['folder']}"
+            )
+        return row
+
+    @staticmethod
+    def _check_not_held(db: sqlite3.Connection, item_uuid: str, row: sqlite3.Row, wanted: set[str]) -> None:
+        """A frame goes only with its parent, a group member only with (or after) its groups."""
+        if row["frame_of"] is not None and row["frame_of"] not in wanted:
+            raise InvalidArgument(
+                f"item {item_uuid} is a frame of item {row['frame_of']}; delete that item and its frames go with it"
+            )
+        groups = db.execute(
+            "SELECT i.uuid, i.name FROM item_children c JOIN items i ON i.uuid = c.parent "
+            "WHERE c.child = ? AND i.item_type = 'group' ORDER BY i.name",
+            (item_uuid,),
+        ).fetchall()
+        holding = [f"{g['uuid']} ({g['name']!r})" for g in groups if g["uuid"] not in wanted]
+        if holding:
+            raise InvalidArgument(
+                f"item {item_uuid} is a member of data group {', '.join(holding)}; "
+                "delete the group first, or in the same call"
+            )
+
+    def delete_folder(self, user: str, folder_uuid: str) -> list[str]:
+        """Delete an empty folder (``DELETE folders/{uuid}``); returns the blob keys of its unused upload slots.
+
+        Only the owner may (403); a folder that still holds items or folders, backs a dataset or has an
+        upload job running is refused (400) so nothing is ever deleted by surprise.
+        """
+        with self.transaction() as db:
+            folder = self.folder(user, folder_uuid)
+            items = db.execute(
+                "SELECT count(*) FROM items WHERE folder = ? AND is_placeholder = 0", (folder["uuid"],)
+            ).fetchone()[0]
+            subfolders = db.execute("SELECT count(*) FROM folders WHERE parent = ?", (folder["uuid"],)).fetchone()[0]
+            if items or subfolders:
+                raise InvalidArgument(
+                    f"folder {folder['uuid']} is not empty: it holds {items} items and {subfolders} folders; "
+                    "delete them first"
+                )
+            if _table_exists(db, "datasets"):
+                backed = db.execute("SELECT hash FROM datasets WHERE backing_folder = ?", (folder["uuid"],)).fetchone()
+                if backed is not None:
+                    raise InvalidArgument(f"folder {folder['uuid']} is the backing folder of dataset {backed['hash']}")
+            running = db.execute(
+                "SELECT uuid FROM jobs WHERE folder = ? AND status = 'PENDING'", (folder["uuid"],)
+            ).fetchone()
+            if running is not None:
+                raise InvalidArgument(f"folder {folder['uuid']} has upload job {running['uuid']} still running")
+            slots = db.execute(
+                "SELECT blob_key FROM items WHERE folder = ? AND is_placeholder = 1", (folder["uuid"],)
+            ).fetchall()
+            db.execute("DELETE FROM items WHERE folder = ? AND is_placeholder = 1", (folder["uuid"],))
+            db.execute("DELETE FROM folders WHERE uuid = ?", (folder["uuid"],))
+        return [r["blob_key"] for r in slots if r["blob_key"]]
+
     # --- jobs -----------------------------------------------------------------------------------
 
     def create_job(
@@ -568,3 +694,35 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidArgument(f"{what} must be a JSON object, got {text[:80]!r}")
     return value
+
+
+def _table_exists(db: sqlite3.Connection, name: str) -> bool:
+    """Dataset and label tables belong to other modules; a bare store (no ``Backend``) has none."""
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _unlink_from_datasets(db: sqlite3.Connection, item_uuids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Remove the data units of deleted items (and the child units of deleted groups) with their label rows."""
+    if not _table_exists(db, "data_units"):
+        return [], []
+    units = {r["hash"] for r in _chunked(db, "SELECT hash FROM data_units WHERE item_uuid IN ({marks})", item_uuids)}
+    units |= {
+        r["hash"] for r in _chunked(db, "SELECT hash FROM data_units WHERE parent_unit IN ({marks})", sorted(units))
+    }
+    unit_hashes = sorted(units)
+    label_rows: list[str] = []
+    if _table_exists(db, "label_rows"):
+        sql = "SELECT label_hash FROM label_rows WHERE data_hash IN ({marks})"
+        label_rows = sorted(r["label_hash"] for r in _chunked(db, sql, unit_hashes))
+        _chunked(db, "DELETE FROM label_rows WHERE data_hash IN ({marks})", unit_hashes)
+    _chunked(db, "DELETE FROM data_units WHERE hash IN ({marks})", unit_hashes)
+    return unit_hashes, label_rows
+
+
+def _chunked(db: sqlite3.Connection, sql: str, values: Sequence[str], size: int = 500) -> list[sqlite3.Row]:
+    """Run ``sql`` (with ``{marks}`` for an ``IN`` list) over ``values`` in chunks; rows of every chunk."""
+    rows: list[sqlite3.Row] = []
+    for start in range(0, len(values), size):
+        chunk = list(values[start : start + size])
+        rows.extend(db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall())
+    return rows

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from prefect_encord.sandbox import wire
 from prefect_encord.sandbox.api.params import flag, order, page_size
@@ -328,3 +329,44 @@ def create_groups(folder_uuid: str, request: Request, caller: Caller = Authentic
     for i, plan in enumerate(plans):
         check_values(schema, plan.client_metadata, f"groups[{i}]")
     return backend.store.create_groups(caller.user, folder_uuid, plans)
+
+
+# --- deletion -----------------------------------------------------------------------------------
+
+MAX_ITEMS_PER_DELETE = 1000
+
+
+@router.post("/folders/{folder_uuid}/items/delete")
+def delete_items(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, int]:
+    """``StorageItem.delete()`` / ``StorageFolder.delete_storage_items()``: one atomic deletion (see ``Store``)."""
+    backend = _backend(request)
+    body = _object(caller.json(), "body")
+    uuids, remove_frames = body.get("childUuids"), body.get("removeUnusedFrames", True)
+    if not isinstance(uuids, list) or not uuids:
+        raise InvalidArgument("childUuids must be a non-empty list of item UUIDs")
+    if len(uuids) > MAX_ITEMS_PER_DELETE:
+        raise InvalidArgument(f"{len(uuids)} items in one call; the limit is {MAX_ITEMS_PER_DELETE}")
+    if not isinstance(remove_frames, bool):
+        raise InvalidArgument(f"removeUnusedFrames {remove_frames!r} must be true or false")
+    deletion = backend.store.delete_items(caller.user, folder_uuid, uuids, remove_frames)
+    _drop_blobs(backend, deletion.blob_keys)
+    return {"removedItemsCount": len(deletion.removed_items), "removedFoldersCount": 0}
+
+
+@router.delete("/folders/{folder_uuid}")
+def delete_folder(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> Response:
+    """``StorageFolder.delete()``: an empty folder only (see ``Store.delete_folder``); 204 as the SDK allows."""
+    backend = _backend(request)
+    _drop_blobs(backend, backend.store.delete_folder(caller.user, folder_uuid))
+    return Response(status_code=204)
+
+
+def _drop_blobs(backend: Backend, keys: list[str]) -> None:
+    """Remove uploaded files no item uses any more, after the deletion committed (best effort: a leftover
+    file is harmless, a failed deletion must not turn a committed one into an error)."""
+    for key in keys:
+        path = backend.blobs.root / key
+        if path.parent != backend.blobs.root or key.startswith("."):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
