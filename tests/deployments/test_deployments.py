@@ -50,7 +50,8 @@ class Processes:
         return done.stdout
 
     def logs(self) -> str:
-        return "\n".join(f"--- {name}\n{(self.workdir / f'{name}.log').read_text()[-3000:]}" for name, _ in self.running)
+        tails = (f"--- {name}\n{(self.workdir / f'{name}.log').read_text()[-3000:]}" for name, _ in self.running)
+        return "\n".join(tails)
 
     def stop(self) -> None:
         for _, process in reversed(self.running):
