@@ -13,6 +13,24 @@ TASK_SUBMITTED_EVENT = "encord.task.submitted"
 TASK_COMPLETED_EVENT = "encord.task.completed"
 """The webhook relay's event for Encord's ``task_completed_event`` (a task reached the Complete stage)."""
 
+ITEMS_REGISTERED_EVENT = "prefect-encord.items.registered"
+"""An ingest put files into a folder (resource: the folder; payload: created / already present / failed)."""
+
+GROUPS_CREATED_EVENT = "prefect-encord.groups.created"
+"""An ingest created data groups (resource: the folder)."""
+
+DATASET_LINKED_EVENT = "prefect-encord.dataset.linked"
+"""An ingest linked items into a dataset (resource: the dataset; related: folder and project)."""
+
+LABELS_EXPORTED_EVENT = "prefect-encord.labels.exported"
+"""An export wrote label rows (resource: the project; payload: count, index location, watermark)."""
+
+METADATA_SYNCED_EVENT = "prefect-encord.metadata.synced"
+"""A metadata sync updated items (resource: the folder)."""
+
+RUN_ROLLED_BACK_EVENT = "prefect-encord.run.rolled-back"
+"""A rollback removed what an ingest run created (resource: that flow run)."""
+
 LABELS_COMPLETED_EVENT = "prefect-encord.labels.completed"
 """Our own "labels completed" event: flows emit it (``RunReport.emit("labels.completed", ...)`` gives this
 name), deployments trigger on it. Its resource should be the project (:func:`project_resource`)."""

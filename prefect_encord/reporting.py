@@ -24,26 +24,18 @@ from prefect.artifacts import (
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
 
+from prefect_encord.events import resource
+
 logger = logging.getLogger(__name__)
 
 ProgressListener = Callable[[float, str], None]
 _listeners: list[ProgressListener] = []
-
-EVENT_PREFIX = "prefect-encord"
 
 
 def add_progress_listener(listener: ProgressListener) -> Callable[[], None]:
     """Hear every run's progress (fraction 0–1, message) in this process; returns a function to stop."""
     _listeners.append(listener)
     return lambda: _listeners.remove(listener)
-
-
-def resource(kind: str, identifier: str, name: str | None = None) -> dict[str, str]:
-    """A Prefect event resource for an Encord object, e.g. ``encord.folder.<uuid>``."""
-    result = {"prefect.resource.id": f"encord.{kind}.{identifier}", "prefect.resource.role": kind}
-    if name:
-        result["prefect.resource.name"] = name
-    return result
 
 
 @dataclass
@@ -95,9 +87,9 @@ class RunReport:
             self.related.append(entry)
 
     def emit(self, event: str, subject: dict[str, str], payload: Mapping[str, Any]) -> None:
-        """Emit ``prefect-encord.<event>`` about ``subject``, related to everything the run touched."""
+        """Emit ``event`` (see :mod:`prefect_encord.events`) about ``subject``, related to what the run touched."""
         related = [r for r in self.related if r["prefect.resource.id"] != subject["prefect.resource.id"]]
-        emit_event(f"{EVENT_PREFIX}.{event}", resource=subject, related=related or None, payload=dict(payload))
+        emit_event(event, resource=subject, related=related or None, payload=dict(payload))
 
     def counts(self) -> dict[str, int]:
         totals: dict[str, int] = {}

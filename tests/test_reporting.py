@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from prefect_encord.reporting import Outcome, RunReport, add_progress_listener, resource
+from prefect_encord.events import resource
+from prefect_encord.reporting import Outcome, RunReport, add_progress_listener
 
 
 def test_progress_listeners_hear_each_step_and_the_end() -> None:

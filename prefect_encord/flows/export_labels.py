@@ -15,10 +15,11 @@ from prefect.blocks.core import Block
 from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.storage import CloudStorageIntegration
+from prefect_encord.events import LABELS_EXPORTED_EVENT, resource
 from prefect_encord.flows.ingest import load_credentials
 from prefect_encord.flows.parameters import DEFAULT_CREDENTIALS_BLOCK
 from prefect_encord.planning.label_rows import LabelRowFilters
-from prefect_encord.reporting import Outcome, RunReport, resource
+from prefect_encord.reporting import Outcome, RunReport
 from prefect_encord.tasks.exports import ExportResult, export_label_rows
 
 
@@ -69,7 +70,7 @@ def export_labels(
     report.record(Outcome("export", data_hash, "exported", result.index) for data_hash in result.exported)
     report.step_done("export", f"{len(result.exported)} rows exported ({result.reason}), {result.unchanged} unchanged")
     report.emit(
-        "labels.exported",
+        LABELS_EXPORTED_EVENT,
         resource("project", project_hash),
         {"exported": len(result.exported), "index": result.index, "coco": result.coco,
          "watermark": result.watermark.isoformat() if result.watermark else None},

@@ -15,8 +15,10 @@ from prefect.blocks.core import Block
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
+from prefect_encord import events
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration
+from prefect_encord.events import resource
 from prefect_encord.flows.parameters import (
     DEFAULT_CREDENTIALS_BLOCK,
     CloudSource,
@@ -26,7 +28,7 @@ from prefect_encord.flows.parameters import (
     MetadataStep,
     Source,
 )
-from prefect_encord.reporting import Outcome, RunReport, resource
+from prefect_encord.reporting import Outcome, RunReport
 from prefect_encord.run_ledger import RunLedger
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
@@ -97,7 +99,7 @@ def ingest(
 
     items = _ingest_files(credentials, source, folder_uuid, ledger, report, summary)
     report.emit(
-        "items.registered",
+        events.ITEMS_REGISTERED_EVENT,
         resource("folder", folder_uuid, folder_path),
         {"created": summary.created, "already_present": summary.already_present, "failed": summary.failed},
     )
@@ -181,7 +183,11 @@ def _group(
     summary.groups_created, summary.groups_already_present = len(new), len(result.skipped)
     report.step_done("groups", f"{len(new)} groups created, {len(result.skipped)} already there, "
                                f"{len(result.failed)} failed")  # fmt: skip
-    report.emit("groups.created", resource("folder", folder_uuid), {"created": len(new), "failed": len(result.failed)})
+    report.emit(
+        events.GROUPS_CREATED_EVENT,
+        resource("folder", folder_uuid),
+        {"created": len(new), "failed": len(result.failed)},
+    )
     return {**{source: items[source] for source in result.unmatched}, **result.groups}
 
 
@@ -229,7 +235,9 @@ def _link(
     report.step_done(
         "dataset", f"{summary.linked} linked into {step.title}, {len(linked.already_present)} already there"
     )
-    report.emit("dataset.linked", resource("dataset", dataset.dataset_hash, step.title), {"linked": summary.linked})
+    report.emit(
+        events.DATASET_LINKED_EVENT, resource("dataset", dataset.dataset_hash, step.title), {"linked": summary.linked}
+    )
 
 
 def _attach(credentials: EncordCredentials, project: str, dataset_hash: str, report: RunReport) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from prefect import flow
 
+from prefect_encord.events import RUN_ROLLED_BACK_EVENT, resource
 from prefect_encord.flows.ingest import load_credentials
 from prefect_encord.flows.parameters import DEFAULT_CREDENTIALS_BLOCK
-from prefect_encord.reporting import Outcome, RunReport, resource
+from prefect_encord.reporting import Outcome, RunReport
 from prefect_encord.run_ledger import RunLedger, load
 from prefect_encord.tasks.deletion import DeletionResult, delete_items
 
@@ -35,7 +36,7 @@ def rollback(run_id: str, credentials_block: str = DEFAULT_CREDENTIALS_BLOCK) ->
     if not result.failed:
         RunLedger(run_id).mark_rolled_back()
     report.step_done("delete", f"{len(result.deleted)} deleted, {len(result.already_deleted)} already gone")
-    report.emit("run.rolled-back", resource("flow-run", run_id), {"deleted": len(result.deleted)})
+    report.emit(RUN_ROLLED_BACK_EVENT, resource("flow-run", run_id), {"deleted": len(result.deleted)})
     report.finish([f"Ingest run `{run_id}`: {len(result.deleted)} items and groups deleted, "
                    f"{len(result.failed)} could not be."])  # fmt: skip
     return result

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from prefect import flow
 
+from prefect_encord.events import METADATA_SYNCED_EVENT, resource
 from prefect_encord.flows.ingest import load_credentials
 from prefect_encord.flows.parameters import DEFAULT_CREDENTIALS_BLOCK, MetadataStep
-from prefect_encord.reporting import Outcome, RunReport, resource
+from prefect_encord.reporting import Outcome, RunReport
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.metadata import MetadataImportResult, import_metadata
 from prefect_encord.tasks.metadata_schema import apply_metadata_schema
@@ -53,7 +54,7 @@ def sync_metadata(
         )  # fmt: skip
         problems = [*result.not_found, *result.invalid, *result.rejected]
         report.record(Outcome("metadata", p.item or f"row {p.row}", "failed", str(p)) for p in problems)
-        report.emit("metadata.synced", resource("folder", folder_uuid, folder_path), {"updated": result.updated})
+        report.emit(METADATA_SYNCED_EVENT, resource("folder", folder_uuid, folder_path), {"updated": result.updated})
     report.step_done("manifest", f"{result.updated if result else 0} items updated")
     report.finish(
         [

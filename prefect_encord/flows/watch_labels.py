@@ -47,7 +47,7 @@ def watch_labels(
     if done:
         newest = max(r.last_edited_at for r in done if r.last_edited_at is not None)
         report.emit(
-            LABELS_COMPLETED_EVENT.removeprefix("prefect-encord."),
+            LABELS_COMPLETED_EVENT,
             project_resource(project_hash),
             {"project_hash": project_hash, "completed": len(done), "data_hashes": [r.data_hash for r in done]},
         )
