@@ -10,6 +10,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prefect_encord.sandbox.chaos import ChaosConfig
 
 DEFAULT_SANDBOX_DIR = Path(".prefect-encord") / "sandbox"
 
@@ -22,8 +26,26 @@ def _serve(args: argparse.Namespace) -> int:
     from prefect_encord.sandbox.server import serve
 
     signal.signal(signal.SIGTERM, _interrupt)
-    serve(Path(args.data_dir), args.host, args.port, args.latency_ms)
+    serve(Path(args.data_dir), args.host, args.port, args.latency_ms, job_workers=args.job_workers, chaos=_chaos(args))
     return 0
+
+
+def _chaos(args: argparse.Namespace) -> ChaosConfig | None:
+    """The chaos settings of ``sandbox serve``; None (no chaos) unless a seed or a rate is given."""
+    from prefect_encord.sandbox.chaos import ChaosConfig
+
+    rates = ("error", "throttle", "drop", "slow", "unit_failure", "poll_timeout")
+    if args.chaos_seed is None and not any(getattr(args, f"chaos_{rate}_rate") for rate in rates):
+        return None
+    return ChaosConfig(
+        seed=args.chaos_seed or 0,
+        **{f"{rate}_rate": getattr(args, f"chaos_{rate}_rate") for rate in rates},
+        retry_after_seconds=args.chaos_retry_after,
+        slow_seconds=args.chaos_slow_seconds,
+        routes=tuple(args.chaos_route),
+        include_blobs=not args.chaos_spare_blobs,
+        max_faults=args.chaos_max_faults,
+    )
 
 
 def _add_integration(args: argparse.Namespace) -> int:
@@ -123,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
     serve.add_argument("--data-dir", default=str(DEFAULT_SANDBOX_DIR), help="state directory")
     serve.add_argument("--latency-ms", type=float, default=0.0, help="delay every answer, to mimic a network")
+    serve.add_argument("--job-workers", type=int, default=4, help="units registered in parallel (default: 4)")
+    _add_chaos_arguments(serve)
     serve.set_defaults(run=_serve)
 
     integration = sandbox_commands.add_parser("add-integration", help="create a cloud integration")
@@ -138,6 +162,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
+    """Chaos mode (see prefect_encord.sandbox.chaos): rates are shares of requests, or of units, in 0..1."""
+    chaos = parser.add_argument_group("chaos mode", "misbehave like a busy service, reproducibly")
+    chaos.add_argument("--chaos-seed", type=int, help="seed of the fault generators (turns chaos on)")
+    chaos.add_argument("--chaos-error-rate", type=float, default=0.0, help="answer 503 before the handler")
+    chaos.add_argument("--chaos-throttle-rate", type=float, default=0.0, help="answer 429 with Retry-After")
+    chaos.add_argument("--chaos-retry-after", type=int, default=1, help="Retry-After seconds of a 429 (default: 1)")
+    chaos.add_argument("--chaos-drop-rate", type=float, default=0.0, help="close the connection without an answer")
+    chaos.add_argument("--chaos-slow-rate", type=float, default=0.0, help="answer after --chaos-slow-seconds")
+    chaos.add_argument("--chaos-slow-seconds", type=float, default=2.0, help="delay of a slow answer (default: 2)")
+    chaos.add_argument("--chaos-unit-failure-rate", type=float, default=0.0, help="units failing once, transiently")
+    chaos.add_argument("--chaos-poll-timeout-rate", type=float, default=0.0, help="long polls answering at once")
+    chaos.add_argument(
+        "--chaos-route", action="append", default=[], help="regex on 'METHOD /path' of covered requests (repeatable)"
+    )
+    chaos.add_argument("--chaos-spare-blobs", action="store_true", help="never touch signed-URL transfers")
+    chaos.add_argument("--chaos-max-faults", type=int, help="stop after this many faults")
+
+
 def _add_credentials_arguments(parser: argparse.ArgumentParser) -> None:
     from prefect_encord import main_command
 
@@ -149,10 +192,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from prefect.settings import (
         PREFECT_SERVER_ANALYTICS_ENABLED,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        get_current_settings,
         temporary_settings,
     )
 
     args = build_parser().parse_args(argv)
+    # Prefect's temporary server keeps its database in PREFECT_HOME and cannot create a missing directory.
+    Path(get_current_settings().home).expanduser().mkdir(parents=True, exist_ok=True)
     # With no Prefect server configured, flows start a temporary one; on a busy 2-core machine its first
     # start (migrations included) can take longer than Prefect's default 20 s wait.
     timeout = max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), 180)

@@ -46,6 +46,7 @@ TASK_SUBMITTED = "task_submitted_event"
 TASK_COMPLETED = "task_completed_event"
 EVENT_TYPES = (TASK_SUBMITTED, TASK_COMPLETED)
 PAYLOAD_VERSION = 1
+KEEP_SETTLED = 10_000  # delivered or failed outbox rows kept for inspection (``deliveries()``)
 
 _OUTBOX_COLUMNS = "webhook, url, event_type, project_hash, data_hash, label_hash, stage, occurred_at"
 _SUBSCRIBERS = "FROM webhooks w WHERE (w.project IS NULL OR w.project = NEW.project) AND instr(w.events, '{event}') > 0"
@@ -104,7 +105,11 @@ def payload(row: sqlite3.Row) -> dict[str, Any]:
 
 
 class WebhookDispatcher:
-    """Subscriptions, and the background thread that delivers the outbox of one sandbox's store."""
+    """Subscriptions, and the background thread that delivers the outbox of one sandbox's store.
+
+    ``timeout``, ``max_attempts``, ``backoff`` and ``max_backoff`` are plain attributes: the delay
+    before attempt n+1 is ``min(backoff * 2**(n-1), max_backoff)`` seconds (0.5, 1, 2, 4, 8 s by default).
+    """
 
     def __init__(
         self,
@@ -271,6 +276,7 @@ class WebhookDispatcher:
                 "WHERE id = ?",
                 (status, error, now_iso() if status == "DELIVERED" else None, row["id"]),
             )
+            db.execute("DELETE FROM webhook_outbox WHERE status <> 'PENDING' AND id <= ?", (row["id"] - KEEP_SETTLED,))
 
 
 def _webhook(row: sqlite3.Row) -> Webhook:
