@@ -1,0 +1,59 @@
+"""The README's main command end to end: `prefect-encord ingest` (embedded sandbox), a no-op re-run, rollback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect.settings import PREFECT_API_URL
+
+from prefect_encord.sandbox.store import Store
+
+CLI = str(Path(sys.executable).parent / "prefect-encord")
+
+
+def _run(*args: str, home: Path) -> str:
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_HOME": str(home / "prefect-home"),  # run receipts go here, not into the developer's home
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    for name in ("ENCORD_SSH_KEY_FILE", "ENCORD_SSH_KEY"):  # no credentials: the embedded sandbox
+        env.pop(name, None)
+    done = subprocess.run(
+        [CLI, *args, "--home", str(home)], capture_output=True, text=True, timeout=300, env=env, cwd=home
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _visible_items(home: Path) -> int:
+    store = Store(home / "sandbox" / "sandbox.sqlite3")
+    try:
+        (row,) = store.query("SELECT count(*) AS n FROM items WHERE is_placeholder = 0 AND frame_of IS NULL")
+        return int(row["n"])
+    finally:
+        store.close()
+
+
+def test_ingest_the_example_twice_then_roll_the_first_run_back(prefect_harness: None, tmp_path: Path) -> None:
+    first = _run("ingest", home=tmp_path)
+    assert "Ingesting into the embedded sandbox" in first
+    assert "items: 8 created, 0 already present, 0 failed" in first
+    assert "data groups: 2 created" in first and "metadata: 4 items updated" in first
+    run_id = re.search(r"rollback ([0-9a-f-]{36})", first)
+    assert run_id, first
+    assert _visible_items(tmp_path) == 10  # 8 files + 2 data groups
+
+    again = _run("ingest", home=tmp_path)
+    assert "items: 0 created, 8 already present, 0 failed" in again
+
+    undone = _run("rollback", run_id.group(1), home=tmp_path)
+    assert "deleted 10, already gone 0, failed 0" in undone
+    assert _visible_items(tmp_path) == 0
+    twice = _run("rollback", run_id.group(1), home=tmp_path)
+    assert "deleted 0, already gone 10, failed 0" in twice
