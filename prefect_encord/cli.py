@@ -169,7 +169,9 @@ def _add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
     chaos.add_argument("--chaos-error-rate", type=float, default=0.0, help="answer 503 before the handler")
     chaos.add_argument("--chaos-throttle-rate", type=float, default=0.0, help="answer 429 with Retry-After")
     chaos.add_argument("--chaos-retry-after", type=int, default=1, help="Retry-After seconds of a 429 (default: 1)")
-    chaos.add_argument("--chaos-drop-rate", type=float, default=0.0, help="close the connection without an answer")
+    chaos.add_argument(
+        "--chaos-drop-rate", type=float, default=0.0, help="close without an answer (a job start: after it started)"
+    )
     chaos.add_argument("--chaos-slow-rate", type=float, default=0.0, help="answer after --chaos-slow-seconds")
     chaos.add_argument("--chaos-slow-seconds", type=float, default=2.0, help="delay of a slow answer (default: 2)")
     chaos.add_argument("--chaos-unit-failure-rate", type=float, default=0.0, help="units failing once, transiently")

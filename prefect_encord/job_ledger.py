@@ -16,6 +16,11 @@ machine without the shared volume), the chunk is resubmitted, and that is safe: 
 **Key.** A SHA-256 of the folder, the integration and the job's exact spec, so the same chunk of the
 same listing maps to the same record, while a different chunk, folder or option never picks up another's
 job. Records are written atomically (temporary file, then rename), so a crash never leaves half a record.
+
+**Uploads** (``kind="upload"``) keep their job body too, and are written once *before* the job is started
+(no job id yet) and again once it is: a local upload's body names the upload slots its files were PUT
+to, which a later run cannot derive again. The next upload into the same folder finishes such records
+first (see :mod:`prefect_encord.tasks.uploads`).
 """
 
 from __future__ import annotations
@@ -59,7 +64,9 @@ class JobRecord:
     """A submitted registration job: enough to resume polling it and to judge its items afterwards.
 
     ``submitted_at`` is this machine's clock just before the job was started: items the job reports that
-    are older than that already existed (they are skipped duplicates).
+    are older than that already existed (they are skipped duplicates). ``kind`` is ``register`` (cloud
+    objects) or ``upload`` (local files, whose record carries the job's body as ``spec`` and an empty
+    ``job_id`` until the job has started).
     """
 
     key: str
@@ -68,6 +75,8 @@ class JobRecord:
     integration_id: str
     submitted_at: datetime
     units: int
+    kind: str = "register"
+    spec: dict[str, Any] | None = None
 
 
 def job_key(folder_uuid: str, integration_id: str, spec: dict[str, Any]) -> str:
@@ -87,13 +96,23 @@ class JobLedger:
 
     def find(self, key: str) -> JobRecord | None:
         """The record for ``key``, or None. An unreadable record counts as none: resubmitting is safe."""
+        return self._read(self._path(key))
+
+    def records(self, prefix: str = "") -> list[JobRecord]:
+        """Every readable record whose key starts with ``prefix``; none (and no cost) if the directory is absent."""
+        if not self.directory.is_dir():
+            return []
+        found = (self._read(path) for path in sorted(self.directory.glob(f"{prefix}*.json")))
+        return [record for record in found if record is not None]
+
+    def _read(self, path: Path) -> JobRecord | None:
         try:
-            raw = json.loads(self._path(key).read_text(encoding="utf-8"))
+            raw = json.loads(path.read_text(encoding="utf-8"))
             return JobRecord(**{**raw, "submitted_at": datetime.fromisoformat(raw["submitted_at"])})
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            logger.warning("ignoring unreadable job ledger record %s: %s", self._path(key), exc)
+            logger.warning("ignoring unreadable job ledger record %s: %s", path, exc)
             return None
 
     def record(self, job: JobRecord) -> None:

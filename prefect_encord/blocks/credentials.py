@@ -92,8 +92,9 @@ class EncordCredentials(CredentialsBlock):
         URLs keep it; a domain with a path would therefore send half the calls elsewhere.
         """
         parts = urlsplit(value.strip())
-        # Checked first so that no later message echoes a password.
-        if parts.username is not None or parts.password is not None:
+        # Checked first so that no later message echoes a password. "@" anywhere counts: a password holding
+        # a "/" ends the authority early for urlsplit, which then finds no user-info at all.
+        if "@" in value or parts.username is not None or parts.password is not None:
             raise ValueError("domain must not embed credentials; the SSH key is the credential.")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"domain must be an absolute http(s) URL such as {ENCORD_DOMAIN!r}, got {value!r}.")

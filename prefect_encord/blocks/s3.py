@@ -146,7 +146,7 @@ class EncordS3Integration(CloudStorageIntegration):
         root = self.root_url
         paginator = self._client().get_paginator("list_objects_v2")
         pages = paginator.paginate(Bucket=self.bucket_name, Prefix=prefix, PaginationConfig={"PageSize": page_size})
-        for page in pages:
+        for page in self._naming_the_bucket(pages):
             yield [
                 ObjectRecord(
                     key=item["Key"],
@@ -157,6 +157,18 @@ class EncordS3Integration(CloudStorageIntegration):
                 )
                 for item in page.get("Contents", [])
             ]
+
+    def _naming_the_bucket(self, pages: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        try:
+            yield from pages
+        except ClientError as exc:
+            self._raise_if_no_bucket(exc)
+            raise
+
+    def _raise_if_no_bucket(self, exc: ClientError) -> None:
+        """boto3 says "The specified bucket does not exist" without saying which; this says which."""
+        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            raise FileNotFoundError(f"bucket {self.bucket_name!r} does not exist ({self.root_url})") from None
 
     def _read(self, key: str, start: int, length: int | None) -> bytes:
         request: dict[str, Any] = {"Bucket": self.bucket_name, "Key": key}
@@ -184,6 +196,10 @@ class EncordS3Integration(CloudStorageIntegration):
         request: dict[str, Any] = {"Bucket": self.bucket_name, "Key": key, "Body": data}
         if content_type:
             request["ContentType"] = content_type
-        response = self._client().put_object(**request)
+        try:
+            response = self._client().put_object(**request)
+        except ClientError as exc:
+            self._raise_if_no_bucket(exc)
+            raise
         etag = str(response.get("ETag", "")).strip('"') or None
         return ObjectRecord(key=key, url=self.object_url(key), size=len(data), etag=etag)

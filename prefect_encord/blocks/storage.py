@@ -13,6 +13,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from encord import EncordUserClient
@@ -66,6 +67,9 @@ def bare_endpoint(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
     parts = urlsplit(value.strip())
+    # "@" anywhere: a password holding a "/" ends the authority early, and urlsplit then sees no user-info.
+    if "@" in value:
+        raise ValueError("the endpoint must not carry credentials; use the credentials block")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("the endpoint must be an http(s) URL such as https://storage.example.com")
     if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
@@ -105,6 +109,15 @@ class CloudStorageIntegration(Block, ABC):
             "against keys relative to it. Leave empty for the whole bucket."
         ),
     )
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without the SDK client a subclass caches once used (it holds locks and sockets, and cannot be
+        pickled): a used block can still be sent to another process, e.g. a Dask worker, which builds its own."""
+        state: dict[Any, Any] = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private and private.get("_client_cache") is not None:
+            state = {**state, "__pydantic_private__": {**private, "_client_cache": None}}
+        return state
 
     @property
     @abstractmethod

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from prefect_encord import events
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration
+from prefect_encord.crashpoints import crash_point
 from prefect_encord.events import resource
 from prefect_encord.flows.parameters import (
     DEFAULT_CREDENTIALS_BLOCK,
@@ -132,6 +133,7 @@ def _ingest_files(
             credentials, folder_uuid, source.directory, image_groups=source.image_groups, exclude=source.exclude
         )
         created = {path: item for path, item in uploaded.items.items() if path not in set(uploaded.skipped)}
+        crash_point("ingest.after-files")
         ledger.after(jobs=uploaded.jobs, items=created.values())
         report.record(Outcome("upload", path, "created", item) for path, item in created.items())
         report.record(Outcome("upload", path, "skipped", "already in the folder") for path in uploaded.skipped)
@@ -150,6 +152,7 @@ def _ingest_files(
         credentials, storage, folder_uuid, include=source.include, exclude=source.exclude,
         modified_since=source.modified_since,
     )  # fmt: skip
+    crash_point("ingest.after-files")
     ledger.after(jobs=[job.job_id for job in registered.jobs], items=registered.created.values())
     report.record(Outcome("register", url, "created", item) for url, item in registered.created.items())
     report.record(Outcome("register", url, "skipped", item) for url, item in registered.skipped_duplicates.items())
@@ -176,6 +179,7 @@ def _group(
     ledger.before(f"create data groups in folder {folder_uuid}")
     result = create_data_groups(credentials, folder_uuid, items, grouping.rule, grouping.layout)
     new = {name: uuid for name, uuid in result.groups.items() if name not in set(result.skipped)}
+    crash_point("ingest.after-groups")
     ledger.after(groups=new.values())
     report.record(Outcome("groups", name, "created", uuid) for name, uuid in new.items())
     report.record(Outcome("groups", name, "skipped", "already in the folder") for name in result.skipped)
@@ -225,7 +229,9 @@ def _link(
     summary.dataset_hash = dataset.dataset_hash
     report.relate("dataset", dataset.dataset_hash, step.title)
     ledger.before(f"link {len(item_uuids)} items into dataset {dataset.dataset_hash}")
+    crash_point("ingest.before-link")
     linked = link_items_to_dataset(credentials, dataset.dataset_hash, item_uuids)
+    crash_point("ingest.after-link")
     ledger.after(dataset=dataset.dataset_hash, linked=linked.linked)
     summary.linked = len(linked.linked)
     report.record(Outcome("dataset", item, "linked", data_hash) for item, data_hash in linked.linked.items())

@@ -120,6 +120,8 @@ def instantiate(
 ) -> DataGroupInput:
     """The SDK input creating ``group`` with ``template``; raises :class:`TemplateError` naming the group."""
     where = f"group {group.name!r}"
+    malformed = [m for m in group.members if not _is_uuid(m.item_uuid)]
+    _raise([f"{where}: {m.source!r} has item UUID {m.item_uuid!r}, which is not a UUID" for m in malformed])
     if isinstance(template, CustomLayout):
         roles = template.roles
         problems = _role_problems(group.members, roles, where)
@@ -201,6 +203,14 @@ def _tile_keys(node: DataGroupLayout) -> Iterator[str]:
         yield from node.keys
     elif isinstance(node, DataUnitTile):
         yield node.key
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _duplicates(values: list[str]) -> list[str]:

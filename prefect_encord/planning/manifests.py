@@ -15,6 +15,7 @@ so checking here is what lets the good rows of a manifest be written while the b
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import math
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
@@ -45,6 +47,8 @@ _SUFFIXES: dict[str, ManifestFormat] = {
 }
 #: Parquet rows decoded at a time: bounds memory whatever the file's row groups.
 PARQUET_BATCH_ROWS = 10_000
+#: Bytes decoded at a time when a text manifest is checked for UTF-8 before it is read.
+_CHECK_CHUNK_BYTES = 1024 * 1024
 #: Encord's cap on a ``varchar`` value.
 VARCHAR_MAX_LENGTH = 8192
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
@@ -120,10 +124,42 @@ def read_manifest(path: str | Path, key_column: str, format: ManifestFormat | No
 
     A JSON manifest is either a list of records or an object of item key → metadata object (then
     ``key_column`` is not used).
+
+    Raises:
+        ManifestError: At once (before any record is read) if a text manifest is not UTF-8, or a Parquet
+            manifest cannot be opened: a bad byte in row 40,000 must not stop an import half-way.
     """
     path = Path(path)
-    readers = {"csv": _read_csv, "json": _read_json, "jsonl": _read_jsonl, "parquet": _read_parquet}
-    return readers[manifest_format(path, format)](path, key_column)
+    kind = manifest_format(path, format)
+    if kind == "parquet":
+        return _read_parquet(_open_parquet(path), path, key_column)
+    _check_utf8(path)
+    readers = {"csv": _read_csv, "json": _read_json, "jsonl": _read_jsonl}
+    return readers[kind](path, key_column)
+
+
+def _check_utf8(path: Path) -> None:
+    """Decode the whole file once (a chunk at a time, so memory stays flat), naming the first bad byte."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with path.open("rb") as file:
+        while chunk := file.read(_CHECK_CHUNK_BYTES):
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                start = max(exc.start - pending, 0)
+                line = lines + chunk[:start].count(b"\n")
+                raise ManifestError(
+                    f"{path} is not UTF-8 text: line {line}, byte {offset + start} is {chunk[start : start + 1]!r} "
+                    f"({exc.reason}); save the manifest as UTF-8"
+                ) from None
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path} is not UTF-8 text: it ends inside a character; save it as UTF-8") from None
 
 
 def _read_csv(path: Path, key_column: str) -> Iterator[ManifestRow]:
@@ -191,8 +227,16 @@ def _record_row(number: int, record: Any, key_column: str) -> ManifestRow:
     return ManifestRow(number, values.pop(key_column, None), values)
 
 
-def _read_parquet(path: Path, key_column: str) -> Iterator[ManifestRow]:
-    parquet = pq.ParquetFile(path)
+def _open_parquet(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise ManifestError(f"{path} is not a readable Parquet file: {exc}") from None
+
+
+def _read_parquet(parquet: pq.ParquetFile, path: Path, key_column: str) -> Iterator[ManifestRow]:
     _check_columns(path, list(parquet.schema_arrow.names), key_column)
     number = 0
     for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):

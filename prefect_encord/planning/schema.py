@@ -202,7 +202,12 @@ def schema_from_file(path: str | Path) -> DesiredSchema:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".yaml", ".yml"):
         raise SchemaDeclarationError(f"{path}: a schema file must end in .json, .yaml or .yml")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SchemaDeclarationError(
+            f"{path} is not UTF-8 text: byte {exc.start} is {exc.object[exc.start : exc.start + 1]!r}; save it as UTF-8"
+        ) from None
     try:
         document = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:

@@ -12,6 +12,9 @@ This module decides, without touching the network:
 - **titles**: the object key for single files and the directory key for composites, so titles are unique
   and a finished job's ``itemsWithNames`` maps back to the objects without another request;
 - **client metadata**: one mapping for every entry, overridden key by key per title;
+- **customer-provided image facts** (``PlanOptions.image_size``): when every image has one known size, each
+  single image carries ``imageMetadata`` (MIME type from its extension, byte size from the listing), so
+  Encord records those facts instead of fetching the file, as its strict client-only access requires;
 - **jobs**: chunks of at most ``DEFAULT_JOB_SIZE`` units, each a complete, valid spec.
 
 Entries are produced as a stream: single files as soon as they are seen, composites (which need all their
@@ -67,6 +70,17 @@ _SPEC_KEYS: dict[EntryKind, str] = {
     "image_sequence": "image_groups",
     "dicom_series": "dicom_series",
 }
+# Extension -> MIME type, for the customer-provided ``imageMetadata`` of single images.
+_IMAGE_MIME_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".bmp": "image/bmp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".gif": "image/gif",
+}
 _COMPOSITE_KINDS: frozenset[EntryKind] = frozenset({"image_group", "image_sequence", "dicom_series"})
 _SINGLE_KINDS: dict[DataKind, EntryKind] = {kind: kind for kind in ("image", "video", "audio", "text", "pdf")}
 
@@ -84,18 +98,23 @@ class Entry:
     """One registration unit: a single file, or the ordered frames of an image group, sequence or DICOM series.
 
     ``urls[0]`` is the unit's identity URL: Encord matches duplicates on it, and results are keyed by it.
+    ``image_metadata`` is the customer-provided facts of a single image (``mimeType``, ``fileSize``, ``width``,
+    ``height``): Encord stores them instead of fetching and scanning the file.
     """
 
     kind: EntryKind
     title: str
     urls: tuple[str, ...]
     client_metadata: Mapping[str, Any] = field(default_factory=dict)
+    image_metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.urls:
             raise ValueError(f"{self.kind} {self.title!r} has no objects; Encord cannot register an empty unit")
         if self.kind not in _COMPOSITE_KINDS and len(self.urls) != 1:
             raise ValueError(f"a {self.kind} entry names exactly one object, got {len(self.urls)}")
+        if self.image_metadata and self.kind != "image":
+            raise ValueError(f"image_metadata is for single images, not a {self.kind} entry ({self.title!r})")
 
     @property
     def url(self) -> str:
@@ -112,6 +131,8 @@ class Entry:
             spec["objectUrl"] = self.url
         if self.client_metadata:
             spec["clientMetadata"] = dict(self.client_metadata)
+        if self.image_metadata:
+            spec["imageMetadata"] = dict(self.image_metadata)
         return spec
 
 
@@ -125,18 +146,29 @@ class PlanOptions:
     file-name order; ``"series_uid"`` groups by the ``SeriesInstanceUID`` in each file's header and orders
     by ``InstanceNumber``. ``client_metadata`` goes on every entry; ``metadata_by_title`` adds or overrides
     keys for the entry of that title (an object key, or a directory key for a composite).
+    ``image_size``: ``(width, height)`` shared by *every* selected image, e.g. the frames of one camera model.
+    Each single image is then registered with customer-provided facts (``imageMetadata``: that size, the MIME
+    type of its extension and the byte size from the listing), which Encord records instead of fetching and
+    scanning the file; a wrong size is not detected. Images the listing gives no size for are registered as
+    usual. ``None`` (the default): Encord reads every image.
     """
 
     images: ImageMode = "single"
     dicom_series_by: DicomGrouping = "directory"
     client_metadata: Mapping[str, Any] = field(default_factory=dict)
     metadata_by_title: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    image_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.images not in get_args(ImageMode):
             raise ValueError(f"images={self.images!r}; expected one of {get_args(ImageMode)}")
         if self.dicom_series_by not in get_args(DicomGrouping):
             raise ValueError(f"dicom_series_by={self.dicom_series_by!r}; expected one of {get_args(DicomGrouping)}")
+        if self.image_size is not None:
+            size = tuple(self.image_size)
+            if len(size) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in size):
+                raise ValueError(f"image_size={self.image_size!r}; expected (width, height) in whole pixels > 0")
+            object.__setattr__(self, "image_size", size)  # a list (from JSON) becomes a tuple
 
     def metadata_for(self, title: str) -> dict[str, Any]:
         return {**self.client_metadata, **self.metadata_by_title.get(title, {})}
@@ -173,7 +205,8 @@ def plan_registration(
         else:
             assert kind is not None  # _problem rejects unknown kinds
             title = record.key
-            yield Entry(_SINGLE_KINDS[kind], title, (record.url,), options.metadata_for(title))
+            provided = _image_metadata(record, options.image_size) if kind == "image" else {}
+            yield Entry(_SINGLE_KINDS[kind], title, (record.url,), options.metadata_for(title), provided)
     image_kind: EntryKind = "image_sequence" if options.images == "sequence" else "image_group"
     titles: set[str] = set()
     for directory in sorted(grouped_images, key=natural_key):
@@ -184,6 +217,14 @@ def plan_registration(
     elif dicom_files:
         assert read_dicom_headers is not None
         yield from _dicom_by_series_uid(dicom_files, read_dicom_headers(dicom_files), options, titles)
+
+
+def _image_metadata(record: ObjectRecord, size: tuple[int, int] | None) -> dict[str, Any]:
+    """The customer-provided facts of one image, or none when its size or byte count is unknown."""
+    if size is None or record.size is None:
+        return {}
+    mime_type = _IMAGE_MIME_TYPES[posixpath.splitext(record.key)[1].lower()]
+    return {"mimeType": mime_type, "fileSize": record.size, "width": size[0], "height": size[1]}
 
 
 def _problem(record: ObjectRecord, kind: DataKind | None, root_url: str) -> str | None:

@@ -42,6 +42,7 @@ from encord.orm.storage import (
     UploadSignedUrl,
 )
 
+from prefect_encord.planning.ids import is_utf8, printable
 from prefect_encord.planning.ordering import natural_key
 from prefect_encord.planning.specs import MAX_SEQUENCE_FRAMES, DataKind, data_kind
 
@@ -157,6 +158,9 @@ def plan_units(
     frames: dict[tuple[str, UnitKind, SlotType], list[str]] = defaultdict(list)
     rejected: dict[str, str] = {}
     for path in sorted(paths, key=natural_key):
+        if not is_utf8(path):
+            rejected[printable(path)] = _not_utf8(path)
+            continue
         media = media_type(path)
         if media is None:
             rejected[path] = f"unsupported file type {PurePosixPath(path).suffix or '(no extension)'!r}"
@@ -178,7 +182,9 @@ def plan_units(
     titled: dict[str, str] = {}
     for (directory, kind, slot), members in sorted(frames.items(), key=lambda entry: natural_key(entry[0][0])):
         title = root_name if directory == "." else directory
-        if kind == "imageSequence" and len(members) > MAX_SEQUENCE_FRAMES:
+        if not is_utf8(title):
+            rejected[directory] = _not_utf8(title)
+        elif kind == "imageSequence" and len(members) > MAX_SEQUENCE_FRAMES:
             rejected[directory] = (
                 f"image sequence has {len(members)} frames; Encord allows at most {MAX_SEQUENCE_FRAMES}"
             )
@@ -188,6 +194,11 @@ def plan_units(
             titled[title] = kind
             composites.append(UploadUnit(key=directory, kind=kind, title=title, files=tuple(members), slot_type=slot))
     return UploadPlan(units=(*singles, *composites), rejected=rejected)
+
+
+def _not_utf8(name: str) -> str:
+    """Why a name cannot be uploaded: not UTF-8 on disk, it reaches Python as lone surrogates no request carries."""
+    return f"the name '{printable(name)}' is not valid UTF-8 (undecodable bytes shown as \\xNN); rename it to upload it"
 
 
 def _matches(directory: str, patterns: Sequence[str]) -> bool:

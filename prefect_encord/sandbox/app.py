@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from prefect_encord.sandbox import access, datasets, labels, projects
 from prefect_encord.sandbox.auth import AuthError, SignedRequest, authenticate
 from prefect_encord.sandbox.blobs import BlobStore
+from prefect_encord.sandbox.chaos import Chaos, ChaosConfig
 from prefect_encord.sandbox.errors import InvalidArgument, SandboxError, Unauthenticated
 from prefect_encord.sandbox.jobs import JobRunner
 from prefect_encord.sandbox.store import Store
@@ -31,15 +32,18 @@ RPC_PATHS = ("/public", "/public/user")
 class Backend:
     """Everything a request may touch: state, blobs and the job runner of one data directory."""
 
-    def __init__(self, data_dir: Path, job_workers: int = 4, latency_ms: float = 0.0) -> None:
+    def __init__(
+        self, data_dir: Path, job_workers: int = 4, latency_ms: float = 0.0, chaos: ChaosConfig | None = None
+    ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.latency_seconds = latency_ms / 1000
+        self.chaos = Chaos(chaos) if chaos is not None else None
         self.store = Store(data_dir / "sandbox.sqlite3")
         for ddl in (access.DDL, datasets.DDL, projects.DDL, labels.DDL):
             self.store.ensure_schema(ddl)
         self.blobs = BlobStore(data_dir / "blobs", BlobStore.load_or_create_secret(data_dir / "url-signing.secret"))
-        self.runner = JobRunner(self.store, self.blobs, self.metadata_schema, workers=job_workers)
+        self.runner = JobRunner(self.store, self.blobs, self.metadata_schema, workers=job_workers, chaos=self.chaos)
 
     def metadata_schema(self) -> dict[str, Any] | None:
         row = self.store.metadata_schema("v2")

@@ -84,8 +84,13 @@ def _verify_v2(request: SignedRequest, headers: Mapping[str, str], lookup: KeyLo
     values = {name: value.strip('"') for name, value in _PARAM.findall(params[len(_COVERED) :])}
     if values.get("alg") != "ed25519" or "keyid" not in values or not values.get("created", "").isdecimal():
         raise AuthError("signature parameters must give created (integer seconds), keyid and alg=ed25519")
-    if abs(now - int(values["created"])) > SIGNATURE_WINDOW_SECONDS:
-        raise AuthError("signature is stale: 'created' is outside the accepted window")
+    skew = int(now) - int(values["created"])
+    if abs(skew) > SIGNATURE_WINDOW_SECONDS:
+        raise AuthError(
+            f"signature is stale: 'created' is {values['created']}, {abs(skew)} s "
+            f"{'behind' if skew > 0 else 'ahead of'} the server's clock; the accepted window is "
+            f"±{SIGNATURE_WINDOW_SECONDS} s (is the client's clock right?)"
+        )
     user_id = _known_user(values["keyid"], lookup)
     signature_header = headers.get("signature", "")
     if not (signature_header.startswith("encord-sig=:") and signature_header.endswith(":")):
@@ -118,7 +123,8 @@ def _verify_v1(body: bytes, authorization: str, lookup: KeyLookup) -> str:
 def _known_user(key_hex: str, lookup: KeyLookup) -> str:
     user_id = lookup(key_hex.lower())
     if user_id is None:
-        raise AuthError("unknown public key")
+        # A public key is no secret; naming it tells the user which key to register. Capped: it is caller input.
+        raise AuthError(f"unknown public key {key_hex[:64]!r}: no user has registered it")
     return user_id
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from prefect_encord.sandbox.blobs import BlobStore
+from prefect_encord.sandbox.chaos import Chaos
 from prefect_encord.sandbox.integrations import FetchError, IntegrationConfig, fetch
 from prefect_encord.sandbox.probing import MediaFacts, ProbeError, probe
 from prefect_encord.sandbox.schema import check_values
@@ -61,10 +62,18 @@ class Outcome:
 class JobRunner:
     """Processes pending units of registration jobs on a thread pool."""
 
-    def __init__(self, store: Store, blobs: BlobStore, schema: Callable[[], dict[str, Any] | None], workers: int = 4):
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        schema: Callable[[], dict[str, Any] | None],
+        workers: int = 4,
+        chaos: Chaos | None = None,
+    ):
         self._store = store
         self._blobs = blobs
         self._schema = schema
+        self._chaos = chaos
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-job")
         self._jobs = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-jobs")
         self.changed = threading.Condition()
@@ -82,6 +91,9 @@ class JobRunner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def wait(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Block until ``predicate`` holds or ``timeout`` passes (at once when chaos times the poll out)."""
+        if self._chaos is not None and self._chaos.poll_times_out():
+            return
         with self.changed:
             self.changed.wait_for(predicate, timeout=timeout)
 
@@ -106,6 +118,10 @@ class JobRunner:
         if not self._pending(job["uuid"], unit["idx"]):
             return  # cancelled while it waited in the queue: fetch nothing
         spec = json.loads(unit["spec"])
+        chaos_error = self._chaos.unit_failure(_unit_key(spec)) if self._chaos else None
+        if chaos_error is not None:
+            self._finish(job, unit, "ERROR", None, None, chaos_error)
+            return
         try:
             outcome = self._build(job, spec)
         except (UnitError, FetchError, ProbeError) as exc:
@@ -142,7 +158,10 @@ class JobRunner:
 
     def _duplicate(self, folder_uuid: str, spec: dict[str, Any]) -> sqlite3.Row | None:
         """An item of the unit's own kind registered in this folder under the same URL (and, for image
-        groups, sequences and DICOM series, the same frame URLs in the same order)."""
+        groups, sequences and DICOM series, the same frame URLs in the same order); for an upload, the item
+        its reserved placeholder already became (a resubmitted job)."""
+        if spec["placeholders"] and spec["placeholders"][0]:
+            return self._registered_upload(folder_uuid, spec)
         urls = spec["urls"]
         candidates = self._store.query(
             "SELECT * FROM items WHERE folder = ? AND url = ? AND item_type = ? AND is_placeholder = 0 "
@@ -153,6 +172,19 @@ class JobRunner:
             if spec["kind"] not in _FRAME_TYPE or [c["url"] for c in self._store.children(candidate["uuid"])] == urls:
                 return candidate
         return None
+
+    def _registered_upload(self, folder_uuid: str, spec: dict[str, Any]) -> sqlite3.Row | None:
+        """An upload's identity is its first placeholder: the item itself, or the composite owning it as frame 0."""
+        first = spec["placeholders"][0]
+        if spec["kind"] not in _FRAME_TYPE:
+            return self._store.query_one(
+                "SELECT * FROM items WHERE uuid = ? AND folder = ? AND is_placeholder = 0", (first, folder_uuid)
+            )
+        return self._store.query_one(
+            "SELECT i.* FROM item_children c JOIN items i ON i.uuid = c.parent "
+            "WHERE c.child = ? AND c.position = 0 AND i.folder = ? AND i.item_type = ?",
+            (first, folder_uuid, spec["kind"]),
+        )
 
     def _finish(
         self,
@@ -277,6 +309,11 @@ def _composite_facts(kind: str, name: str, frames: list[NewItem]) -> dict[str, A
         "dicom_study_uid": first.get("dicom_study_uid"),
         "dicom_series_uid": first.get("dicom_series_uid"),
     }
+
+
+def _unit_key(spec: dict[str, Any]) -> str:
+    """What names a unit across jobs and runs, for chaos: its title, else its first URL."""
+    return str(spec.get("title") or (spec.get("urls") or ["untitled unit"])[0])
 
 
 def _basename(url: str) -> str:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.sandbox.app import Backend, create_app
 from prefect_encord.sandbox.auth import public_key_hex
+from prefect_encord.sandbox.chaos import ChaosConfig, ChaosMiddleware
 from prefect_encord.sandbox.integrations import IntegrationConfig
 from prefect_encord.sandbox.store import new_uuid
 from prefect_encord.sandbox.webhooks import EVENT_TYPES, WebhookDispatcher
@@ -60,11 +61,12 @@ class Sandbox:
         job_workers: int = 4,
         latency_ms: float = 0.0,
         webhook_url: str | None = None,
+        chaos: ChaosConfig | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.host = host
         self.port = port
-        self.backend = Backend(self.data_dir, job_workers=job_workers, latency_ms=latency_ms)
+        self.backend = Backend(self.data_dir, job_workers=job_workers, latency_ms=latency_ms, chaos=chaos)
         self.private_key_path = self.data_dir / ADMIN_KEY_NAME
         if not self.private_key_path.exists():
             generate_key_pair(self.private_key_path)
@@ -123,9 +125,10 @@ class Sandbox:
     def start(self) -> Sandbox:
         if self.port == 0:
             self.port = _free_port(self.host)
-        config = uvicorn.Config(
-            create_app(self.backend), host=self.host, port=self.port, log_level="warning", timeout_keep_alive=30
-        )
+        app: Any = create_app(self.backend)
+        if self.backend.chaos is not None:  # outside Starlette's middleware, where uvicorn's transport is reachable
+            app = ChaosMiddleware(app, self.backend.chaos)
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", timeout_keep_alive=30)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="encord-sandbox", daemon=True)
         self._thread.start()
@@ -160,12 +163,25 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def serve(data_dir: Path, host: str, port: int, latency_ms: float = 0.0, webhook_url: str | None = None) -> None:
+def serve(
+    data_dir: Path,
+    host: str,
+    port: int,
+    latency_ms: float = 0.0,
+    webhook_url: str | None = None,
+    job_workers: int = 4,
+    chaos: ChaosConfig | None = None,
+) -> None:
     """Run the sandbox in the foreground until interrupted (``prefect-encord sandbox serve``)."""
-    sandbox = Sandbox(data_dir, host=host, port=port, latency_ms=latency_ms, webhook_url=webhook_url).start()
+    sandbox = Sandbox(
+        data_dir, host=host, port=port, latency_ms=latency_ms, webhook_url=webhook_url, job_workers=job_workers,
+        chaos=chaos,
+    ).start()  # fmt: skip
     print(f"Encord sandbox listening on {sandbox.domain}", flush=True)
     print(f"  data directory: {sandbox.data_dir}", flush=True)
     print(f"  admin private key: {sandbox.private_key_path}", flush=True)
+    if chaos is not None:
+        print(f"  chaos mode: {chaos} (counts at {sandbox.domain}/_chaos)", flush=True)
     for webhook in sandbox.webhooks.subscriptions():
         print(f"  workflow webhooks to: {webhook.url}", flush=True)
     print(

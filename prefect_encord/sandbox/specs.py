@@ -67,6 +67,14 @@ def parse_job_request(body: dict[str, Any]) -> tuple[list[Unit], dict[str, bool]
     units, options = _from_dto(data_items) if data_items is not None else _from_file_spec(external)
     if not units:
         raise InvalidArgument("the upload job lists no files")
+    _require_unicode(body.get("fileName"), "fileName")
+    for position, unit in enumerate(units):
+        where = f"unit {position}"
+        _require_unicode(unit["title"], f"{where} title")
+        for i, url in enumerate(unit["urls"]):
+            _require_unicode(url, f"{where} url {i}")
+        for i, title in enumerate(unit.get("frame_titles") or []):
+            _require_unicode(title, f"{where} frame title {i}")
     return units, options
 
 
@@ -219,6 +227,16 @@ def _list(items: dict[str, Any], key: str) -> list[Any]:
 
 def _flag(spec: dict[str, Any], *keys: str) -> bool:
     return any(bool(spec.get(k)) for k in keys)
+
+
+def _require_unicode(value: Any, where: str) -> None:
+    """Names become database text: a lone surrogate (a non-UTF-8 file name escaped into JSON) is refused here,
+    naming the value, rather than failing the unit's write after the job was accepted."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgument(f"{where} {value!r} is not valid Unicode: it holds a lone surrogate") from None
 
 
 def _require_object(entry: Any, where: str) -> None:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.grouping import GroupingRule, group_items, parse_rule
 from prefect_encord.planning.layouts import LayoutTemplate, TemplateError, instantiate, parse_layout
+from prefect_encord.tasks.lookups import open_folder
 from prefect_encord.tasks.run_logger import run_logger
 
 # Refusals that concern the groups sent rather than the caller or the service: worth isolating by bisection.
@@ -81,7 +82,7 @@ def create_data_groups(
         except TemplateError as exc:
             result.failed[group.name] = str(exc)
 
-    storage_folder = credentials.get_client().get_storage_folder(UUID(str(folder_uuid)))
+    storage_folder = open_folder(credentials.get_client(), folder_uuid)
     existing = _existing_groups(storage_folder)
     to_create = []
     for name, data_group in planned.items():

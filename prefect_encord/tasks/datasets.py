@@ -40,6 +40,7 @@ from prefect_encord.planning.links import (
     sdk_behaviour,
 )
 from prefect_encord.planning.titles import single_match
+from prefect_encord.tasks.lookups import open_folder
 from prefect_encord.tasks.run_logger import run_logger
 
 # Refusals that concern the items sent rather than the caller or the service: worth isolating by bisection.
@@ -91,7 +92,7 @@ def get_or_create_dataset(credentials: EncordCredentials, title: str, descriptio
             their hashes, so the caller can use one by hash.
     """
     if not title.strip():
-        raise ValueError("a dataset title must not be blank")
+        raise ValueError(f"a dataset title must not be blank, got {title!r}")
     client = credentials.get_client()
     listed = client.get_datasets(title_eq=title)
     found = single_match("dataset", title, ((info["dataset"].dataset_hash, info["dataset"].title) for info in listed))
@@ -155,7 +156,7 @@ def link_folder_to_dataset(
     """
     types = parse_item_types(item_types)
     client = credentials.get_client()
-    folder = client.get_storage_folder(UUID(str(folder_uuid)))
+    folder = open_folder(client, folder_uuid)
     listing = folder.list_items(
         item_types=types or None,
         order=FoldersSortBy.CREATED_AT,

@@ -55,6 +55,7 @@ from prefect_encord.planning.exports import (
 )
 from prefect_encord.planning.label_rows import LabelRowFilters
 from prefect_encord.tasks.label_rows import BUNDLE_SIZE, initialise_in_bundles, list_rows, summarise
+from prefect_encord.tasks.lookups import open_project
 from prefect_encord.tasks.run_logger import run_logger
 
 #: Files written (or read back) at once: each is a small request whose cost is latency.
@@ -198,7 +199,7 @@ def export_label_rows(
     index = parse_index(index_bytes, target.location(layout.index_key)) if plan.incremental and index_bytes else {}
     logger.info("Exporting project %s to %s: %s", project_hash, target.location(layout.root), plan.reason)
 
-    project = credentials.get_client().get_project(project_hash)
+    project = open_project(credentials.get_client(), project_hash)
     rows = list_rows(project, filters, plan.edited_after)
     summaries = {row.data_hash: summarise(row) for row in rows}
     chosen = select_rows(list(summaries.values()), index, plan.incremental)

@@ -15,6 +15,7 @@ from encord.storage import StorageFolder
 from prefect import task
 
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.planning.ids import is_utf8, printable
 
 #: Folders per listing page; the most Encord serves, so a name search is usually one request.
 _PAGE_SIZE = 1000
@@ -24,8 +25,11 @@ def folder_path_segments(path: str) -> list[str]:
     """The folder names of ``path`` (``"projects/2026/cams"``); outer slashes are ignored.
 
     Raises:
-        ValueError: If the path is empty or has an empty segment (``"a//b"``).
+        ValueError: If the path is empty, has an empty segment (``"a//b"``), or is not valid UTF-8 (a name
+            read from a non-UTF-8 file system).
     """
+    if not is_utf8(path):
+        raise ValueError(f"folder path '{printable(path)}' is not valid UTF-8 (undecodable bytes shown as \\xNN)")
     segments = path.strip().strip("/").split("/")
     if any(not segment.strip() for segment in segments):
         raise ValueError(f"folder path {path!r} must be folder names separated by single '/'")

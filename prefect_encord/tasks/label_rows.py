@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.label_rows import LabelRowFilters, LabelRowSummary
+from prefect_encord.tasks.lookups import open_project
 
 #: Rows per bundled initialise request: Encord's maximum.
 BUNDLE_SIZE = LABEL_ROW_BUNDLE_GET_LIMIT
@@ -39,7 +40,7 @@ def list_label_rows(
         project_hash: The project.
         filters: Which rows; see :class:`~prefect_encord.planning.label_rows.LabelRowFilters`.
     """
-    project = credentials.get_client().get_project(project_hash)
+    project = open_project(credentials.get_client(), project_hash)
     return [summarise(row) for row in list_rows(project, filters or LabelRowFilters())]
 
 

@@ -51,6 +51,7 @@ from prefect_encord.planning.manifests import (
     read_manifest,
 )
 from prefect_encord.planning.schema import KeyType, value_types
+from prefect_encord.tasks.lookups import open_folder
 from prefect_encord.tasks.metadata_schema import read_organisation_schema
 from prefect_encord.tasks.run_logger import run_logger
 
@@ -300,7 +301,7 @@ def import_metadata(
     client = credentials.get_client()
     _, existing = read_organisation_schema(client)
     types = value_types(existing)
-    folder = client.get_storage_folder(UUID(str(folder_uuid))) if folder_uuid is not None else None
+    folder = open_folder(client, folder_uuid) if folder_uuid is not None else None
     importer = MetadataImporter(
         client, types, folder, key_by=key_by, mode=mode, dry_run=dry_run, bundle_size=bundle_size
     )

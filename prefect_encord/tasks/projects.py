@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.titles import single_match
+from prefect_encord.tasks.lookups import open_project
 from prefect_encord.tasks.run_logger import run_logger
 
 
@@ -52,7 +53,7 @@ def attach_datasets(credentials: EncordCredentials, project_hash: str, dataset_h
         project_hash: The project.
         dataset_hashes: Datasets that must be attached (duplicates are ignored).
     """
-    project = credentials.get_client().get_project(project_hash)
+    project = open_project(credentials.get_client(), project_hash)
     return _attach(project, dataset_hashes)
 
 
@@ -83,7 +84,7 @@ def get_or_create_project(
             labels are only meaningful with its own ontology, so it is never silently swapped.
     """
     if not title.strip():
-        raise ValueError("a project title must not be blank")
+        raise ValueError(f"a project title must not be blank, got {title!r}")
     client = credentials.get_client()
     wanted = _unique_hashes(dataset_hashes)
     listed = {p.project_hash: p for p in client.list_projects(title_eq=title)}

@@ -12,10 +12,20 @@ The flow of one job, and why each step is there:
    :mod:`prefect_encord.planning.outcomes`); per-unit errors are reported, never raised, so one bad file
    never fails or hides its siblings. The ledger record is then dropped, so a later run submits afresh
    (and, say, ``upsert_metadata`` really upserts).
+5. **Retry failed units** once (``unit_retries``) in a job of their own: a unit can fail for a passing
+   reason (the bucket throttled Encord's read), and registering it again is safe for the same reason as
+   step 1. Units that fail again are reported with their last error; recovered ones are logged.
+
+Faults on the way (see :mod:`prefect_encord.api_retries`): a job start answered 429/5xx or never answered
+is submitted again, after a backoff that honours ``Retry-After``. That is safe even when the lost answer
+hid a started job, because of ``skip_duplicate_urls``: the twin jobs share the items (the submission time
+kept is the first attempt's, so the twin's items still count as created). A job whose id is known is never
+resubmitted, only polled; polls and lookups are reads, retried freely.
 
 Requests to Encord: per task call, one to fetch the folder and one to resolve the integration; per job of
 up to 1,000 units, one to submit, one long poll (more only for jobs running longer than a poll is held)
-and one bulk lookup. That is about 3 requests per 1,000 files once a bucket is large.
+and one bulk lookup. That is about 3 requests per 1,000 files once a bucket is large. Faults and failed
+units add requests; a run without them adds none.
 
 Tasks take blocks, UUIDs and names, never SDK clients: those are built inside the task, so task inputs
 stay hashable and picklable for Prefect's caching and retries.
@@ -23,6 +33,7 @@ stay hashable and picklable for Prefect's caching and retries.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,8 +48,10 @@ from encord.orm.dataset import LongPollingStatus
 from encord.storage import StorageFolder
 from prefect import task
 
+from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration, resolve_integration
+from prefect_encord.crashpoints import crash_point
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
 from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc
@@ -57,6 +70,8 @@ from prefect_encord.tasks.run_logger import run_logger
 DEFAULT_TIMEOUT_SECONDS = 24 * 60 * 60
 #: Jobs submitted ahead of the one being polled: Encord works on them meanwhile, memory stays bounded.
 DEFAULT_MAX_IN_FLIGHT = 4
+#: Times the failed units of a job are registered again, in a job of their own.
+DEFAULT_UNIT_RETRIES = 1
 #: Items per bulk lookup, the most one request may ask for.
 _BULK_LOOKUP_SIZE = 1000
 #: DICOM headers read at once; reads are small range requests, so latency, not bandwidth, bounds them.
@@ -83,6 +98,7 @@ class Registrar:
         *,
         upsert_metadata: bool = False,
         timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+        unit_retries: int = DEFAULT_UNIT_RETRIES,
     ) -> None:
         self.client = client
         self.folder = folder
@@ -90,6 +106,7 @@ class Registrar:
         self.ledger = ledger
         self.upsert_metadata = upsert_metadata
         self.timeout_seconds = timeout_seconds
+        self.unit_retries = unit_retries
 
     def submit(self, entries: Sequence[Entry]) -> SubmittedJob:
         """Start the job for ``entries``, or find the one an earlier attempt started, and record it."""
@@ -101,8 +118,13 @@ class Registrar:
                 "Resuming registration job %s (%d units) found in the job ledger", found.job_id, found.units
             )
             return SubmittedJob(found, resumed=True)
-        submitted_at = datetime.now(timezone.utc)
-        job_id = self.folder.add_private_data_to_folder_start(self.integration_id, spec)
+        crash_point("register.before-submit")
+        submitted_at = datetime.now(timezone.utc)  # before the first attempt: a lost answer's twin job counts
+        job_id = call_with_retries(  # safe to repeat even if a lost answer hid a started job: see the module
+            lambda: self.folder.add_private_data_to_folder_start(self.integration_id, spec),
+            f"starting a registration job of {len(entries)} units",
+        )
+        crash_point("register.after-submit")
         record = JobRecord(
             key=key,
             job_id=str(job_id),
@@ -112,20 +134,32 @@ class Registrar:
             units=len(entries),
         )
         self.ledger.record(record)
+        crash_point("register.after-record")
         run_logger(__name__).info("Submitted registration job %s with %d units", record.job_id, record.units)
         return SubmittedJob(record, resumed=False)
 
     def settle(self, job: SubmittedJob, entries: Sequence[Entry]) -> JobResult:
-        """Poll ``job`` to completion and map its outcome back to ``entries``.
+        """Poll ``job`` to completion, map its outcome back to ``entries``, and register failed units again.
 
         Raises:
             TimeoutError: If the job is still running after ``timeout_seconds``; its record stays in the
                 ledger, so retrying the task resumes polling it.
         """
-        try:
-            state = self.folder.add_private_data_to_folder_get_result(
-                UUID(job.record.job_id), timeout_seconds=self.timeout_seconds
+        result = self._settle_once(job, entries)
+        for _ in range(self.unit_retries):
+            failed = _failed_entries(entries, result)
+            if not failed:
+                break
+            run_logger(__name__).warning(
+                "%d units of registration job %s failed; registering them again", len(failed), result.job_id
             )
+            result = _merge_retry(result, self._settle_once(self.submit(failed), failed))
+        return result
+
+    def _settle_once(self, job: SubmittedJob, entries: Sequence[Entry]) -> JobResult:
+        """Poll ``job`` to completion and map its outcome back to ``entries``."""
+        try:
+            state = poll_job(self.folder, UUID(job.record.job_id), self.timeout_seconds, "register.mid-poll")
         except ResourceNotFoundError:
             if not job.resumed:
                 raise
@@ -134,13 +168,17 @@ class Registrar:
                 "Job %s from the ledger no longer exists; submitting the chunk again", job.record.job_id
             )
             self.ledger.forget(job.record.key)
-            return self.register(entries)
+            return self._settle_once(self.submit(entries), entries)
         if state.status == LongPollingStatus.PENDING:
             raise TimeoutError(
                 f"registration job {job.record.job_id} is still running after {self.timeout_seconds} s; "
                 "retry the task to resume polling it"
             )
-        facts = self._item_facts([str(item.item_uuid) for item in state.items_with_names])
+        crash_point("register.after-poll")
+        returned = [str(item.item_uuid) for item in state.items_with_names]
+        facts = call_with_retries(
+            lambda: self._item_facts(returned), f"looking up the items of job {job.record.job_id}"
+        )
         result = settle_job(
             entries,
             state,
@@ -149,6 +187,7 @@ class Registrar:
             submitted_at=job.record.submitted_at,
             resumed=job.resumed,
         )
+        crash_point("register.after-settle")
         self.ledger.forget(job.record.key)
         run_logger(__name__).info(
             "Registration job %s %s: %d created, %d already registered, %d failed",
@@ -172,6 +211,32 @@ class Registrar:
         return facts
 
 
+def _failed_entries(entries: Sequence[Entry], result: JobResult) -> list[Entry]:
+    """The entries whose unit failed in ``result``, in their planned order."""
+    failed = {failure.urls[0] for failure in result.unit_errors if failure.urls}
+    return [planned for planned in entries if planned.url in failed]
+
+
+def _merge_retry(first: JobResult, retry: JobResult) -> JobResult:
+    """One chunk's result from its job and the job that retried its failed units: the retry's errors replace
+    the first's (a unit without URLs, which cannot be retried, keeps its error); recovered units are logged."""
+    recovered = [f for f in first.unit_errors if f.urls and f.urls[0] in retry.items]
+    for failure in recovered:
+        run_logger(__name__).warning(
+            "%s failed in job %s (%s) and was registered by job %s", failure.urls[0], first.job_id, failure.error,
+            retry.job_id,
+        )  # fmt: skip
+    return dataclasses.replace(
+        first,
+        status=retry.status,
+        created={**first.created, **retry.created},
+        skipped_duplicates={**first.skipped_duplicates, **retry.skipped_duplicates},
+        unit_errors=(*(f for f in first.unit_errors if not f.urls), *retry.unit_errors),
+        not_registered=(*first.not_registered, *retry.not_registered),
+        unmatched_items=(*first.unmatched_items, *retry.unmatched_items),
+    )
+
+
 def _registrar(
     credentials: EncordCredentials,
     folder_uuid: str,
@@ -179,15 +244,18 @@ def _registrar(
     ledger_dir: Path | str | None,
     upsert_metadata: bool,
     timeout_seconds: int,
+    unit_retries: int,
 ) -> Registrar:
+    """A registrar for the folder and integration; both lookups are reads, retried on transient errors."""
     client = credentials.get_client()
     return Registrar(
         client,
-        client.get_storage_folder(UUID(folder_uuid)),
-        resolve_integration(client, integration),
+        call_with_retries(lambda: client.get_storage_folder(UUID(folder_uuid)), f"fetching folder {folder_uuid}"),
+        call_with_retries(lambda: resolve_integration(client, integration), f"resolving integration {integration}"),
         JobLedger(ledger_dir),
         upsert_metadata=upsert_metadata,
         timeout_seconds=timeout_seconds,
+        unit_retries=unit_retries,
     )
 
 
@@ -200,6 +268,7 @@ def register_chunk(
     upsert_metadata: bool = False,
     ledger_dir: Path | str | None = None,
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    unit_retries: int = DEFAULT_UNIT_RETRIES,
 ) -> JobResult:
     """Register one chunk of planned entries as one Encord data-upload job and wait for it.
 
@@ -214,11 +283,14 @@ def register_chunk(
         upsert_metadata: Replace the client metadata of entries that are already registered.
         ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
         timeout_seconds: Give up polling after this long (a retry resumes).
+        unit_retries: Times failed units are registered again, each time in a job of their own.
 
     Returns:
-        The job's :class:`~prefect_encord.planning.outcomes.JobResult`.
+        The job's :class:`~prefect_encord.planning.outcomes.JobResult` (with its retries' outcomes).
     """
-    registrar = _registrar(credentials, folder_uuid, integration, ledger_dir, upsert_metadata, timeout_seconds)
+    registrar = _registrar(
+        credentials, folder_uuid, integration, ledger_dir, upsert_metadata, timeout_seconds, unit_retries
+    )
     return registrar.register(entries)
 
 
@@ -236,6 +308,7 @@ def register_bucket(
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ledger_dir: Path | str | None = None,
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    unit_retries: int = DEFAULT_UNIT_RETRIES,
 ) -> BucketRegistration:
     """List a bucket, plan its registration, and register it in jobs of ``job_size`` units.
 
@@ -256,6 +329,7 @@ def register_bucket(
         max_in_flight: Jobs submitted before the oldest one is polled.
         ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
         timeout_seconds: Give up polling a job after this long (a retry resumes).
+        unit_retries: Times failed units are registered again, each time in a job of their own.
 
     Returns:
         The jobs' results, the objects skipped with reasons, and the watermark for the next run.
@@ -263,7 +337,9 @@ def register_bucket(
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight {max_in_flight} must be at least 1")
     options = options or PlanOptions()
-    registrar = _registrar(credentials, folder_uuid, storage.integration, ledger_dir, upsert_metadata, timeout_seconds)
+    registrar = _registrar(
+        credentials, folder_uuid, storage.integration, ledger_dir, upsert_metadata, timeout_seconds, unit_retries
+    )
     newest: datetime | None = None
     skipped: list[Skipped] = []
 

