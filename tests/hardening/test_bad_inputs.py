@@ -669,6 +669,17 @@ def test_the_planner_skips_a_url_outside_the_bucket_by_name() -> None:
     assert planned == [Skipped(stray.url, f"the URL is outside the integration's bucket ({root})")]
 
 
+def test_a_title_that_is_not_utf8_is_refused_before_the_job_starts(
+    hardened: Sandbox, admin: EncordCredentials, world: World, local_integration: tuple[str, Path], tmp_path: Path
+) -> None:
+    """A title read from a non-UTF-8 name reaches JSON as a lone surrogate; the sandbox refuses the job, naming it
+    (it used to accept it, fail to store the unit, and leave the job pending for ever)."""
+    title, root = local_integration
+    entries = [Entry("image", os.fsdecode(b"caf\xe9.png"), (f"file://{root}/red.png",))]
+    with unchanged(hardened), _raises(InvalidArgumentsError, "title 'caf\\udce9.png' is not valid Unicode"):
+        register_chunk.fn(admin, world.folder, title, entries, ledger_dir=tmp_path)
+
+
 def test_an_empty_chunk_is_refused_and_starts_no_job(
     hardened: Sandbox, admin: EncordCredentials, world: World, local_integration: tuple[str, Path], tmp_path: Path
 ) -> None:
@@ -688,7 +699,7 @@ INVALID_DECLARATIONS: dict[str, tuple[Any, str]] = {
     ),
     "type-change-without-permission": (
         {"hd.count": {"type": "enum", "values": ["one"]}},
-        "hd.count",
+        "metadata key 'hd.count' is number in Encord but declared enum",
     ),
 }
 
