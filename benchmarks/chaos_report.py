@@ -5,8 +5,10 @@ directory, each set with a few corrupt files among them, into a sandbox served b
 (``prefect-encord sandbox serve``) in chaos mode: 503s, 429s with ``Retry-After``, dropped connections (a
 job start's answer lost after the job started, included), slow answers, units failing once and long polls
 answering early. Then it checks the folders: one item per good file, none twice, every corrupt file
-reported. With ``--baseline`` it first runs the same work against the same sandbox without chaos, so the
-requests that faults cost can be read off.
+reported. A good file whose every retry met a fault (a PUT refused five times running) is reported too;
+the side it belongs to is then run once more, which must bring it in without duplicating anything. With
+``--baseline`` the same work first runs against a sandbox without chaos, so the requests that faults cost
+can be read off. Each pass gets a fresh sandbox; request and fault counts are those of the first run.
 
 The tasks run as a flow calls them (``.fn``): the figures are those of ``register_bucket`` and
 ``upload_directory``, without a Prefect API. The exit status is 0 only if no good file is missing or

@@ -53,7 +53,7 @@ def _register(
 
 def _assert_each_once(folder: StorageFolder, expected: int, key: str = "url") -> None:
     items = list(folder.list_items())
-    identities = Counter(item.url if key == "url" else item.client_metadata[IDENTITY_KEY] for item in items)
+    identities = Counter(item.url if key == "url" else (item.client_metadata or {})[IDENTITY_KEY] for item in items)
     assert len(items) == expected and set(identities.values()) == {1}
 
 
@@ -88,8 +88,8 @@ def test_throttled_and_refused_job_starts_wait_as_asked(
 def test_a_poll_that_keeps_failing_is_polled_again(
     chaotic_sandbox: ChaoticSandbox, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    # Five throttled polls in a row: the SDK gives up after four (Retry-After 0), our retry polls again.
-    config = ChaosConfig(seed=1, throttle_rate=1.0, retry_after_seconds=0, routes=(POLL,), max_faults=5)
+    # Five throttled polls in a row: the SDK gives up after four (1 s apart, as asked), our retry polls again.
+    config = ChaosConfig(seed=1, throttle_rate=1.0, retry_after_seconds=1, routes=(POLL,), max_faults=5)
 
     sandbox, folder, created, errors = _register(chaotic_sandbox, request, tmp_path, config, 5)
 
