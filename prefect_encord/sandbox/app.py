@@ -64,9 +64,27 @@ class Caller:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.body or b"null")
+            value = json.loads(self.body or b"null")
         except json.JSONDecodeError as exc:
             raise InvalidArgument(f"request body is not valid JSON: {exc}") from exc
+        _refuse_lone_surrogates(value)
+        return value
+
+
+def _refuse_lone_surrogates(value: Any) -> None:
+    """JSON may escape half a UTF-16 pair (``"\\udce9"``); no name, title or URL can store it, so say so."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument(f"{value!r} is not valid Unicode text") from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_lone_surrogates(key)
+            _refuse_lone_surrogates(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_lone_surrogates(item)
 
 
 async def caller(request: Request) -> Caller:

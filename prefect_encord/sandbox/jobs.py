@@ -131,6 +131,16 @@ class JobRunner:
             logger.exception("unit %s of job %s failed", unit["idx"], job["uuid"])
             self._finish(job, unit, "ERROR", None, None, f"internal error: {type(exc).__name__}: {exc}")
             return
+        try:
+            self._store_outcome(job, unit, spec, outcome)
+        except Exception as exc:  # a failed write is rolled back; the unit, not the job, reports it
+            logger.exception("storing unit %s of job %s failed", unit["idx"], job["uuid"])
+            self._finish(job, unit, "ERROR", None, None, f"internal error while storing: {type(exc).__name__}: {exc}")
+            return
+        self._notify()
+
+    def _store_outcome(self, job: sqlite3.Row, unit: sqlite3.Row, spec: dict[str, Any], outcome: Outcome) -> None:
+        """Write one unit's items and result in a single transaction (nothing, if it was cancelled)."""
         options = json.loads(job["options"])
         with self._store.transaction() as db:
             if not self._pending(job["uuid"], unit["idx"]):
@@ -150,7 +160,6 @@ class JobRunner:
                     (json.dumps(outcome.upsert_metadata), now_iso(), outcome.item_uuid),
                 )
             self._store.finish_unit(db, job["uuid"], unit["idx"], "DONE", outcome.item_uuid, outcome.name, None)
-        self._notify()
 
     def _pending(self, job_uuid: str, idx: int) -> bool:
         row = self._store.query_one("SELECT status FROM job_units WHERE job = ? AND idx = ?", (job_uuid, idx))

@@ -507,3 +507,10 @@ def test_listings_only_show_the_callers_own_folders(
     assert admins.uuid not in other_sees and folder.uuid not in other_sees
     assert [f.uuid for f in other_client.find_storage_folders(search=token)] == [theirs.uuid]
     assert [f.uuid for f in client.find_storage_folders(search=token)] == [admins.uuid]
+
+
+def test_a_name_with_half_a_unicode_pair_is_refused_by_name(client: EncordUserClient) -> None:
+    before = len(list(client.list_storage_folders()))
+    with pytest.raises(InvalidArgumentsError, match=r"caf\\udce9.*not valid Unicode"):
+        client.create_storage_folder("caf\udce9")
+    assert len(list(client.list_storage_folders())) == before
