@@ -8,8 +8,6 @@ before writing, and links skip what is already linked. Every mutation is bracket
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from prefect import flow
 from prefect.blocks.core import Block
 from prefect.runtime import flow_run
@@ -29,6 +27,7 @@ from prefect_encord.flows.parameters import (
     MetadataStep,
     Source,
 )
+from prefect_encord.planning.ids import is_uuid
 from prefect_encord.reporting import Outcome, RunReport
 from prefect_encord.run_ledger import RunLedger
 from prefect_encord.tasks.data_groups import create_data_groups
@@ -248,7 +247,7 @@ def _link(
 
 def _attach(credentials: EncordCredentials, project: str, dataset_hash: str, report: RunReport) -> str:
     """Attach to a project given by hash, or get/create one by title; returns the project hash."""
-    if _is_uuid(project):
+    if is_uuid(project):
         attached = attach_datasets(credentials, project, [dataset_hash])
     else:
         attached = get_or_create_project(credentials, project, dataset_hashes=[dataset_hash]).datasets
@@ -256,14 +255,6 @@ def _attach(credentials: EncordCredentials, project: str, dataset_hash: str, rep
     status = "linked" if dataset_hash in attached.attached else "skipped"
     report.record([Outcome("project", project, status, f"dataset {dataset_hash}")])
     return attached.project_hash
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _summary_lines(summary: IngestSummary, folder_path: str) -> list[str]:

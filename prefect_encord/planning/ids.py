@@ -23,6 +23,15 @@ def as_uuid(value: str | UUID, what: str) -> UUID:
         raise ValueError(f"{what} {value!r} is not a UUID") from None
 
 
+def is_uuid(value: str) -> bool:
+    """Whether ``value`` reads as a UUID (e.g. a project given by hash rather than by title)."""
+    try:
+        UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def is_utf8(text: str) -> bool:
     """Whether ``text`` can be sent as UTF-8: a file name that was not UTF-8 on disk holds lone surrogates."""
     try:

@@ -28,6 +28,7 @@ from encord.orm.storage import DataGroupCarousel, DataGroupCustom, DataGroupGrid
 from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from prefect_encord.planning.grouping import Group, Member
+from prefect_encord.planning.ids import is_uuid
 
 MAX_GRID_UNITS = 12
 MAX_GROUP_UNITS = 50
@@ -120,7 +121,7 @@ def instantiate(
 ) -> DataGroupInput:
     """The SDK input creating ``group`` with ``template``; raises :class:`TemplateError` naming the group."""
     where = f"group {group.name!r}"
-    malformed = [m for m in group.members if not _is_uuid(m.item_uuid)]
+    malformed = [m for m in group.members if not is_uuid(m.item_uuid)]
     _raise([f"{where}: {m.source!r} has item UUID {m.item_uuid!r}, which is not a UUID" for m in malformed])
     if isinstance(template, CustomLayout):
         roles = template.roles
@@ -203,14 +204,6 @@ def _tile_keys(node: DataGroupLayout) -> Iterator[str]:
         yield from node.keys
     elif isinstance(node, DataUnitTile):
         yield node.key
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _duplicates(values: list[str]) -> list[str]:
