@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.grouping import GroupingRule, group_items, parse_rule
 from prefect_encord.planning.layouts import LayoutTemplate, TemplateError, instantiate, parse_layout
+from prefect_encord.tasks.isolation import send_isolating
 from prefect_encord.tasks.lookups import open_folder
 from prefect_encord.tasks.run_logger import run_logger
 
@@ -120,16 +121,14 @@ def _existing_groups(folder: StorageFolder) -> dict[str, str]:
 
 
 def _create(folder: StorageFolder, batch: Sequence[tuple[str, DataGroupInput]], result: DataGroupsResult) -> None:
-    """Create a batch in one request; if Encord refuses it, split it to isolate the refused groups."""
-    try:
-        created = folder.create_data_groups([data_group for _, data_group in batch])
-    except _REFUSALS as exc:
-        if len(batch) == 1:
-            result.failed[batch[0][0]] = f"refused by Encord: {exc}"
-            return
-        middle = len(batch) // 2
-        _create(folder, batch[:middle], result)
-        _create(folder, batch[middle:], result)
-        return
-    for (name, _), group_uuid in zip(batch, created, strict=True):
-        result.groups[name] = str(group_uuid)
+    """Create a batch in one request; if Encord refuses it, isolate the refused groups."""
+
+    def send(part: Sequence[tuple[str, DataGroupInput]]) -> None:
+        created = folder.create_data_groups([data_group for _, data_group in part])
+        for (name, _), group_uuid in zip(part, created, strict=True):
+            result.groups[name] = str(group_uuid)
+
+    def refused(group: tuple[str, DataGroupInput], exc: Exception) -> None:
+        result.failed[group[0]] = f"refused by Encord: {exc}"
+
+    send_isolating(batch, send, _REFUSALS, refused)

@@ -40,6 +40,7 @@ from prefect_encord.planning.links import (
     sdk_behaviour,
 )
 from prefect_encord.planning.titles import single_match
+from prefect_encord.tasks.isolation import send_isolating
 from prefect_encord.tasks.lookups import open_folder
 from prefect_encord.tasks.run_logger import run_logger
 
@@ -194,20 +195,18 @@ def _link(
 
 
 def _send(dataset: Dataset, bundle: list[str], behaviour: DataLinkDuplicatesBehavior, result: LinkResult) -> None:
-    """Link one bundle; if Encord refuses it, split it to isolate the refused items."""
-    try:
-        rows = dataset.link_items([UUID(u) for u in bundle], behaviour)
-    except _REFUSALS as exc:
-        if len(bundle) == 1:
-            result.failed[bundle[0]] = f"refused by Encord: {exc}"
-            return
-        middle = len(bundle) // 2
-        _send(dataset, bundle[:middle], behaviour, result)
-        _send(dataset, bundle[middle:], behaviour, result)
-        return
-    returned = {normalise_item_uuid(row.backing_item_uuid): row.uid for row in rows}
-    for item in bundle:
-        if item in returned:
-            result.linked[item] = returned[item]
-        else:
-            result.failed[item] = "Encord accepted the link but returned no data unit for this item"
+    """Link one bundle; if Encord refuses it, isolate the refused items."""
+
+    def send(part: Sequence[str]) -> None:
+        rows = dataset.link_items([UUID(u) for u in part], behaviour)
+        returned = {normalise_item_uuid(row.backing_item_uuid): row.uid for row in rows}
+        for item in part:
+            if item in returned:
+                result.linked[item] = returned[item]
+            else:
+                result.failed[item] = "Encord accepted the link but returned no data unit for this item"
+
+    def refused(item: str, exc: Exception) -> None:
+        result.failed[item] = f"refused by Encord: {exc}"
+
+    send_isolating(bundle, send, _REFUSALS, refused)

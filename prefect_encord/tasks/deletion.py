@@ -28,6 +28,7 @@ from prefect import task
 from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.tasks.isolation import send_isolating
 from prefect_encord.tasks.run_logger import run_logger
 
 MAX_ITEMS_PER_CALL = 1000
@@ -137,22 +138,19 @@ def _unique_uuids(values: Iterable[str | UUID], failed: dict[str, str]) -> list[
 def _locate(
     client: EncordUserClient, chunk: list[str], located: dict[str, tuple[str, bool]], result: DeletionResult
 ) -> None:
-    """Folder and is-a-group of each item, one bulk read per chunk; halves isolate missing items."""
-    try:
-        items = client.get_storage_items(chunk)
-    except (ResourceNotFoundError, AuthorisationError) as exc:
-        if len(chunk) == 1:
-            if isinstance(exc, ResourceNotFoundError):
-                result.already_deleted.append(chunk[0])
-            else:
-                result.failed[chunk[0]] = f"no access (or no such item): {_message(exc)}"
-            return
-        middle = len(chunk) // 2
-        _locate(client, chunk[:middle], located, result)
-        _locate(client, chunk[middle:], located, result)
-        return
-    for item in items:
-        located[str(item.uuid)] = (str(item.parent_folder_uuid), item.item_type == StorageItemType.GROUP)
+    """Folder and is-a-group of each item, one bulk read per chunk; missing items are isolated."""
+
+    def send(part: Sequence[str]) -> None:
+        for item in client.get_storage_items(list(part)):
+            located[str(item.uuid)] = (str(item.parent_folder_uuid), item.item_type == StorageItemType.GROUP)
+
+    def refused(item: str, exc: Exception) -> None:
+        if isinstance(exc, ResourceNotFoundError):
+            result.already_deleted.append(item)
+        else:
+            result.failed[item] = f"no access (or no such item): {_message(exc)}"
+
+    send_isolating(chunk, send, (ResourceNotFoundError, AuthorisationError), refused)
 
 
 def _listed(
@@ -187,21 +185,19 @@ def _folder(client: EncordUserClient, folder: str, cache: dict[str, StorageFolde
 
 
 def _delete(folder: StorageFolder, chunk: list[str], remove_unused_frames: bool, result: DeletionResult) -> None:
-    """Delete a chunk in one call; if Encord refuses it, split it to isolate the refused items."""
-    try:
-        folder.delete_storage_items([UUID(u) for u in chunk], remove_unused_frames=remove_unused_frames)
-    except (ResourceNotFoundError, InvalidArgumentsError, AuthorisationError) as exc:
-        if len(chunk) == 1:
-            if isinstance(exc, ResourceNotFoundError):
-                result.already_deleted.append(chunk[0])
-            else:
-                result.failed[chunk[0]] = f"refused by Encord: {_message(exc)}"
-            return
-        middle = len(chunk) // 2
-        _delete(folder, chunk[:middle], remove_unused_frames, result)
-        _delete(folder, chunk[middle:], remove_unused_frames, result)
-        return
-    result.deleted.extend(chunk)
+    """Delete a chunk in one call; if Encord refuses it, isolate the refused items."""
+
+    def send(part: Sequence[str]) -> None:
+        folder.delete_storage_items([UUID(u) for u in part], remove_unused_frames=remove_unused_frames)
+        result.deleted.extend(part)
+
+    def refused(item: str, exc: Exception) -> None:
+        if isinstance(exc, ResourceNotFoundError):
+            result.already_deleted.append(item)
+        else:
+            result.failed[item] = f"refused by Encord: {_message(exc)}"
+
+    send_isolating(chunk, send, (ResourceNotFoundError, InvalidArgumentsError, AuthorisationError), refused)
 
 
 def _delete_folders(

@@ -23,7 +23,7 @@ bulk lookup for UUIDs), one bundled update and one bulk read-back. About 3 per 1
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from prefect_encord.planning.manifests import (
     read_manifest,
 )
 from prefect_encord.planning.schema import KeyType, value_types
+from prefect_encord.tasks.isolation import send_isolating
 from prefect_encord.tasks.lookups import open_folder
 from prefect_encord.tasks.metadata_schema import read_organisation_schema
 from prefect_encord.tasks.run_logger import run_logger
@@ -173,15 +174,14 @@ class MetadataImporter:
 
         Encord refuses a whole bulk lookup for one unknown or inaccessible UUID.
         """
-        if not uuids:
-            return {}
-        try:
-            return {str(item.uuid): item for item in self.client.get_storage_items(uuids)}
-        except _MISSING:
-            if len(uuids) == 1:
-                return {}
-            middle = len(uuids) // 2
-            return {**self._fetch(uuids[:middle]), **self._fetch(uuids[middle:])}
+        found: dict[str, StorageItem] = {}
+        if uuids:
+
+            def send(part: Sequence[str]) -> None:
+                found.update({str(item.uuid): item for item in self.client.get_storage_items(list(part))})
+
+            send_isolating(uuids, send, _MISSING, lambda missing, exc: None)
+        return found
 
     def _in_folder(self, entry: ManifestEntry, item: StorageItem | None) -> StorageItem | None:
         if item is None or self.folder is None or item.parent_folder_uuid == self.folder.uuid:
@@ -223,19 +223,22 @@ class MetadataImporter:
 
     def _write(self, batch: list[_Write]) -> list[_Write]:
         """Write ``batch`` as one bundled update; the writes that Encord accepted."""
-        try:
+        accepted: list[_Write] = []
+
+        def send(part: Sequence[_Write]) -> None:
             with Bundle() as bundle:
-                for write in batch:
+                for write in part:
                     write.item.update(client_metadata=write.metadata, bundle=bundle)
-            return batch
-        except _REFUSALS as exc:
-            if len(batch) == 1:
-                entry = batch[0].entry
-                message = f"Encord refused the update: {exc}"
-                self.result.rejected.append(RowError(row=entry.row, item=entry.item, message=message))
-                return []
-            middle = len(batch) // 2
-            return self._write(batch[:middle]) + self._write(batch[middle:])
+            accepted.extend(part)
+
+        def refused(write: _Write, exc: Exception) -> None:
+            entry = write.entry
+            self.result.rejected.append(
+                RowError(row=entry.row, item=entry.item, message=f"Encord refused the update: {exc}")
+            )
+
+        send_isolating(batch, send, _REFUSALS, refused)
+        return accepted
 
     def _verify(self, written: list[_Write]) -> None:
         """Read the written items back and compare each with what was written."""
