@@ -30,8 +30,10 @@ from prefect import flow
 from prefect.blocks.core import Block
 from prefect_aws import MinIOCredentials
 from prefect_dask import DaskTaskRunner
+from pydantic import SecretStr
 
 from prefect_encord.blocks.s3 import EncordS3Integration
+from prefect_encord.blocks.storage import CloudStorageIntegration
 from prefect_encord.flows.ingest import IngestSummary, ingest, load_credentials
 from prefect_encord.flows.parameters import CloudSource, GroupingStep
 from prefect_encord.planning.outcomes import BucketRegistration
@@ -74,7 +76,9 @@ def bucket_block(sandbox: Sandbox, s3_endpoint: str, prefect_harness: None) -> s
         integration=integration,
         endpoint_url=s3_endpoint,
         credentials=MinIOCredentials(
-            minio_root_user=MOTO_ACCESS_KEY_ID, minio_root_password=MOTO_SECRET_ACCESS_KEY, region_name=MOTO_REGION
+            minio_root_user=MOTO_ACCESS_KEY_ID,
+            minio_root_password=SecretStr(MOTO_SECRET_ACCESS_KEY),
+            region_name=MOTO_REGION,
         ),
     )
     block.save(bucket, overwrite=True)
@@ -97,6 +101,11 @@ def cluster() -> Iterator[LocalCluster]:
 def figures() -> Iterator[dict[str, Any]]:
     yield FIGURES
     print("\nDask figures (issue #8):", ", ".join(f"{name}: {value}" for name, value in FIGURES.items()))
+
+
+def _on_dask(cluster: LocalCluster) -> Any:
+    """A DaskTaskRunner on ``cluster`` (typed Any: prefect-dask's generics do not match ``Flow.with_options``)."""
+    return DaskTaskRunner(address=cluster.scheduler_address)
 
 
 def _timed(name: str, run: Any) -> Any:
@@ -125,7 +134,7 @@ def test_ingest_unchanged_on_dask_gives_the_default_runners_outcome(
     # The first flow run of a session pays one-off costs (imports, the API's caches): time the second one.
     _timed("default runner, first run s", lambda: ingest(**_ingest_parameters(bucket_block, "warm-up")))
     default = _timed("default runner s", lambda: ingest(**_ingest_parameters(bucket_block, "default")))
-    on_dask = ingest.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address))
+    on_dask = ingest.with_options(task_runner=_on_dask(cluster))
     with Client(cluster) as observer, get_task_stream(observer) as stream:
         distributed = _timed("DaskTaskRunner s", lambda: on_dask(**_ingest_parameters(bucket_block, "dask")))
     figures["overhead s"] = round(figures["DaskTaskRunner s"] - figures["default runner s"], 1)
@@ -146,6 +155,7 @@ def register_on_workers(credentials_block: str, storage_block: str, folder_path:
     """``register_bucket`` submitted to the task runner: the way to put a bucket's registration on a worker."""
     credentials = load_credentials(credentials_block)
     storage = Block.load(storage_block)
+    assert isinstance(storage, CloudStorageIntegration)
     folder_uuid = get_or_create_folder(credentials, folder_path)
     registered: BucketRegistration = register_bucket.submit(credentials, storage, folder_uuid).result()
     return registered
@@ -154,7 +164,7 @@ def register_on_workers(credentials_block: str, storage_block: str, folder_path:
 def test_register_bucket_submitted_to_dask_workers(
     bucket_block: str, cluster: LocalCluster, figures: dict[str, Any]
 ) -> None:
-    on_dask = register_on_workers.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address))
+    on_dask = register_on_workers.with_options(task_runner=_on_dask(cluster))
     folder_path = f"scale/dask/{uuid.uuid4().hex[:8]}/submitted"
     with Client(cluster) as observer, get_task_stream(observer) as stream:
         registered = _timed(
