@@ -1,5 +1,8 @@
 """The ``ingest`` flow: a directory or a bucket into an Encord folder, grouped, described, linked, attached.
 
+The heavy steps (upload, registration, data groups) are submitted to the flow's task runner, so the same
+flow run with ``ingest.with_options(task_runner=DaskTaskRunner(...))`` does that work on Dask workers.
+
 Every step is idempotent, so a scheduled re-run over unchanged data writes nothing: uploads are keyed
 by content hash, cloud registrations use ``skip_duplicate_urls``, groups by name, metadata is compared
 before writing, and links skip what is already linked. Every mutation is bracketed in the run ledger
@@ -128,9 +131,9 @@ def _ingest_files(
     """Upload or register the source; returns source (path or URL) → item UUID for every item present."""
     if isinstance(source, LocalSource):
         ledger.before(f"upload {source.directory} into folder {folder_uuid}")
-        uploaded = upload_directory(
+        uploaded = upload_directory.submit(
             credentials, folder_uuid, source.directory, image_groups=source.image_groups, exclude=source.exclude
-        )
+        ).result()
         created = {path: item for path, item in uploaded.items.items() if path not in set(uploaded.skipped)}
         crash_point("ingest.after-files")
         ledger.after(jobs=uploaded.jobs, items=created.values())
@@ -147,10 +150,10 @@ def _ingest_files(
     if not isinstance(storage, CloudStorageIntegration):
         raise TypeError(f"block {source.block!r} is a {type(storage).__name__}, not a cloud integration block")
     ledger.before(f"register objects of {source.block} into folder {folder_uuid}")
-    registered = register_bucket(
+    registered = register_bucket.submit(
         credentials, storage, folder_uuid, include=source.include, exclude=source.exclude,
         modified_since=source.modified_since,
-    )  # fmt: skip
+    ).result()  # fmt: skip
     crash_point("ingest.after-files")
     ledger.after(jobs=[job.job_id for job in registered.jobs], items=registered.created.values())
     report.record(Outcome("register", url, "created", item) for url, item in registered.created.items())
@@ -176,7 +179,7 @@ def _group(
 ) -> dict[str, str]:
     """Create the data groups; returns what a dataset should link: the groups, and items in no group."""
     ledger.before(f"create data groups in folder {folder_uuid}")
-    result = create_data_groups(credentials, folder_uuid, items, grouping.rule, grouping.layout)
+    result = create_data_groups.submit(credentials, folder_uuid, items, grouping.rule, grouping.layout).result()
     new = {name: uuid for name, uuid in result.groups.items() if name not in set(result.skipped)}
     crash_point("ingest.after-groups")
     ledger.after(groups=new.values())

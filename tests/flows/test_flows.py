@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 from prefect.settings import PREFECT_API_URL
 
 from prefect_encord import example_data, run_ledger
@@ -90,7 +90,12 @@ def test_ingest_creates_everything_the_example_declares(first_run: IngestSummary
 def test_a_user_sees_artifacts_events_and_a_receipt(first_run: IngestSummary) -> None:
     with get_client(sync_client=True) as prefect:
         keys = ["encord-ingest-summary", "encord-ingest-outcomes", "encord-ingest-progress"]
-        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+        artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=keys),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(first_run.run_id)]),
+            )
+        )
     by_key = {a.key: a for a in artifacts}
     assert set(by_key) == set(keys)
     assert "items: 8 created, 0 already present, 0 failed" in str(by_key["encord-ingest-summary"].data)

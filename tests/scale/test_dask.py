@@ -142,6 +142,7 @@ def test_ingest_unchanged_on_dask_gives_the_default_runners_outcome(
 
     assert (default.created, default.failed, default.groups_created) == (OBJECTS, 0, SCENES)
     assert _outcome(distributed) == _outcome(default)
+    assert len(stream.data) >= 2  # registration and data groups ran on Dask workers, not in the flow's process
     client = sandbox.credentials().get_client()
     for summary in (default, distributed):
         folder = client.get_storage_folder(uuid.UUID(summary.folder_uuid))
