@@ -45,6 +45,7 @@ from moto.s3.models import s3_backends
 from moto.server import ThreadedMotoServer
 from prefect_aws import MinIOCredentials
 from pydantic import SecretStr
+from targets import report_targets
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.s3 import EncordS3Integration
@@ -406,10 +407,7 @@ def report(phases: list[Phase], latency_ms: float) -> bool:
         ),
         (not missing, "every file ingested and every group created" + (f": {missing}" if missing else "")),
     ]
-    print("\nTargets (issue #5)")
-    for passed, line in checks:
-        print(f"  {'PASS' if passed else 'FAIL'}  {line}")
-    return all(passed for passed, _ in checks)
+    return report_targets("issue #5", checks)
 
 
 # ---------------------------------------------------------------------------------------------- main

@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from targets import report_targets
+
 BUCKET = "scale-bench"
 INTEGRATION = "scale-s3"
 S3_KEY = "testing"  # SeaweedFS runs without -s3.config here, so it takes any credentials
@@ -529,10 +531,7 @@ def report(
         (check.distinct_urls == check.items, f"no duplicates ({check.items - check.distinct_urls} URLs twice)"),
         (result.unit_errors == 0 and result.skipped == 0, "no unit errors and nothing skipped"),
     ]
-    print("\nTargets (issue #8)")
-    for passed, line in checks:
-        print(f"  {'PASS' if passed else 'FAIL'}  {line}")
-    return all(passed for passed, _ in checks)
+    return report_targets("issue #8", checks)
 
 
 # ---------------------------------------------------------------------------------------------- main
