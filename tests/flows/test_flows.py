@@ -55,10 +55,13 @@ def first_run(prefect_harness: None, sandbox: Sandbox, parameters: dict[str, Any
     yield ingest(**parameters)
 
 
-def _events(prefix: str, since: float, expected: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-    """Events whose name starts with ``prefix``, polled until ``expected`` arrive (they are sent in the background)."""
+def _events(prefix: str, about: str, since: float, expected: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Events named ``prefix…`` about resource ``about`` (as subject or related), polled until ``expected`` arrive."""
     deadline = time.monotonic() + timeout
-    body = {"filter": {"event": {"prefix": [prefix]}, "occurred": {"since": _iso(since)}}, "limit": 50}
+    body = {
+        "filter": {"event": {"prefix": [prefix]}, "any_resource": {"id": [about]}, "occurred": {"since": _iso(since)}},
+        "limit": 50,
+    }
     while True:
         events = httpx.post(f"{PREFECT_API_URL.value()}/events/filter", json=body).json()["events"]
         if len(events) >= expected or time.monotonic() > deadline:
@@ -100,14 +103,20 @@ def test_a_user_sees_artifacts_events_and_a_receipt(first_run: IngestSummary) ->
     assert set(by_key) == set(keys)
     assert "items: 8 created, 0 already present, 0 failed" in str(by_key["encord-ingest-summary"].data)
     assert by_key["encord-ingest-progress"].data == 100.0
-    events = _events("prefect-encord.", since=time.time() - 600, expected=3)
+    folder = f"encord.folder.{first_run.folder_uuid}"
+    events = _events("prefect-encord.", about=folder, since=time.time() - 3600, expected=3)
     names = {e["event"] for e in events}
     assert {
         "prefect-encord.items.registered",
         "prefect-encord.groups.created",
         "prefect-encord.dataset.linked",
     } <= names
-    linked = next(e for e in events if e["event"] == "prefect-encord.dataset.linked")
+    linked = next(
+        e
+        for e in events
+        if e["event"] == "prefect-encord.dataset.linked"
+        and e["resource"]["prefect.resource.id"] == f"encord.dataset.{first_run.dataset_hash}"
+    )
     related_roles = {r["prefect.resource.role"] for r in linked["related"]}
     assert {"folder", "project"} <= related_roles
     receipt = run_ledger.load(first_run.run_id)

@@ -676,7 +676,7 @@ def test_a_title_that_is_not_utf8_is_refused_before_the_job_starts(
     (it used to accept it, fail to store the unit, and leave the job pending for ever)."""
     title, root = local_integration
     entries = [Entry("image", os.fsdecode(b"caf\xe9.png"), (f"file://{root}/red.png",))]
-    with unchanged(hardened), _raises(InvalidArgumentsError, "title 'caf\\udce9.png' is not valid Unicode"):
+    with unchanged(hardened), _raises(InvalidArgumentsError, "'caf\\udce9.png' is not valid Unicode"):
         register_chunk.fn(admin, world.folder, title, entries, ledger_dir=tmp_path)
 
 

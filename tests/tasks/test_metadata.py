@@ -101,8 +101,7 @@ def test_merge_keeps_other_keys_and_overwrite_replaces_them(
 
     merged = run(sandbox, manifest, folder, mode="merge")
     assert (merged.updated, merged.unchanged) == (1, 0)
-    overwrite = manifest.with_name("o.csv")
-    overwrite.write_text(manifest.read_text().replace("a,", "b,"))
+    overwrite = write_csv(tmp_path / "o.csv", ["name", COUNT, TAKEN], [["b", "2", "2024-05-01T10:00:00Z"]])
     overwritten = run(sandbox, overwrite, folder, mode="overwrite")
     assert overwritten.updated == 1
 
