@@ -282,7 +282,7 @@ def run_ours(meter: Meter, env: Environment, inputs: Inputs) -> None:
 
     with meter.phase("ours", "cloud register", inputs.cloud) as phase:
         registered = register_bucket.fn(credentials, storage, cloud_folder, ledger_dir=env.ledger_dir)
-        cloud_items = {url: item for job in registered.jobs for url, item in job.items.items()}
+        cloud_items = registered.item_map.to_dict()
         phase.made = len(cloud_items)
     with meter.phase("ours", "cloud groups", inputs.cloud) as phase:
         phase.made = len(create_data_groups.fn(credentials, cloud_folder, cloud_items, RULE, LAYOUT).groups)

@@ -293,6 +293,7 @@ class ClientConfig:
     key_path: str
     s3_endpoint: str
     ledger_dir: str
+    item_map: str
     metadata: str
     max_in_flight: int
     listing_pass: bool
@@ -392,6 +393,7 @@ def run_client(config: ClientConfig, verbose: bool = False) -> ClientResult:
             options=options,
             max_in_flight=config.max_in_flight,
             ledger_dir=config.ledger_dir,
+            item_map=config.item_map,
         )
         result.register_seconds = time.perf_counter() - started
     result.encord_requests = counter.of(config.domain)
@@ -399,8 +401,8 @@ def run_client(config: ClientConfig, verbose: bool = False) -> ClientResult:
     result.other_requests = sum(counter.counts.values()) - result.encord_requests - result.s3_requests
     result.jobs = len(registered.jobs)
     for job in registered.jobs:
-        result.created += len(job.created)
-        result.duplicates += len(job.skipped_duplicates)
+        result.created += job.created
+        result.duplicates += job.present
         result.unit_errors += len(job.unit_errors)
         result.errors.extend(f"{f.urls[:1]}: {f.error}" for f in job.unit_errors[: 5 - len(result.errors)])
     result.skipped = len(registered.skipped)
@@ -442,6 +444,28 @@ def check_sandbox(data_dir: Path, folder_uuid: str) -> SandboxCheck:
     return SandboxCheck(int(items), int(urls), int(sized or 0), size)
 
 
+@dataclass
+class ItemMapCheck:
+    lines: int
+    distinct_sources: int
+    distinct_items: int
+    size: int
+
+
+def check_item_map(path: Path) -> ItemMapCheck:
+    """Count the lines of the client's item map and the distinct URLs and items in them."""
+    sources: set[str] = set()
+    items: set[str] = set()
+    lines = 0
+    with path.open(encoding="utf-8") as stream:
+        for line in stream:
+            record = json.loads(line)
+            sources.add(record["source"])
+            items.add(record["item"])
+            lines += 1
+    return ItemMapCheck(lines, len(sources), len(items), path.stat().st_size)
+
+
 def count_items(data_dir: Path) -> int | None:
     """Items stored so far (for the progress line); None if the database is busy."""
     try:
@@ -465,6 +489,7 @@ def report(
     args: argparse.Namespace,
     result: ClientResult,
     check: SandboxCheck,
+    mapped: ItemMapCheck,
     sampler: Sampler,
     hwm: dict[str, int],
     cpu: dict[str, float],
@@ -517,6 +542,10 @@ def report(
         f"  sandbox check      {check.items:,} items in the folder, {check.distinct_urls:,} distinct URLs, "
         f"{check.with_given_size:,} of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} pixels"
     )
+    print(
+        f"  item map           {mapped.lines:,} lines ({mb(mapped.size):,.0f} MB on disk), "
+        f"{mapped.distinct_sources:,} distinct URLs, {mapped.distinct_items:,} distinct items"
+    )
     if result.errors:
         print("  first unit errors: " + "; ".join(result.errors))
     if n < 1_000_000 and result.register_seconds:
@@ -529,6 +558,10 @@ def report(
         (client_peak <= TARGET_RSS_MB * MB, f"client peak RSS {mb(client_peak):,.0f} MB <= {TARGET_RSS_MB:g} MB"),
         (result.created == n and check.items == n, f"exactly {n:,} items created ({check.items:,} in the sandbox)"),
         (check.distinct_urls == check.items, f"no duplicates ({check.items - check.distinct_urls} URLs twice)"),
+        (
+            mapped.lines == mapped.distinct_sources == mapped.distinct_items == n,
+            f"the item map names each of the {n:,} objects and items once",
+        ),
         (result.unit_errors == 0 and result.skipped == 0, "no unit errors and nothing skipped"),
     ]
     return report_targets("issue #8", checks)
@@ -605,6 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             key_path=str(sandbox.data_dir / "admin_ed25519"),
             s3_endpoint=seaweed.s3_endpoint,
             ledger_dir=str(work / "ledger"),
+            item_map=str(work / "item-map.jsonl"),
             metadata=args.metadata,
             max_in_flight=args.max_in_flight,
             listing_pass=not args.no_listing_pass,
@@ -642,7 +676,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         hwm = {name: proc_status(pid).get("VmHWM", 0) for name, pid in pids.items()}
         cpu = {"client": client_cpu, **{name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}}
         check = check_sandbox(sandbox.data_dir, result.folder_uuid)
-        passed = report(args, result, check, sampler, hwm, cpu, seeding)
+        mapped = check_item_map(Path(config.item_map))
+        passed = report(args, result, check, mapped, sampler, hwm, cpu, seeding)
     print(f"\nAll servers stopped; total {time.perf_counter() - started:,.0f} s including set-up.")
     return 0 if passed else 1
 

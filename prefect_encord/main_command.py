@@ -113,4 +113,5 @@ def run(args: argparse.Namespace) -> int:
                 stop()
         console.print(Markdown(summary.markdown))
         console.print(f"Run receipt: run id {summary.run_id} (undo with `prefect-encord rollback {summary.run_id}`)")
+        console.print(f"Item map (source → item, one JSON line each): {summary.item_map}")
     return 0 if summary.failed == 0 else 1

@@ -58,6 +58,8 @@ class RunLedger:
         self.path = Path(directory) if directory is not None else default_directory()
         self.path.mkdir(parents=True, exist_ok=True)
         self.file = self.path / f"{_safe(run_id)}.json"
+        #: Where the run's :mod:`item map <prefect_encord.item_map>` goes: next to its receipt.
+        self.item_map_path = self.path / f"{_safe(run_id)}.items.jsonl"
         if self.file.exists():
             self.receipt = Receipt.model_validate_json(self.file.read_text())
         else:

@@ -21,10 +21,11 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-# Run receipts and the job ledger of tests stay out of the developer's $PREFECT_HOME.
+# Run receipts, item maps and the job ledger of tests stay out of the developer's $PREFECT_HOME.
 _ledgers = tempfile.mkdtemp(prefix="prefect-encord-tests-")
 os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", os.path.join(_ledgers, "runs"))
 os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_DIRECTORY", os.path.join(_ledgers, "jobs"))
+os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_ITEM_MAP_DIRECTORY", os.path.join(_ledgers, "item-maps"))
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ from prefect_encord.flows.parameters import (
     MetadataStep,
     Source,
 )
+from prefect_encord.item_map import ItemMap, ItemMapWriter
 from prefect_encord.planning.ids import is_uuid
 from prefect_encord.reporting import Outcome, RunReport
 from prefect_encord.run_ledger import RunLedger
@@ -57,7 +58,9 @@ class IngestSummary(BaseModel):
     linked: int = 0
     project_hash: str | None = None
     metadata_updated: int = 0
-    items: dict[str, str] = Field(default_factory=dict, description="Source (path or URL) → item UUID.")
+    item_map: str = Field(
+        default="", description="JSON-lines file of source (path or URL) → item UUID, one line per item present."
+    )
     markdown: str = ""
 
 
@@ -100,13 +103,15 @@ def ingest(
     report.step_done("folder", f"folder {folder_path} is {folder_uuid}")
     summary = IngestSummary(run_id=run_id, folder_uuid=folder_uuid)
 
-    items = _ingest_files(credentials, source, folder_uuid, ledger, report, summary)
+    item_map = _ingest_files(credentials, source, folder_uuid, ledger, report, summary)
     report.emit(
         events.ITEMS_REGISTERED_EVENT,
         resource("folder", folder_uuid, folder_path),
         {"created": summary.created, "already_present": summary.already_present, "failed": summary.failed},
     )
-    summary.items = items
+    summary.item_map = str(item_map.path)
+    # Only grouping and linking need every item at once; a plain ingest of millions never loads the map.
+    items = item_map.to_dict() if grouping is not None or dataset is not None else {}
     linkable = dict(items)
     if metadata is not None:
         _apply_metadata(credentials, metadata, folder_uuid, report, summary)
@@ -127,14 +132,23 @@ def _ingest_files(
     ledger: RunLedger,
     report: RunReport,
     summary: IngestSummary,
-) -> dict[str, str]:
-    """Upload or register the source; returns source (path or URL) → item UUID for every item present."""
+) -> ItemMap:
+    """Upload or register the source; returns the item map: source (path or URL) → item of every item present.
+
+    The map is a file next to the run's receipt (see :mod:`prefect_encord.item_map`), so the run's memory
+    does not grow with the bucket.
+    """
     if isinstance(source, LocalSource):
         ledger.before(f"upload {source.directory} into folder {folder_uuid}")
         uploaded = upload_directory.submit(
             credentials, folder_uuid, source.directory, image_groups=source.image_groups, exclude=source.exclude
         ).result()
-        created = {path: item for path, item in uploaded.items.items() if path not in set(uploaded.skipped)}
+        already = set(uploaded.skipped)
+        created = {path: item for path, item in uploaded.items.items() if path not in already}
+        with ItemMapWriter(ledger.item_map_path) as writer:
+            writer.write(created, "created")
+            writer.write({path: uploaded.items[path] for path in uploaded.skipped}, "present")
+            item_map = writer.close()
         crash_point("ingest.after-files")
         ledger.after(jobs=uploaded.jobs, items=created.values())
         report.record(Outcome("upload", path, "created", item) for path, item in created.items())
@@ -145,27 +159,29 @@ def _ingest_files(
         )  # fmt: skip
         report.step_done("ingest", f"{len(created)} uploaded, {len(uploaded.skipped)} already there, "
                                    f"{len(uploaded.failed)} failed")  # fmt: skip
-        return dict(uploaded.items)
+        return item_map
     storage = Block.load(source.block)
     if not isinstance(storage, CloudStorageIntegration):
         raise TypeError(f"block {source.block!r} is a {type(storage).__name__}, not a cloud integration block")
     ledger.before(f"register objects of {source.block} into folder {folder_uuid}")
     registered = register_bucket.submit(
         credentials, storage, folder_uuid, include=source.include, exclude=source.exclude,
-        modified_since=source.modified_since,
+        modified_since=source.modified_since, item_map=ledger.item_map_path,
     ).result()  # fmt: skip
+    item_map = registered.item_map
     crash_point("ingest.after-files")
-    ledger.after(jobs=[job.job_id for job in registered.jobs], items=registered.created.values())
-    report.record(Outcome("register", url, "created", item) for url, item in registered.created.items())
-    report.record(Outcome("register", url, "skipped", item) for url, item in registered.skipped_duplicates.items())
+    new_items = (mapped.item for mapped in item_map if mapped.status == "created")
+    ledger.after(jobs=[job.job_id for job in registered.jobs], items=new_items)
+    report.record(Outcome("register", m.source, "created" if m.status == "created" else "skipped", m.item)
+                  for m in item_map)  # fmt: skip
     report.record(Outcome("register", f.urls[0] if f.urls else "?", "failed", f.error) for f in registered.unit_errors)
     report.record(Outcome("plan", s.url, "failed", s.reason) for s in registered.skipped)
-    summary.created = len(registered.created)
-    summary.already_present = len(registered.skipped_duplicates)
+    summary.created = item_map.created
+    summary.already_present = item_map.present
     summary.failed = len(registered.unit_errors) + len(registered.skipped)
     report.step_done("ingest", f"{summary.created} registered, {summary.already_present} already there, "
                                f"{summary.failed} failed or skipped")  # fmt: skip
-    return {**registered.skipped_duplicates, **registered.created}
+    return item_map
 
 
 def _group(

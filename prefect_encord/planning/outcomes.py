@@ -21,6 +21,7 @@ from datetime import datetime
 
 from encord.orm.storage import UploadLongPollingState
 
+from prefect_encord.item_map import ItemMap
 from prefect_encord.planning.objects import Skipped, as_utc
 from prefect_encord.planning.specs import Entry
 
@@ -66,6 +67,34 @@ class JobResult:
     def items(self) -> dict[str, str]:
         """Every registered entry's item, new or existing: identity URL -> item UUID."""
         return {**self.skipped_duplicates, **self.created}
+
+    def summary(self) -> JobSummary:
+        """This result without its URL -> item pairs, which a bucket's registration writes to its item map."""
+        return JobSummary(
+            job_id=self.job_id,
+            status=self.status,
+            resumed=self.resumed,
+            created=len(self.created),
+            present=len(self.skipped_duplicates),
+            unit_errors=self.unit_errors,
+            not_registered=self.not_registered,
+            unmatched_items=self.unmatched_items,
+        )
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One settled job of a bucket's registration: counts instead of URL -> item pairs, so a bucket of any
+    size keeps a few hundred bytes per job of 1,000 units (the pairs are in the :class:`ItemMap`)."""
+
+    job_id: str
+    status: str
+    resumed: bool
+    created: int
+    present: int
+    unit_errors: tuple[UnitFailure, ...]
+    not_registered: tuple[str, ...]
+    unmatched_items: tuple[str, ...]
 
 
 def settle_job(
@@ -124,7 +153,12 @@ def settle_job(
 
 @dataclass(frozen=True)
 class BucketRegistration:
-    """Everything one bucket registration did: its jobs, the objects it skipped, and the next watermark.
+    """Everything one bucket registration did: its jobs, where its items are, the objects it skipped, and the
+    next watermark.
+
+    ``item_map`` holds every registered object's URL -> item UUID, on disk (see :mod:`prefect_encord.item_map`);
+    ``created`` and ``skipped_duplicates`` read it into memory, which is fine for thousands of objects, while
+    a caller of a bucket with millions should iterate ``item_map`` instead.
 
     ``watermark`` is the newest ``last_modified`` among the listed objects: pass it as ``modified_since``
     next time to list only what changed since. Objects that failed (``unit_errors``) are not listed again
@@ -132,17 +166,20 @@ class BucketRegistration:
     watermark after the listing passed them, so subtract a margin (the longest upload) if that happens.
     """
 
-    jobs: tuple[JobResult, ...]
+    jobs: tuple[JobSummary, ...]
+    item_map: ItemMap
     skipped: tuple[Skipped, ...]
     watermark: datetime | None
 
     @property
     def created(self) -> dict[str, str]:
-        return {url: item for job in self.jobs for url, item in job.created.items()}
+        """URL -> item of the objects this registration created (read from the item map)."""
+        return self.item_map.to_dict("created")
 
     @property
     def skipped_duplicates(self) -> dict[str, str]:
-        return {url: item for job in self.jobs for url, item in job.skipped_duplicates.items()}
+        """URL -> existing item of the objects that were already registered (read from the item map)."""
+        return self.item_map.to_dict("present")
 
     @property
     def unit_errors(self) -> tuple[UnitFailure, ...]:

@@ -52,10 +52,12 @@ from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration, resolve_integration
 from prefect_encord.crashpoints import crash_point
+from prefect_encord.item_map import ItemMapWriter
+from prefect_encord.item_map import default_path as default_item_map
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
 from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc
-from prefect_encord.planning.outcomes import BucketRegistration, ItemFacts, JobResult, settle_job
+from prefect_encord.planning.outcomes import BucketRegistration, ItemFacts, JobResult, JobSummary, settle_job
 from prefect_encord.planning.specs import (
     DEFAULT_JOB_SIZE,
     Entry,
@@ -309,12 +311,14 @@ def register_bucket(
     ledger_dir: Path | str | None = None,
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
     unit_retries: int = DEFAULT_UNIT_RETRIES,
+    item_map: Path | str | None = None,
 ) -> BucketRegistration:
     """List a bucket, plan its registration, and register it in jobs of ``job_size`` units.
 
-    The listing streams page by page into the planner and the planner into jobs, so memory holds a few
-    jobs (``max_in_flight`` submitted ahead of the one being polled), not the bucket. Re-running it
-    creates nothing new: already-registered objects come back as skipped duplicates with their items.
+    The listing streams page by page into the planner and the planner into jobs, and each settled job's
+    URL -> item pairs go to the item map file, so memory holds a few jobs (``max_in_flight`` submitted
+    ahead of the one being polled), not the bucket. Re-running it creates nothing new: already-registered
+    objects come back as skipped duplicates with their items.
 
     Args:
         credentials: Encord credentials.
@@ -330,9 +334,12 @@ def register_bucket(
         ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
         timeout_seconds: Give up polling a job after this long (a retry resumes).
         unit_retries: Times failed units are registered again, each time in a job of their own.
+        item_map: File to write every registered object's URL -> item UUID to (JSON lines, see
+            :mod:`prefect_encord.item_map`); by default a new file in the item-map directory.
 
     Returns:
-        The jobs' results, the objects skipped with reasons, and the watermark for the next run.
+        The jobs' outcomes in counts and failures, the item map, the objects skipped with reasons, and the
+        watermark for the next run.
     """
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight {max_in_flight} must be at least 1")
@@ -362,17 +369,26 @@ def register_bucket(
             else:
                 yield planned
 
-    results: list[JobResult] = []
+    jobs: list[JobSummary] = []
     in_flight: deque[tuple[SubmittedJob, tuple[Entry, ...]]] = deque()
-    for chunk in chunked(entries(), job_size):
-        if len(in_flight) >= max_in_flight:
-            results.append(registrar.settle(*in_flight.popleft()))
-        in_flight.append((registrar.submit(chunk), chunk))
-    while in_flight:
-        results.append(registrar.settle(*in_flight.popleft()))
+    with ItemMapWriter(item_map if item_map is not None else default_item_map(folder_uuid)) as writer:
+
+        def settle_oldest() -> None:
+            result = registrar.settle(*in_flight.popleft())
+            writer.write(result.created, "created")
+            writer.write(result.skipped_duplicates, "present")
+            jobs.append(result.summary())
+
+        for chunk in chunked(entries(), job_size):
+            if len(in_flight) >= max_in_flight:
+                settle_oldest()
+            in_flight.append((registrar.submit(chunk), chunk))
+        while in_flight:
+            settle_oldest()
+        written = writer.close()
     if skipped:
         run_logger(__name__).warning("%d objects were not registered; see the result's `skipped` for why", len(skipped))
-    return BucketRegistration(jobs=tuple(results), skipped=tuple(skipped), watermark=newest)
+    return BucketRegistration(jobs=tuple(jobs), item_map=written, skipped=tuple(skipped), watermark=newest)
 
 
 def read_dicom_headers(

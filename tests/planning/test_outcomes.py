@@ -5,12 +5,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from encord.orm.dataset import DataUnitError, LongPollingStatus
 from encord.orm.storage import StorageItemWithName, UploadLongPollingState
 
+from prefect_encord.item_map import ItemMapWriter
 from prefect_encord.planning.objects import Skipped
-from prefect_encord.planning.outcomes import BucketRegistration, ItemFacts, JobResult, UnitFailure, settle_job
+from prefect_encord.planning.outcomes import (
+    BucketRegistration,
+    ItemFacts,
+    JobResult,
+    JobSummary,
+    UnitFailure,
+    settle_job,
+)
 from prefect_encord.planning.specs import Entry
 
 ROOT = "https://bucket.s3.amazonaws.com/"
@@ -121,11 +130,24 @@ def test_an_item_the_lookup_did_not_return_counts_as_created() -> None:
     assert settle([image("a.png")], state([(item, "a.png")]), {}).created == {ROOT + "a.png": item}
 
 
-def test_bucket_registration_aggregates_its_jobs() -> None:
+def test_a_job_summary_keeps_counts_and_failures_not_pairs() -> None:
+    failure = UnitFailure(("u3",), "bad", "Up")
+    result = JobResult("j2", "ERROR", True, {"u4": "i4", "u5": "i5"}, {"u2": "i2"}, (failure,), ("u6",), ("i9",))
+    assert result.summary() == JobSummary("j2", "ERROR", True, 2, 1, (failure,), ("u6",), ("i9",))
+
+
+def test_bucket_registration_aggregates_its_jobs_and_reads_items_from_its_map(tmp_path: Path) -> None:
     one = JobResult("j1", "DONE", False, {"u1": "i1"}, {"u2": "i2"}, (), (), ())
     failure = UnitFailure(("u3",), "bad", "Up")
     two = JobResult("j2", "ERROR", True, {"u4": "i4"}, {}, (failure,), (), ())
-    run = BucketRegistration(jobs=(one, two), skipped=(Skipped("u5", "why"),), watermark=None)
+    with ItemMapWriter(tmp_path / "map.jsonl") as writer:
+        for job in (one, two):
+            writer.write(job.created, "created")
+            writer.write(job.skipped_duplicates, "present")
+        item_map = writer.close()
+    run = BucketRegistration(
+        jobs=(one.summary(), two.summary()), item_map=item_map, skipped=(Skipped("u5", "why"),), watermark=None
+    )
     assert run.created == {"u1": "i1", "u4": "i4"}
     assert run.skipped_duplicates == {"u2": "i2"}
     assert run.unit_errors == (failure,)

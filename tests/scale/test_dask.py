@@ -36,6 +36,7 @@ from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.blocks.storage import CloudStorageIntegration
 from prefect_encord.flows.ingest import IngestSummary, ingest, load_credentials
 from prefect_encord.flows.parameters import CloudSource, GroupingStep
+from prefect_encord.item_map import ItemMap
 from prefect_encord.planning.outcomes import BucketRegistration
 from prefect_encord.sandbox import Sandbox
 from prefect_encord.sandbox.samples import png
@@ -125,7 +126,13 @@ def _ingest_parameters(block: str, runner: str) -> dict[str, Any]:
 
 
 def _outcome(summary: IngestSummary) -> tuple[Any, ...]:
-    return (summary.created, summary.already_present, summary.failed, summary.groups_created, sorted(summary.items))
+    return (
+        summary.created,
+        summary.already_present,
+        summary.failed,
+        summary.groups_created,
+        sorted(ItemMap.read(summary.item_map).to_dict()),
+    )
 
 
 def test_ingest_unchanged_on_dask_gives_the_default_runners_outcome(

@@ -271,7 +271,7 @@ def test_requests_stay_at_three_per_job_plus_two_per_run(
         sandbox.credentials(), block, str(folder.uuid), job_size=20, max_in_flight=2, ledger_dir=tmp_path
     )
 
-    assert [len(job.created) for job in result.jobs] == [20, 20, 5]
+    assert [job.created for job in result.jobs] == [20, 20, 5]
     folder_path = f"/v2/public/storage/folders/{folder.uuid}"
     assert sorted(http_log.api) == sorted(
         [
