@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,13 +29,21 @@ def http_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpLog]:
     log = HttpLog()
     sdk_send = requests.adapters.HTTPAdapter.send
     httpx_send = httpx.HTTPTransport.handle_request
+    # The patch is process-wide: a thread an earlier test left running (a Prefect worker, a straggling pool)
+    # must not be counted. Threads this test starts, and the test's own thread, are.
+    earlier = {t.ident for t in threading.enumerate()} - {threading.get_ident()}
+
+    def ours() -> bool:
+        return threading.get_ident() not in earlier
 
     def record_sdk(self: requests.adapters.HTTPAdapter, request: requests.PreparedRequest, **kwargs: Any) -> Any:
-        log.api.append((str(request.method), urlsplit(str(request.url)).path))
+        if ours():
+            log.api.append((str(request.method), urlsplit(str(request.url)).path))
         return sdk_send(self, request, **kwargs)
 
     def record_httpx(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
-        log.transfers.append((request.method, request.url.path))
+        if ours():
+            log.transfers.append((request.method, request.url.path))
         return httpx_send(self, request)
 
     monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", record_sdk)
