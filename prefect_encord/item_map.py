@@ -9,8 +9,9 @@ which is why it is kept rather than deleted: a line per source, ``{"source", "it
 
 **Where.** A file the caller names, or a new one under ``$PREFECT_HOME/encord/item-maps``
 (``PREFECT_INTEGRATIONS_ENCORD_ITEM_MAP_DIRECTORY`` overrides it), named after the folder and the time.
-Nothing prunes that directory; a scheduled run over an unchanged bucket that passes ``modified_since``
-lists (and maps) only what changed.
+The ``ingest`` flow writes its map next to the run's receipt instead. Nothing prunes either directory; a
+scheduled run that passes ``modified_since`` lists (and maps) only what changed. A task on a worker of
+another machine writes the map there: give workers and flow a shared directory, as for the job ledger.
 """
 
 from __future__ import annotations

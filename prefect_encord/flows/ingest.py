@@ -280,6 +280,7 @@ def _summary_lines(summary: IngestSummary, folder_path: str) -> list[str]:
     lines = [
         f"Folder **{folder_path}** (`{summary.folder_uuid}`).",
         f"- items: {summary.created} created, {summary.already_present} already present, {summary.failed} failed",
+        f"- item map (source → item of every item present): `{summary.item_map}`",
     ]
     if summary.groups_created or summary.groups_already_present:
         lines.append(
