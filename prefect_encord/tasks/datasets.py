@@ -10,6 +10,13 @@ folder adds one listing request per 1,000 items. If Encord refuses a bundle (an 
 deleted, or not the caller's), the bundle is split in halves until the refused items stand alone: the
 rest are linked, and only those are reported as failed. ``link_items`` is not retried by the SDK, but
 with ``SKIP`` retrying the whole task is safe: already-linked items are simply found present.
+
+Within a call, reads are retried (:func:`~prefect_encord.api_retries.call_with_retries`); the dataset
+create and each bundle's ``link_items`` are sent again after a transient failure only once a lookup shows the
+failed attempt did not take effect (:func:`~prefect_encord.api_retries.create_once`). For a bundle, that
+lookup re-reads the dataset's rows: rows of the bundle's items that were not there before it was sent are
+what a lost answer had linked. A blind repeat would only be safe with ``SKIP``: ``DUPLICATE`` would link the
+bundle twice, and ``FAIL`` would be refused for the items already linked and report them as failed.
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ from encord.exceptions import (
     ResourceExistsError,
     ResourceNotFoundError,
 )
-from encord.orm.dataset import DataLinkDuplicatesBehavior, DatasetType
+from encord.orm.dataset import DataLinkDuplicatesBehavior, DataRow, DatasetType
 from encord.orm.storage import FoldersSortBy, StorageItemType
+from encord.storage import StorageFolder
 from prefect import task
 from pydantic import BaseModel, Field
 
+from prefect_encord.api_retries import call_with_retries, create_once
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.links import (
     LINK_BUNDLE_SIZE,
@@ -95,16 +104,31 @@ def get_or_create_dataset(credentials: EncordCredentials, title: str, descriptio
     if not title.strip():
         raise ValueError(f"a dataset title must not be blank, got {title!r}")
     client = credentials.get_client()
-    listed = client.get_datasets(title_eq=title)
-    found = single_match("dataset", title, ((info["dataset"].dataset_hash, info["dataset"].title) for info in listed))
+    found = call_with_retries(lambda: _find_dataset(client, title), f"looking up dataset {title!r}")
     if found is not None:
         run_logger(__name__).info("Dataset %r exists: %s", title, found)
         return DatasetRef(dataset_hash=found, title=title, created=False)
+    created = create_once(
+        lambda: _find_dataset(client, title),
+        lambda: _create_dataset(client, title, description),
+        f"creating dataset {title!r}",
+    )
+    run_logger(__name__).info("Created dataset %r: %s", title, created)
+    return DatasetRef(dataset_hash=created, title=title, created=True)
+
+
+def _create_dataset(client: EncordUserClient, title: str, description: str | None) -> str:
+    """Create the dataset (one POST, not retried by the SDK); its hash."""
     created = client.create_dataset(
         title, DatasetType.CORD_STORAGE, dataset_description=description, create_backing_folder=False
     )
-    run_logger(__name__).info("Created dataset %r: %s", title, created.dataset_hash)
-    return DatasetRef(dataset_hash=created.dataset_hash, title=title, created=True)
+    return created.dataset_hash
+
+
+def _find_dataset(client: EncordUserClient, title: str) -> str | None:
+    """The hash of the one dataset titled exactly ``title``, or None (raises ``AmbiguousTitle`` for several)."""
+    listed = client.get_datasets(title_eq=title)
+    return single_match("dataset", title, ((info["dataset"].dataset_hash, info["dataset"].title) for info in listed))
 
 
 @task
@@ -157,16 +181,21 @@ def link_folder_to_dataset(
     """
     types = parse_item_types(item_types)
     client = credentials.get_client()
-    folder = open_folder(client, folder_uuid)
+    folder = call_with_retries(lambda: open_folder(client, folder_uuid), f"opening folder {folder_uuid}")
+    item_uuids = call_with_retries(lambda: _folder_items(folder, types), f"listing folder {folder_uuid}")
+    run_logger(__name__).info("Folder %s holds %d items to link", folder_uuid, len(item_uuids))
+    return _link(client, dataset_hash, item_uuids, duplicates, bundle_size)
+
+
+def _folder_items(folder: StorageFolder, types: list[StorageItemType]) -> list[str]:
+    """The UUIDs of the folder's own items (of ``types``, or all), oldest first."""
     listing = folder.list_items(
         item_types=types or None,
         order=FoldersSortBy.CREATED_AT,
         page_size=_LISTING_PAGE_SIZE,
         include_client_metadata=False,
     )
-    item_uuids = [str(item.uuid) for item in listing]
-    run_logger(__name__).info("Folder %s holds %d items to link", folder_uuid, len(item_uuids))
-    return _link(client, dataset_hash, item_uuids, duplicates, bundle_size)
+    return [str(item.uuid) for item in listing]
 
 
 def _link(
@@ -179,14 +208,17 @@ def _link(
     if not 1 <= bundle_size <= LINK_BUNDLE_SIZE:
         raise ValueError(f"bundle_size {bundle_size} must be between 1 and {LINK_BUNDLE_SIZE}")
     behaviour = sdk_behaviour(duplicates)
-    # Only DUPLICATE can do without knowing what the dataset already holds.
-    with_rows = duplicates != "DUPLICATE"
-    dataset = client.get_dataset(dataset_hash, include_data_rows=with_rows)
-    present = {normalise_item_uuid(row.backing_item_uuid): row.uid for row in dataset.data_rows} if with_rows else {}
+    # The rows are read even for DUPLICATE, which plans without them: a lost answer is settled against them.
+    dataset = call_with_retries(
+        lambda: client.get_dataset(dataset_hash, include_data_rows=True), f"reading dataset {dataset_hash}"
+    )
+    rows = dataset.data_rows
+    present = {normalise_item_uuid(row.backing_item_uuid): row.uid for row in rows}
     plan = plan_links(item_uuids, present, duplicates)
     result = LinkResult(dataset_hash=dataset_hash, already_present=plan.already_present)
+    known = {row.uid for row in rows}
     for start in range(0, len(plan.to_link), bundle_size):
-        _send(dataset, list(plan.to_link[start : start + bundle_size]), behaviour, result)
+        _send(dataset, list(plan.to_link[start : start + bundle_size]), behaviour, result, known)
     run_logger(__name__).info(
         "Dataset %s: %d items linked, %d already present, %d refused",
         dataset_hash, len(result.linked), len(result.already_present), len(result.failed),
@@ -194,11 +226,22 @@ def _link(
     return result
 
 
-def _send(dataset: Dataset, bundle: list[str], behaviour: DataLinkDuplicatesBehavior, result: LinkResult) -> None:
-    """Link one bundle; if Encord refuses it, isolate the refused items."""
+def _send(
+    dataset: Dataset, bundle: list[str], behaviour: DataLinkDuplicatesBehavior, result: LinkResult, known: set[str]
+) -> None:
+    """Link one bundle; if Encord refuses it, isolate the refused items.
+
+    ``known`` holds the data hashes of every row the dataset is known to have had before this bundle, and
+    grows with the rows it links: a row of a bundle item outside it can only come from this bundle.
+    """
 
     def send(part: Sequence[str]) -> None:
-        rows = dataset.link_items([UUID(u) for u in part], behaviour)
+        rows = create_once(
+            lambda: _linked_since(dataset, part, known),
+            lambda: dataset.link_items([UUID(u) for u in part], behaviour),
+            f"linking {len(part)} items into dataset {dataset.dataset_hash}",
+        )
+        known.update(row.uid for row in rows)
         returned = {normalise_item_uuid(row.backing_item_uuid): row.uid for row in rows}
         for item in part:
             if item in returned:
@@ -210,3 +253,17 @@ def _send(dataset: Dataset, bundle: list[str], behaviour: DataLinkDuplicatesBeha
         result.failed[item] = f"refused by Encord: {exc}"
 
     send_isolating(bundle, send, _REFUSALS, refused)
+
+
+def _linked_since(dataset: Dataset, items: Sequence[str], known: set[str]) -> list[DataRow] | None:
+    """The dataset's rows of ``items`` that are not in ``known``, or None if there are none.
+
+    Run after a ``link_items`` that failed: rows found here are what that request made (a request's items are
+    linked in one transaction), and none means it made nothing and can be sent again. Were a request ever
+    to link only some, the others would be reported failed by :func:`_send`, never lost silently.
+    """
+    dataset.refetch_data()
+    wanted = set(items)
+    new = [row for row in dataset.data_rows if row.uid not in known and row.backing_item_uuid
+           and normalise_item_uuid(row.backing_item_uuid) in wanted]  # fmt: skip
+    return new or None

@@ -3,6 +3,10 @@
 Encord folder names are not unique keys (two folders may share a name), so "create" alone would make a
 new folder on every run. This walks the path one segment at a time, reusing the oldest folder of that
 name under the parent and creating only what is missing: running it again returns the same UUID.
+
+The SDK does not retry a folder create. Lookups are retried (:func:`~prefect_encord.api_retries.call_with_retries`),
+and a create that fails transiently is sent again only if the folder is still absent
+(:func:`~prefect_encord.api_retries.create_once`): a create whose answer was lost never leaves a twin.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from encord.orm.storage import FoldersSortBy
 from encord.storage import StorageFolder
 from prefect import task
 
+from prefect_encord.api_retries import call_with_retries, create_once
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.ids import is_utf8, printable
 
@@ -63,19 +68,42 @@ def get_or_create_folder(
     parent: StorageFolder | None = None
     creating = False  # once a folder had to be created, none of its descendants can exist yet
     for depth, name in enumerate(segments):
-        found = None if creating else _child(client, parent, name)
+        last = depth == len(segments) - 1
+        found = None if creating else _find_child(client, parent, name)
         if found is None:
-            last = depth == len(segments) - 1
-            found = client.create_storage_folder(
-                name,
-                description=description if last else None,
-                client_metadata=client_metadata if last else None,
-                parent_folder=parent,
-            )
+            found = _create_child(client, parent, name, description if last else None,
+                                  client_metadata if last else None)  # fmt: skip
             creating = True
         parent = found
     assert parent is not None  # folder_path_segments returns at least one name
     return str(parent.uuid)
+
+
+def _find_child(client: EncordUserClient, parent: StorageFolder | None, name: str) -> StorageFolder | None:
+    """:func:`_child`, retried: a lookup only reads."""
+    return call_with_retries(lambda: _child(client, parent, name), f"looking up {_where(name, parent)}")
+
+
+def _create_child(
+    client: EncordUserClient,
+    parent: StorageFolder | None,
+    name: str,
+    description: str | None,
+    client_metadata: dict[str, Any] | None,
+) -> StorageFolder:
+    """Create folder ``name`` under ``parent``, once: a lost answer is settled by looking the folder up."""
+    return create_once(
+        lambda: _child(client, parent, name),
+        lambda: client.create_storage_folder(
+            name, description=description, client_metadata=client_metadata, parent_folder=parent
+        ),
+        f"creating {_where(name, parent)}",
+    )
+
+
+def _where(name: str, parent: StorageFolder | None) -> str:
+    """The folder for log lines: ``folder 'cams' under <uuid>`` or ``top-level folder 'cams'``."""
+    return f"folder {name!r} under {parent.uuid}" if parent is not None else f"top-level folder {name!r}"
 
 
 def _child(client: EncordUserClient, parent: StorageFolder | None, name: str) -> StorageFolder | None:

@@ -5,6 +5,12 @@ server's choice, so attaching always reads ``project.list_datasets()`` first and
 missing: a re-run sends nothing. Requests: two to open the project (project and ontology), one to
 list its datasets, and, only if something is missing, one to attach and one that the SDK makes to
 refresh the project.
+
+Reads are retried (:func:`~prefect_encord.api_retries.call_with_retries`). The project create and the attach
+are sent again after a transient failure only if a lookup shows the failed attempt did not take effect
+(:func:`~prefect_encord.api_retries.create_once`): the project by title, the datasets by listing the
+project's. A blind repeat could make a second project of the title, or send an attach whose outcome for
+datasets already attached is, again, the server's choice.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from encord import Project
+from encord import EncordUserClient, Project
 from prefect import task
 from pydantic import BaseModel, Field
 
+from prefect_encord.api_retries import call_with_retries, create_once
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.titles import single_match
 from prefect_encord.tasks.lookups import open_project
@@ -53,7 +60,8 @@ def attach_datasets(credentials: EncordCredentials, project_hash: str, dataset_h
         project_hash: The project.
         dataset_hashes: Datasets that must be attached (duplicates are ignored).
     """
-    project = open_project(credentials.get_client(), project_hash)
+    client = credentials.get_client()
+    project = call_with_retries(lambda: open_project(client, project_hash), f"opening project {project_hash}")
     return _attach(project, dataset_hashes)
 
 
@@ -87,27 +95,29 @@ def get_or_create_project(
         raise ValueError(f"a project title must not be blank, got {title!r}")
     client = credentials.get_client()
     wanted = _unique_hashes(dataset_hashes)
-    listed = {p.project_hash: p for p in client.list_projects(title_eq=title)}
-    found = single_match("project", title, ((h, p.title) for h, p in listed.items()))
-    if found is None:
-        project_hash = client.create_project(
-            title, wanted, project_description=description, ontology_hash=ontology_hash or ""
+    project = call_with_retries(lambda: _find_project(client, title), f"looking up project {title!r}")
+    if project is None:
+        project = create_once(
+            lambda: _find_project(client, title),
+            lambda: _create_project(client, title, wanted, description, ontology_hash),
+            f"creating project {title!r}",
         )
-        project = client.get_project(project_hash)
-        run_logger(__name__).info("Created project %r: %s", title, project_hash)
-        attached = AttachResult(project_hash=project_hash, attached=wanted)
+        run_logger(__name__).info("Created project %r: %s", title, project.project_hash)
         return ProjectRef(
-            project_hash=project_hash, title=title, ontology_hash=project.ontology_hash, created=True, datasets=attached
+            project_hash=project.project_hash,
+            title=title,
+            ontology_hash=project.ontology_hash,
+            created=True,
+            datasets=AttachResult(project_hash=project.project_hash, attached=wanted),
         )
-    project = listed[found]
     if ontology_hash is not None and project.ontology_hash != ontology_hash:
         raise OntologyMismatch(
-            f"project {title!r} ({found}) uses ontology {project.ontology_hash}, not {ontology_hash}; "
+            f"project {title!r} ({project.project_hash}) uses ontology {project.ontology_hash}, not {ontology_hash}; "
             "use another title, or omit the ontology to accept the project's own"
         )
-    run_logger(__name__).info("Project %r exists: %s", title, found)
+    run_logger(__name__).info("Project %r exists: %s", title, project.project_hash)
     return ProjectRef(
-        project_hash=found,
+        project_hash=project.project_hash,
         title=title,
         ontology_hash=project.ontology_hash,
         created=False,
@@ -115,12 +125,37 @@ def get_or_create_project(
     )
 
 
+def _create_project(
+    client: EncordUserClient, title: str, dataset_hashes: list[str], description: str, ontology_hash: str | None
+) -> Project:
+    """Create the project with its datasets (one POST, not retried by the SDK), then open it.
+
+    Opening it is part of the create so that, should that read fail, the project is found by title rather than
+    lost: :func:`~prefect_encord.api_retries.create_once` looks before sending anything again.
+    """
+    project_hash = client.create_project(
+        title, dataset_hashes, project_description=description, ontology_hash=ontology_hash or ""
+    )
+    return client.get_project(project_hash)
+
+
+def _find_project(client: EncordUserClient, title: str) -> Project | None:
+    """The one project titled exactly ``title``, or None (raises ``AmbiguousTitle`` for several)."""
+    listed = {p.project_hash: p for p in client.list_projects(title_eq=title)}
+    found = single_match("project", title, ((h, p.title) for h, p in listed.items()))
+    return listed[found] if found is not None else None
+
+
 def _attach(project: Project, dataset_hashes: Sequence[str]) -> AttachResult:
-    present = {str(d.dataset_hash) for d in project.list_datasets()}
     wanted = _unique_hashes(dataset_hashes)
+    present = call_with_retries(lambda: _attached(project), f"listing the datasets of project {project.project_hash}")
     missing = [d for d in wanted if d not in present]
     if missing:
-        project.add_datasets(missing)
+        create_once(
+            lambda: missing if set(missing) <= _attached(project) else None,
+            lambda: _add(project, missing),
+            f"attaching {len(missing)} datasets to project {project.project_hash}",
+        )
     result = AttachResult(
         project_hash=project.project_hash, attached=missing, already_attached=[d for d in wanted if d in present]
     )
@@ -129,6 +164,17 @@ def _attach(project: Project, dataset_hashes: Sequence[str]) -> AttachResult:
         project.project_hash, len(result.attached), len(result.already_attached),
     )  # fmt: skip
     return result
+
+
+def _attached(project: Project) -> set[str]:
+    """The hashes of the datasets the project has now (a read)."""
+    return {str(d.dataset_hash) for d in project.list_datasets()}
+
+
+def _add(project: Project, dataset_hashes: list[str]) -> list[str]:
+    """Attach the datasets (the SDK then refreshes the project); the hashes attached."""
+    project.add_datasets(dataset_hashes)
+    return dataset_hashes
 
 
 def _unique_hashes(dataset_hashes: Sequence[str]) -> list[str]:
