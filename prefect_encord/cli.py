@@ -32,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _chaos(args: argparse.Namespace) -> ChaosConfig | None:
     """The chaos settings of ``sandbox serve``; None (no chaos) unless a seed or a rate is given."""
-    from prefect_encord.sandbox.chaos import ChaosConfig
+    from prefect_encord.sandbox.chaos import JOB_START_ROUTE, ChaosConfig
 
     rates = ("error", "throttle", "drop", "slow", "unit_failure", "poll_timeout")
     if args.chaos_seed is None and not any(getattr(args, f"chaos_{rate}_rate") for rate in rates):
@@ -43,6 +43,9 @@ def _chaos(args: argparse.Namespace) -> ChaosConfig | None:
         retry_after_seconds=args.chaos_retry_after,
         slow_seconds=args.chaos_slow_seconds,
         routes=tuple(args.chaos_route),
+        lost_answer_routes=()
+        if args.chaos_no_lost_answers
+        else tuple(args.chaos_lost_answer_route or (JOB_START_ROUTE,)),
         include_blobs=not args.chaos_spare_blobs,
         max_faults=args.chaos_max_faults,
     )
@@ -170,7 +173,7 @@ def _add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
     chaos.add_argument("--chaos-throttle-rate", type=float, default=0.0, help="answer 429 with Retry-After")
     chaos.add_argument("--chaos-retry-after", type=int, default=1, help="Retry-After seconds of a 429 (default: 1)")
     chaos.add_argument(
-        "--chaos-drop-rate", type=float, default=0.0, help="close without an answer (a job start: after it started)"
+        "--chaos-drop-rate", type=float, default=0.0, help="close without an answer (see --chaos-lost-answer-route)"
     )
     chaos.add_argument("--chaos-slow-rate", type=float, default=0.0, help="answer after --chaos-slow-seconds")
     chaos.add_argument("--chaos-slow-seconds", type=float, default=2.0, help="delay of a slow answer (default: 2)")
@@ -180,6 +183,13 @@ def _add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
         "--chaos-route", action="append", default=[], help="regex on 'METHOD /path' of covered requests (repeatable)"
     )
     chaos.add_argument("--chaos-spare-blobs", action="store_true", help="never touch signed-URL transfers")
+    chaos.add_argument(
+        "--chaos-lost-answer-route",
+        action="append",
+        default=[],
+        help="regex on 'METHOD /path' whose drops come after the handler ran (repeatable; default: job starts)",
+    )
+    chaos.add_argument("--chaos-no-lost-answers", action="store_true", help="every drop comes before the handler")
     chaos.add_argument("--chaos-max-faults", type=int, help="stop after this many faults")
 
 

@@ -5,10 +5,11 @@ Enabled with ``Sandbox(..., chaos=ChaosConfig(...))`` or ``prefect-encord sandbo
 
 * **error**: answered ``503`` before its handler runs, so it had no effect;
 * **throttle**: answered ``429`` with ``Retry-After: <retry_after_seconds>``, before its handler runs;
-* **drop**: the connection is closed without any answer. Before the handler runs, except for the request
-  that *starts a data-upload job* (``drop_after_job_start``): there the job is created and only its answer is
-  lost, so the client cannot know whether it started. That is the real-world case worth proving, because
-  the SDK never retries that POST;
+* **drop**: the connection is closed without any answer. Before the handler runs, except for requests
+  matching ``lost_answer_routes`` (by default the one that *starts a data-upload job*): there the handler
+  runs and only its answer is lost, so the client cannot know whether the write happened. That is the
+  real-world case worth proving for writes the SDK never retries (job starts; with ``lost_answer_routes=
+  (".",)``, every create and link too);
 * **slow**: answered normally after ``slow_seconds``.
 
 And inside the job runner:
@@ -18,7 +19,7 @@ And inside the job runner:
 * **poll timeout**: a long poll answers at once with the job's current state (``PENDING`` while it runs)
   instead of holding the request until the job finishes.
 
-No fault ever corrupts state: every fault but the job-start drop happens before the handler, and that one
+No fault ever corrupts state: every fault but a lost answer happens before the handler, and that one
 after it completes. Unsigned routes (health, docs, ``/_chaos``) are never touched unless
 ``include_health``; signed-URL blob transfers are, unless ``include_blobs`` is off.
 
@@ -46,7 +47,8 @@ from typing import Any
 STATS_PATH = "/_chaos"
 _UNSIGNED_PATHS = ("/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect", STATS_PATH)
 _ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_JOB_START = re.compile(r"^POST /v2/public/storage/folders/\{id\}/data-upload-jobs$")
+#: The stream whose drops lose the answer by default: starting a data-upload job.
+JOB_START_ROUTE = r"^POST /v2/public/storage/folders/\{id\}/data-upload-jobs$"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -72,7 +74,9 @@ class ChaosConfig:
     routes: tuple[str, ...] = ()
     include_blobs: bool = True
     include_health: bool = False
-    drop_after_job_start: bool = True
+    #: Regular expressions searched in ``"METHOD /path"``: a dropped request matching one is dropped *after*
+    #: its handler ran (a lost answer). Empty: every drop comes before the handler.
+    lost_answer_routes: tuple[str, ...] = (JOB_START_ROUTE,)
     #: Stop injecting after this many faults of any kind (None: never), e.g. to drop exactly one job start.
     max_faults: int | None = None
 
@@ -86,7 +90,7 @@ class ChaosConfig:
             raise ValueError(f"chaos error, throttle, drop and slow rates add up to {request_rates:g}, more than 1")
         if self.retry_after_seconds < 0 or self.slow_seconds < 0:
             raise ValueError("chaos retry_after_seconds and slow_seconds cannot be negative")
-        for pattern in self.routes:
+        for pattern in (*self.routes, *self.lost_answer_routes):
             re.compile(pattern)  # a bad pattern fails here, at start-up, not on the first request
 
 
@@ -100,6 +104,9 @@ def chaos_arguments(config: ChaosConfig | None) -> list[str]:
         arguments += [f"--chaos-{rate.replace('_', '-')}-rate", str(getattr(config, f"{rate}_rate"))]
     for route in config.routes:
         arguments += ["--chaos-route", route]
+    for route in config.lost_answer_routes:
+        arguments += ["--chaos-lost-answer-route", route]
+    arguments += [] if config.lost_answer_routes else ["--chaos-no-lost-answers"]
     arguments += [] if config.include_blobs else ["--chaos-spare-blobs"]
     arguments += [] if config.max_faults is None else ["--chaos-max-faults", str(config.max_faults)]
     return arguments
@@ -119,6 +126,7 @@ class Chaos:
     def __init__(self, config: ChaosConfig) -> None:
         self.config = config
         self._routes = [re.compile(pattern) for pattern in config.routes]
+        self._lost_answer_routes = [re.compile(pattern) for pattern in config.lost_answer_routes]
         self._streams: dict[str, random.Random] = {}
         self._failed_units: set[str] = set()
         self._injected: Counter[str] = Counter()
@@ -137,7 +145,7 @@ class Chaos:
                 return None
             self._covered += 1
             kind = self._kind(self._stream(stream).random())
-            after = kind == "drop" and self.config.drop_after_job_start and _JOB_START.match(stream) is not None
+            after = kind == "drop" and any(route.search(stream) for route in self._lost_answer_routes)
             if kind is None or not self._spend("lost_answer" if after else kind):
                 return None
         return Fault(kind, after_handler=after)
@@ -164,7 +172,7 @@ class Chaos:
 
     def stats(self) -> dict[str, Any]:
         """Requests seen (``transfers`` of them to signed blob URLs), requests the config covers, and faults
-        injected by kind (a job start dropped after its handler ran is ``lost_answer``; any other, ``drop``)."""
+        injected by kind (a request dropped after its handler ran is ``lost_answer``; any other, ``drop``)."""
         with self._lock:
             return {
                 "seed": self.config.seed,

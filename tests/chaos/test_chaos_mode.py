@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections import Counter
@@ -157,6 +158,17 @@ def test_a_job_start_drop_comes_after_the_handler_and_every_other_drop_before() 
     assert poll is not None and not poll.after_handler
 
 
+def test_lost_answer_routes_choose_which_drops_come_after_the_handler() -> None:
+    create = ("POST", "/v2/public/storage/folders")
+    start = ("POST", f"/v2/public/storage/folders/{uuid.uuid4()}/data-upload-jobs")
+    every = Chaos(ChaosConfig(seed=1, drop_rate=1.0, lost_answer_routes=(r"^POST ",)))
+    none = Chaos(ChaosConfig(seed=1, drop_rate=1.0, lost_answer_routes=()))
+    assert [every.draw(*request).after_handler for request in (create, start)] == [True, True]
+    assert [none.draw(*request).after_handler for request in (create, start)] == [False, False]
+    with pytest.raises(re.error):
+        ChaosConfig(lost_answer_routes=("(unclosed",))
+
+
 @pytest.mark.parametrize(
     "rates",
     [{"error_rate": 1.5}, {"unit_failure_rate": -0.1}, {"error_rate": 0.6, "drop_rate": 0.6}, {"slow_seconds": -1}],
@@ -175,6 +187,9 @@ def test_serve_flags_turn_on_exactly_the_config() -> None:
     arguments = build_parser().parse_args(["sandbox", "serve", *chaos_arguments(config)])
     assert _chaos(arguments) == config
     assert _chaos(build_parser().parse_args(["sandbox", "serve"])) is None
+    for lost in [(), (r"^POST ", r"^PATCH ")]:
+        config = ChaosConfig(seed=1, drop_rate=0.5, lost_answer_routes=lost)
+        assert _chaos(build_parser().parse_args(["sandbox", "serve", *chaos_arguments(config)])) == config
 
 
 def test_a_config_without_rates_only_counts(chaotic_sandbox: ChaoticSandbox) -> None:
