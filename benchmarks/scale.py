@@ -485,16 +485,8 @@ def mb(size: int | float) -> float:
     return size / MB
 
 
-def report(
-    args: argparse.Namespace,
-    result: ClientResult,
-    check: SandboxCheck,
-    mapped: ItemMapCheck,
-    sampler: Sampler,
-    hwm: dict[str, int],
-    cpu: dict[str, float],
-    seeding: str,
-) -> bool:
+def report(args: argparse.Namespace, run: ClientRun, check: SandboxCheck, mapped: ItemMapCheck, seeding: str) -> bool:
+    result, sampler, hwm, cpu = run.result, run.sampler, run.hwm, run.cpu
     n = args.objects
     per_1000 = 1000 * result.encord_requests / n
     s3_per_1000 = 1000 * result.s3_requests / n
@@ -567,6 +559,29 @@ def report(
     return report_targets("issue #8", checks)
 
 
+def report_rerun(args: argparse.Namespace, run: ClientRun, check: SandboxCheck, mapped: ItemMapCheck) -> bool:
+    """The second pass over the same bucket: everything comes back as already registered, nothing is added."""
+    n, result = args.objects, run.result
+    client_peak = max(result.peak_rss, run.sampler.peaks["client"])
+    print(f"\nRe-run over the same {n:,} objects")
+    print(
+        f"  register_bucket    {result.register_seconds:,.1f} s wall, {result.created:,} created, "
+        f"{result.duplicates:,} already registered, {result.unit_errors:,} unit errors"
+    )
+    print(
+        f"  Encord API         {result.encord_requests:,} requests = {1000 * result.encord_requests / n:.2f} "
+        f"per 1,000 files; client peak RSS {mb(client_peak):,.0f} MB"
+    )
+    print(f"  sandbox check      {check.items:,} items in the folder, {check.distinct_urls:,} distinct URLs")
+    checks = [
+        (result.created == 0 and result.duplicates == n, f"nothing created, all {n:,} found already registered"),
+        (check.items == check.distinct_urls == n, f"still exactly {n:,} items, no duplicates"),
+        (mapped.lines == mapped.distinct_items == n, f"the re-run's item map names the same {n:,} items"),
+        (client_peak <= TARGET_RSS_MB * MB, f"client peak RSS {mb(client_peak):,.0f} MB <= {TARGET_RSS_MB:g} MB"),
+    ]
+    return report_targets("issue #8, re-run", checks)
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -587,6 +602,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="keep SeaweedFS's data here and reuse it next time (seeding 1M takes ~6 min); default: a temporary one",
     )
     parser.add_argument("--no-listing-pass", action="store_true", help="skip the separate listing-only pass")
+    parser.add_argument("--rerun", action="store_true", help="register the same bucket a second time and check that "
+                        "nothing is added")  # fmt: skip
     parser.add_argument("--seed-workers", type=int, default=16, help="threads writing the objects (default 16)")
     parser.add_argument("--verbose", action="store_true", help="show the task's log lines (one per job)")
     parser.add_argument("--client", metavar="JSON", help=argparse.SUPPRESS)  # the measured child process
@@ -643,43 +660,68 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_in_flight=args.max_in_flight,
             listing_pass=not args.no_listing_pass,
         )
-        command = [sys.executable, str(Path(__file__).resolve()), "--client", json.dumps(config.__dict__)]
-        command += ["--verbose"] if args.verbose else []
         pids = {"sandbox": sandbox.process.pid, "weed": seaweed.process.pid}
-        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        client = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        stack.callback(stop, client, "client")
-        print(f"Client (pid {client.pid}) listing and registering...", flush=True)
-        sampler = Sampler({"client": client.pid, **pids})
-        result_line = ""
-        client_cpu = 0.0
-        with sampler.running():
-            assert client.stdout is not None
-            lines: list[str] = []
-            reader = threading.Thread(target=_collect, args=(client.stdout, lines), daemon=True)
-            reader.start()
-            last = time.perf_counter()
-            while client.poll() is None:
-                client_cpu = max(client_cpu, cpu_seconds(client.pid))
-                time.sleep(0.5)
-                if time.perf_counter() - last >= 60:
-                    last = time.perf_counter()
-                    items = count_items(sandbox.data_dir)
-                    print(f"  {last - started:7.0f} s: {items if items is not None else '?':,} items in the sandbox; "
-                          f"client RSS {mb(sampler.peaks['client']):,.0f} MB peak so far", flush=True)  # fmt: skip
-            reader.join(10)
-            result_line = next((line for line in lines if line.startswith("RESULT ")), "")
-        if client.returncode != 0 or not result_line:
-            print("".join(lines[-20:]))
-            sys.exit(f"the client failed with exit status {client.returncode}")
-        result = ClientResult(**json.loads(result_line.removeprefix("RESULT ")))
-        hwm = {name: proc_status(pid).get("VmHWM", 0) for name, pid in pids.items()}
-        cpu = {"client": client_cpu, **{name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}}
-        check = check_sandbox(sandbox.data_dir, result.folder_uuid)
+        run = run_client_process(stack, config, sandbox.data_dir, pids, started, args.verbose)
+        check = check_sandbox(sandbox.data_dir, run.result.folder_uuid)
         mapped = check_item_map(Path(config.item_map))
-        passed = report(args, result, check, mapped, sampler, hwm, cpu, seeding)
+        passed = report(args, run, check, mapped, seeding)
+        if args.rerun:
+            print("Re-running the same registration (every object is already registered)...", flush=True)
+            config.listing_pass = False
+            again = run_client_process(stack, config, sandbox.data_dir, pids, started, args.verbose)
+            recheck = check_sandbox(sandbox.data_dir, again.result.folder_uuid)
+            passed = report_rerun(args, again, recheck, check_item_map(Path(config.item_map))) and passed
     print(f"\nAll servers stopped; total {time.perf_counter() - started:,.0f} s including set-up.")
     return 0 if passed else 1
+
+
+@dataclass
+class ClientRun:
+    """One client process's result, with what the parent measured of it and of the servers."""
+
+    result: ClientResult
+    sampler: Sampler
+    hwm: dict[str, int]
+    cpu: dict[str, float]
+
+
+def run_client_process(
+    stack: ExitStack, config: ClientConfig, data_dir: Path, pids: dict[str, int], started: float, verbose: bool
+) -> ClientRun:
+    """Run the client in its own process, sampling its RSS and printing progress every minute."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--client", json.dumps(config.__dict__)]
+    command += ["--verbose"] if verbose else []
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    client = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    stack.callback(stop, client, "client")
+    print(f"Client (pid {client.pid}) listing and registering...", flush=True)
+    sampler = Sampler({"client": client.pid, **pids})
+    client_cpu = 0.0
+    with sampler.running():
+        assert client.stdout is not None
+        lines: list[str] = []
+        reader = threading.Thread(target=_collect, args=(client.stdout, lines), daemon=True)
+        reader.start()
+        last = time.perf_counter()
+        while client.poll() is None:
+            client_cpu = max(client_cpu, cpu_seconds(client.pid))
+            time.sleep(0.5)
+            if time.perf_counter() - last >= 60:
+                last = time.perf_counter()
+                items = count_items(data_dir)
+                print(f"  {last - started:7.0f} s: {items if items is not None else '?':,} items in the sandbox; "
+                      f"client RSS {mb(sampler.peaks['client']):,.0f} MB peak so far", flush=True)  # fmt: skip
+        reader.join(10)
+        result_line = next((line for line in lines if line.startswith("RESULT ")), "")
+    if client.returncode != 0 or not result_line:
+        print("".join(lines[-20:]))
+        sys.exit(f"the client failed with exit status {client.returncode}")
+    return ClientRun(
+        result=ClientResult(**json.loads(result_line.removeprefix("RESULT "))),
+        sampler=sampler,
+        hwm={name: proc_status(pid).get("VmHWM", 0) for name, pid in pids.items()},
+        cpu={"client": client_cpu, **{name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}},
+    )
 
 
 def _terminate(signum: int, frame: Any) -> None:
