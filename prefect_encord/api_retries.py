@@ -65,16 +65,7 @@ def call_with_retries(call: Callable[[], T], what: str, policy: RetryPolicy | No
     Raises:
         The last transient error once the attempts are used up; any other error at once.
     """
-    policy = policy or API_RETRY_POLICY
-    attempt = 1
-    while True:
-        try:
-            return call()
-        except TRANSIENT_ERRORS as error:
-            if attempt >= policy.max_attempts:
-                raise
-            _wait_before_retry(error, attempt, policy, what)
-            attempt += 1
+    return _attempt(call, what, policy or API_RETRY_POLICY, lambda: None)
 
 
 def create_once(
@@ -104,18 +95,30 @@ def create_once(
         The last transient error once the attempts are used up; any other error of ``create`` or ``find`` at once.
     """
     policy = policy or API_RETRY_POLICY
+
+    def took_effect() -> T | None:
+        found = call_with_retries(find, f"checking whether {what} took effect", policy)
+        if found is not None:
+            run_logger(__name__).info("%s: the answer was lost, but it had taken effect", what)
+        return found
+
+    return _attempt(create, what, policy, took_effect)
+
+
+def _attempt(call: Callable[[], T], what: str, policy: RetryPolicy, took_effect: Callable[[], T | None]) -> T:
+    """The retry loop of both: ``call()`` until it is answered, a transient failure after the last attempt is
+    raised, and between attempts ``took_effect()`` may answer for the failed one (None: try again)."""
     attempt = 1
     while True:
         try:
-            return create()
+            return call()
         except TRANSIENT_ERRORS as error:
             if attempt >= policy.max_attempts:
                 raise
             _wait_before_retry(error, attempt, policy, what)
             attempt += 1
-        found = call_with_retries(find, f"checking whether {what} took effect", policy)
+        found = took_effect()
         if found is not None:
-            run_logger(__name__).info("%s: the answer was lost, but it had taken effect", what)
             return found
 
 
