@@ -35,7 +35,7 @@ from prefect_encord.planning.links import DuplicateBehaviour
 from prefect_encord.planning.retries import RetryPolicy
 from prefect_encord.sandbox.chaos import Chaos, ChaosConfig, Fault
 from prefect_encord.sandbox.server import Sandbox
-from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
+from prefect_encord.tasks.datasets import get_or_create_dataset, link_folder_to_dataset, link_items_to_dataset
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.projects import attach_datasets, get_or_create_project
 
@@ -252,6 +252,24 @@ def test_items_are_linked_once(
     assert Counter(str(row.backing_item_uuid) for row in rows) == dict.fromkeys(items, 1)
     assert set(result.linked) == set(items) and result.failed == {} and result.already_present == {}
     assert set(result.linked.values()) == {row.uid for row in rows}
+    assert _lost_answers(caplog, "linking") >= 1
+
+
+def test_a_folder_is_linked_once_and_a_rerun_links_nothing(
+    sandbox: Sandbox, chaos: ArmedChaos, clean: EncordUserClient, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    folder = clean.create_storage_folder(f"setup-{_token()}")
+    items = [str(folder.upload_text(_text(tmp_path, n))) for n in range(12)]
+    dataset = clean.create_dataset(f"ds-{_token()}", DatasetType.CORD_STORAGE).dataset_hash
+
+    with chaos.armed(SEED):
+        first = link_folder_to_dataset.fn(sandbox.credentials(), dataset, str(folder.uuid), bundle_size=3)
+        again = link_folder_to_dataset.fn(sandbox.credentials(), dataset, str(folder.uuid), bundle_size=3)
+
+    rows = clean.get_dataset(dataset).data_rows
+    assert Counter(str(row.backing_item_uuid) for row in rows) == dict.fromkeys(items, 1)
+    assert set(first.linked) == set(items) and first.failed == {}
+    assert again.linked == {} and set(again.already_present) == set(items) and again.failed == {}
     assert _lost_answers(caplog, "linking") >= 1
 
 
