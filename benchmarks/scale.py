@@ -668,6 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.rerun:
             print("Re-running the same registration (every object is already registered)...", flush=True)
             config.listing_pass = False
+            config.item_map = str(work / "item-map-rerun.jsonl")
             again = run_client_process(stack, config, sandbox.data_dir, pids, started, args.verbose)
             recheck = check_sandbox(sandbox.data_dir, again.result.folder_uuid)
             passed = report_rerun(args, again, recheck, check_item_map(Path(config.item_map))) and passed

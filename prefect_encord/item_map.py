@@ -60,24 +60,31 @@ class MappedItem:
 
 @dataclass(frozen=True)
 class ItemMap:
-    """A finished item map: its file, read back lazily, and how many lines of each status it holds."""
+    """Lines of an item map file from byte ``start`` on (one writer's, or with ``start`` 0 the whole file),
+    read back lazily, and how many of each status they are."""
 
     path: Path
     created: int
     present: int
+    start: int = 0
 
     @classmethod
     def read(cls, path: Path | str) -> ItemMap:
-        """The map in ``path`` (e.g. an ingest summary's ``item_map``), counted in one streaming pass."""
+        """The whole map in ``path`` (e.g. an ingest summary's ``item_map``), counted in one streaming pass."""
         counts = Counter(mapped.status for mapped in cls(Path(path), 0, 0))
         return cls(Path(path), created=counts["created"], present=counts["present"])
 
     def __iter__(self) -> Iterator[MappedItem]:
-        """Every line, in the order written; streams the file, so any size can be read."""
-        with self.path.open(encoding="utf-8") as lines:
+        """Every line, in the order written; streams the file, so any size can be read. A line torn by a crash
+        mid-write is skipped."""
+        with self.path.open("rb") as lines:
+            lines.seek(self.start)
             for line in lines:
-                record = json.loads(line)
-                yield MappedItem(record["source"], record["item"], record["status"])
+                try:
+                    record = json.loads(line)
+                    yield MappedItem(record["source"], record["item"], record["status"])
+                except (ValueError, KeyError, TypeError):
+                    continue
 
     def to_dict(self, status: Status | None = None) -> dict[str, str]:
         """Source → item UUID (of one ``status``, or all): loads the map into memory, so mind its size."""
@@ -85,16 +92,22 @@ class ItemMap:
 
 
 class ItemMapWriter:
-    """Appends to an item map as work settles; :meth:`close` gives the :class:`ItemMap`.
+    """Appends to an item map as work settles; :meth:`close` gives the :class:`ItemMap` of what it wrote.
 
-    Used as a context manager, the file is closed however the block ends. Each :meth:`write` is flushed,
-    so a crashed run's map still holds every pair settled before the crash.
+    Appends, never truncates: a resumed run adds its lines after those of the attempt that crashed, so the
+    file keeps every item the run created in any attempt (what a rollback removes), while the returned map
+    covers this writer's lines only. Each :meth:`write` is flushed, so a crash loses at most the line being
+    written. Used as a context manager, the file is closed however the block ends.
     """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._stream = self.path.open("w", encoding="utf-8")
+        self._stream = self.path.open("a", encoding="utf-8")
+        if _ends_mid_line(self.path):
+            self._stream.write("\n")  # end a line torn by a crash, so that it stands alone and is skipped
+            self._stream.flush()
+        self._start = self.path.stat().st_size
         self._counts: dict[Status, int] = {"created": 0, "present": 0}
 
     def write(self, pairs: Mapping[str, str], status: Status) -> None:
@@ -108,7 +121,7 @@ class ItemMapWriter:
 
     def close(self) -> ItemMap:
         self._stream.close()
-        return ItemMap(self.path, created=self._counts["created"], present=self._counts["present"])
+        return ItemMap(self.path, self._counts["created"], self._counts["present"], start=self._start)
 
     def __enter__(self) -> ItemMapWriter:
         return self
@@ -117,3 +130,12 @@ class ItemMapWriter:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self._stream.close()
+
+
+def _ends_mid_line(path: Path) -> bool:
+    """Whether the file's last line has no newline (a write cut short by a crash)."""
+    with path.open("rb") as stream:
+        if stream.seek(0, 2) == 0:
+            return False
+        stream.seek(-1, 2)
+        return stream.read(1) != b"\n"

@@ -1,11 +1,14 @@
 """The run ledger: a durable receipt of everything one ingest run did to Encord, for audit and rollback.
 
 Each mutation is bracketed: an *intent* line is written before it ("registering 1,000 objects into
-folder F") and the *result* after it (job ids, UUIDs of items and groups created, items linked into
-a dataset). If the process dies in between, the receipt still says what may have happened, so an
-operator knows where to look; :func:`load` reads it back and the ``rollback`` flow removes exactly
-what the run created. Receipts are JSON files under ``$PREFECT_HOME/encord/runs/<run id>.json``
-(``PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY`` overrides it), written atomically.
+folder F") and the *result* after it (job ids, UUIDs of groups created, items linked into a dataset).
+If the process dies in between, the receipt still says what may have happened, so an operator knows
+where to look. Items are recorded in the run's :mod:`item map <prefect_encord.item_map>` next to the
+receipt, which grows as each job settles: a million items need no million-entry receipt, and a crash in
+the middle of a registration still leaves every item created so far on record. :func:`load` reads a
+receipt back and the ``rollback`` flow removes exactly what the run created. Receipts are JSON files
+under ``$PREFECT_HOME/encord/runs/<run id>.json`` (``PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY``
+overrides it), written atomically.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 from prefect.settings import get_current_settings
 from prefect.settings.base import PrefectBaseSettings, build_settings_config
 from pydantic import BaseModel, Field
+
+from prefect_encord.item_map import ItemMap
 
 
 class RunLedgerSettings(PrefectBaseSettings):
@@ -35,7 +40,8 @@ def default_directory() -> Path:
 
 
 class Receipt(BaseModel):
-    """What one run did. Only ``items_created``/``groups_created`` are undone by a rollback."""
+    """What one run did. Only the items its item map marks ``created`` and ``groups_created`` are undone by a
+    rollback (see :func:`items_created`)."""
 
     run_id: str
     started_at: datetime
@@ -43,7 +49,7 @@ class Receipt(BaseModel):
     intents: list[str] = Field(default_factory=list, description="Mutations announced before they ran.")
     jobs: list[str] = Field(default_factory=list, description="Data-upload jobs started or resumed.")
     folders_created: list[str] = Field(default_factory=list)
-    items_created: list[str] = Field(default_factory=list, description="Items this run created (not duplicates).")
+    item_map: str | None = Field(default=None, description="The run's item map: where every file went.")
     groups_created: list[str] = Field(default_factory=list)
     datasets_linked: dict[str, list[str]] = Field(
         default_factory=dict, description="Dataset hash → items this run linked into it."
@@ -63,7 +69,9 @@ class RunLedger:
         if self.file.exists():
             self.receipt = Receipt.model_validate_json(self.file.read_text())
         else:
-            self.receipt = Receipt(run_id=run_id, started_at=datetime.now(timezone.utc))
+            self.receipt = Receipt(
+                run_id=run_id, started_at=datetime.now(timezone.utc), item_map=str(self.item_map_path)
+            )
             self._write()
 
     def before(self, intent: str) -> None:
@@ -74,7 +82,6 @@ class RunLedger:
         self,
         *,
         jobs: Iterable[str] = (),
-        items: Iterable[str] = (),
         groups: Iterable[str] = (),
         folders: Iterable[str] = (),
         dataset: str | None = None,
@@ -82,7 +89,6 @@ class RunLedger:
     ) -> None:
         receipt = self.receipt
         _extend(receipt.jobs, jobs)
-        _extend(receipt.items_created, items)
         _extend(receipt.groups_created, groups)
         _extend(receipt.folders_created, folders)
         if dataset is not None:
@@ -112,6 +118,13 @@ def load(run_id: str, directory: Path | str | None = None) -> Receipt:
     if not path.exists():
         raise FileNotFoundError(f"no receipt for run {run_id!r} in {path.parent}")
     return Receipt.model_validate_json(path.read_text())
+
+
+def items_created(receipt: Receipt) -> set[str]:
+    """The items the run created, in any of its attempts, from its item map (none if it never wrote one)."""
+    if receipt.item_map is None or not Path(receipt.item_map).exists():
+        return set()
+    return {mapped.item for mapped in ItemMap.read(receipt.item_map) if mapped.status == "created"}
 
 
 def _extend(target: list[str], values: Iterable[str]) -> None:

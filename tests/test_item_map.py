@@ -41,3 +41,19 @@ def test_default_paths_are_new_per_call_and_honour_the_setting(tmp_path: Path, m
     monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_ITEM_MAP_DIRECTORY", str(tmp_path))
     first, second = default_path("folder-1"), default_path("folder-1")
     assert first != second and first.parent == tmp_path and first.name.startswith("folder-1-")
+
+
+def test_a_writer_appends_after_an_earlier_attempt_and_its_map_covers_its_own_lines(tmp_path: Path) -> None:
+    path = tmp_path / "map.jsonl"
+    with ItemMapWriter(path) as first:
+        first.write({"a": "i1"}, "created")
+    with path.open("a", encoding="utf-8") as stream:
+        stream.write('{"source": "b", "ite')  # a crash in the middle of a line
+    with ItemMapWriter(path) as second:
+        second.write({"a": "i1"}, "present")
+        second.write({"c": "i3"}, "created")
+        resumed = second.close()
+    assert list(resumed) == [MappedItem("a", "i1", "present"), MappedItem("c", "i3", "created")]
+    whole = ItemMap.read(path)  # the torn line is skipped; both attempts' lines are kept
+    assert (whole.created, whole.present) == (2, 1)
+    assert whole.to_dict() == {"a": "i1", "c": "i3"}

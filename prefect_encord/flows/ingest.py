@@ -150,7 +150,7 @@ def _ingest_files(
             writer.write({path: uploaded.items[path] for path in uploaded.skipped}, "present")
             item_map = writer.close()
         crash_point("ingest.after-files")
-        ledger.after(jobs=uploaded.jobs, items=created.values())
+        ledger.after(jobs=uploaded.jobs)
         report.record(Outcome("upload", path, "created", item) for path, item in created.items())
         report.record(Outcome("upload", path, "skipped", "already in the folder") for path in uploaded.skipped)
         report.record(Outcome("upload", path, "failed", error) for path, error in uploaded.failed.items())
@@ -170,8 +170,7 @@ def _ingest_files(
     ).result()  # fmt: skip
     item_map = registered.item_map
     crash_point("ingest.after-files")
-    new_items = (mapped.item for mapped in item_map if mapped.status == "created")
-    ledger.after(jobs=[job.job_id for job in registered.jobs], items=new_items)
+    ledger.after(jobs=[job.job_id for job in registered.jobs])
     report.record(Outcome("register", m.source, "created" if m.status == "created" else "skipped", m.item)
                   for m in item_map)  # fmt: skip
     report.record(Outcome("register", f.urls[0] if f.urls else "?", "failed", f.error) for f in registered.unit_errors)

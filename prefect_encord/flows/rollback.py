@@ -1,9 +1,9 @@
 """The ``rollback`` flow: remove exactly what one ingest run created, from its receipt.
 
-Only what the receipt lists as *created by that run* goes: data groups first (an item in a group cannot
-be deleted while the group stands), then items. Items that were already present when the run started
-are never touched, and deleting an item also unlinks it from datasets. Rolling back twice is harmless:
-already-deleted items count as deleted.
+Only what the receipt and the run's item map list as *created by that run* go: data groups first (an
+item in a group cannot be deleted while the group stands), then items. Items that were already present
+when the run started are never touched, and deleting an item also unlinks it from datasets. Rolling back
+twice is harmless: already-deleted items count as deleted.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from prefect_encord.events import RUN_ROLLED_BACK_EVENT, resource
 from prefect_encord.flows.ingest import load_credentials
 from prefect_encord.flows.parameters import DEFAULT_CREDENTIALS_BLOCK
 from prefect_encord.reporting import Outcome, RunReport
-from prefect_encord.run_ledger import RunLedger, load
+from prefect_encord.run_ledger import RunLedger, items_created, load
 from prefect_encord.tasks.deletion import DeletionResult, delete_items
 
 
@@ -29,7 +29,7 @@ def rollback(run_id: str, credentials_block: str = DEFAULT_CREDENTIALS_BLOCK) ->
     receipt = load(run_id)
     credentials = load_credentials(credentials_block)
     report = RunReport(title=f"Rollback of ingest run {run_id}", steps=["delete"], key="encord-rollback")
-    result = delete_items(credentials, [*receipt.groups_created, *receipt.items_created])
+    result = delete_items(credentials, [*receipt.groups_created, *sorted(items_created(receipt))])
     report.record(Outcome("delete", item, "deleted") for item in result.deleted)
     report.record(Outcome("delete", item, "skipped", "already deleted") for item in result.already_deleted)
     report.record(Outcome("delete", item, "failed", error) for item, error in result.failed.items())
