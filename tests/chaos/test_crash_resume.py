@@ -34,6 +34,7 @@ from prefect_encord import EncordCredentials
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.crashpoints import CRASH_AT_ENV, CRASH_EXIT_CODE, CRASH_POINTS
 from prefect_encord.example_data import GROUP_LAYOUT, GROUP_PATTERN
+from prefect_encord.flows.rollback import rollback
 from prefect_encord.planning.uploads import IDENTITY_KEY
 from prefect_encord.sandbox import samples
 from prefect_encord.sandbox.chaos import ChaosConfig
@@ -203,3 +204,22 @@ def test_a_run_killed_at_a_crash_point_is_repaired_by_running_it_again(
     assert code == 0, output[-3000:]
     assert RESUMED.get(point, "") in output
     assert ingests.state(f"at/{point}") == clean[SOURCE_OF[point]]
+
+
+def test_a_run_killed_after_registering_is_rolled_back_completely(
+    ingests: Ingests, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receipt's item map is written as jobs settle, so even a run that died before recording its step
+    names every item it created, and a rollback removes them all."""
+    code, output = ingests.run("rollback", "cloud", crash_at="ingest.after-files")
+    assert code == CRASH_EXIT_CODE and "crash point ingest.after-files reached" in output, output[-3000:]
+    files = ingests.state("rollback")["files"]
+    assert sum(files.values()) >= 22
+    runs = ingests.work / "rollback" / "runs"
+    (receipt,) = runs.glob("*-*-*-*-*.json")
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", str(runs))
+
+    result = rollback(receipt.stem, credentials_block=CREDENTIALS_BLOCK)
+
+    assert len(result.deleted) == sum(files.values()) and not result.failed
+    assert ingests.state("rollback")["files"] == Counter()
