@@ -26,25 +26,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from prefect.settings import get_current_settings
-from prefect.settings.base import PrefectBaseSettings, build_settings_config
-from pydantic import Field
+from prefect_encord.settings import local_directory
 
 Status = Literal["created", "present"]
 
 
-class ItemMapSettings(PrefectBaseSettings):
-    """Where item maps go by default; read from ``PREFECT_INTEGRATIONS_ENCORD_ITEM_MAP_*``."""
-
-    model_config = build_settings_config(("integrations", "encord", "item_map"))
-
-    directory: Path | None = Field(default=None, description="Directory of item maps written without a path.")
-
-
 def default_path(folder_uuid: str) -> Path:
     """A new file for one registration into ``folder_uuid``: folder, UTC time and a random suffix, never reused."""
-    configured = ItemMapSettings().directory
-    directory = configured if configured is not None else Path(get_current_settings().home) / "encord" / "item-maps"
+    directory = local_directory("item_map")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     return directory / f"{folder_uuid}-{stamp}-{secrets.token_hex(3)}.jsonl"
 

@@ -35,28 +35,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prefect.settings import get_current_settings
-from prefect.settings.base import PrefectBaseSettings, build_settings_config
-from pydantic import Field
+from prefect_encord.settings import local_directory
 
 logger = logging.getLogger(__name__)
 
 
-class JobLedgerSettings(PrefectBaseSettings):
-    """Where the job ledger lives; read from ``PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_*``."""
-
-    model_config = build_settings_config(("integrations", "encord", "job_ledger"))
-
-    directory: Path | None = Field(
-        default=None,
-        description="Directory of the registration job ledger; defaults to $PREFECT_HOME/encord/job-ledger.",
-    )
-
-
 def default_directory() -> Path:
     """The configured ledger directory, else ``$PREFECT_HOME/encord/job-ledger``."""
-    configured = JobLedgerSettings().directory
-    return configured if configured is not None else Path(get_current_settings().home) / "encord" / "job-ledger"
+    return local_directory("job_ledger")
 
 
 @dataclass(frozen=True)

@@ -19,24 +19,15 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prefect.settings import get_current_settings
-from prefect.settings.base import PrefectBaseSettings, build_settings_config
 from pydantic import BaseModel, Field
 
 from prefect_encord.item_map import ItemMap
-
-
-class RunLedgerSettings(PrefectBaseSettings):
-    """Where receipts live; read from ``PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_*``."""
-
-    model_config = build_settings_config(("integrations", "encord", "run_ledger"))
-
-    directory: Path | None = Field(default=None, description="Directory of run receipts.")
+from prefect_encord.settings import local_directory
 
 
 def default_directory() -> Path:
-    configured = RunLedgerSettings().directory
-    return configured if configured is not None else Path(get_current_settings().home) / "encord" / "runs"
+    """The configured receipt directory, else ``$PREFECT_HOME/encord/runs``."""
+    return local_directory("run_ledger")
 
 
 class Receipt(BaseModel):
