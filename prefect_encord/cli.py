@@ -183,13 +183,14 @@ def _add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
         "--chaos-route", action="append", default=[], help="regex on 'METHOD /path' of covered requests (repeatable)"
     )
     chaos.add_argument("--chaos-spare-blobs", action="store_true", help="never touch signed-URL transfers")
-    chaos.add_argument(
+    lost = chaos.add_mutually_exclusive_group()
+    lost.add_argument(
         "--chaos-lost-answer-route",
         action="append",
         default=[],
         help="regex on 'METHOD /path' whose drops come after the handler ran (repeatable; default: job starts)",
     )
-    chaos.add_argument("--chaos-no-lost-answers", action="store_true", help="every drop comes before the handler")
+    lost.add_argument("--chaos-no-lost-answers", action="store_true", help="every drop comes before the handler")
     chaos.add_argument("--chaos-max-faults", type=int, help="stop after this many faults")
 
 

@@ -91,7 +91,10 @@ class ChaosConfig:
         if self.retry_after_seconds < 0 or self.slow_seconds < 0:
             raise ValueError("chaos retry_after_seconds and slow_seconds cannot be negative")
         for pattern in (*self.routes, *self.lost_answer_routes):
-            re.compile(pattern)  # a bad pattern fails here, at start-up, not on the first request
+            try:  # a bad pattern fails here, at start-up, not on the first request
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"chaos route {pattern!r} is not a regular expression: {error}") from None
 
 
 def chaos_arguments(config: ChaosConfig | None) -> list[str]:

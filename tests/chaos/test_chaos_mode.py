@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections import Counter
@@ -165,8 +164,12 @@ def test_lost_answer_routes_choose_which_drops_come_after_the_handler() -> None:
     none = Chaos(ChaosConfig(seed=1, drop_rate=1.0, lost_answer_routes=()))
     assert [every.draw(*request).after_handler for request in (create, start)] == [True, True]
     assert [none.draw(*request).after_handler for request in (create, start)] == [False, False]
-    with pytest.raises(re.error):
+    with pytest.raises(ValueError, match=r"chaos route '\(unclosed' is not a regular expression"):
         ChaosConfig(lost_answer_routes=("(unclosed",))
+    with pytest.raises(SystemExit):  # either some routes lose answers, or none
+        build_parser().parse_args(
+            ["sandbox", "serve", "--chaos-lost-answer-route", "^POST ", "--chaos-no-lost-answers"]
+        )
 
 
 @pytest.mark.parametrize(
