@@ -2,13 +2,25 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
+# The oldest Prefect we claim (pyproject.toml: prefect>=3.8.8); `make test-oldest` runs a fast subset on it.
+OLDEST_PREFECT = 3.8.8
+OLDEST_VENV = .venv-prefect-$(OLDEST_PREFECT)
+OLDEST_SUBSET = tests/planning tests/blocks tests/tasks tests/flows
 
-.PHONY: demo test lint
+.PHONY: demo test test-oldest lint
 
-$(BIN)/.installed: pyproject.toml
+# The plugin and the sandbox (its own distribution, in sandbox/) in one pip call, so that the plugin's
+# `sandbox` extra resolves to this checkout's sandbox.
+$(BIN)/.installed: pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./sandbox -e '.[dev]'
+	touch $@
+
+$(OLDEST_VENV)/bin/.installed: pyproject.toml sandbox/pyproject.toml
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/pip install --quiet --upgrade pip
+	$(OLDEST_VENV)/bin/pip install --quiet -e ./sandbox -e '.[dev]' 'prefect==$(OLDEST_PREFECT)'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -21,7 +33,10 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed node_modules/.installed
 	NO_PROXY=127.0.0.1,localhost $(BIN)/pytest
 
+test-oldest: $(OLDEST_VENV)/bin/.installed node_modules/.installed
+	NO_PROXY=127.0.0.1,localhost $(OLDEST_VENV)/bin/pytest $(OLDEST_SUBSET)
+
 lint: $(BIN)/.installed
-	$(BIN)/ruff check prefect_encord tests examples benchmarks
-	$(BIN)/ruff format --check prefect_encord tests examples benchmarks
-	$(BIN)/mypy prefect_encord
+	$(BIN)/ruff check prefect_encord sandbox tests benchmarks
+	$(BIN)/ruff format --check prefect_encord sandbox tests benchmarks
+	$(BIN)/mypy prefect_encord sandbox/encord_sandbox

@@ -2,7 +2,7 @@
 
 It registers ``--files`` S3 objects (moto, in this process) and uploads ``--local`` files from a temporary
 directory, each set with a few corrupt files among them, into a sandbox served by another process
-(``prefect-encord sandbox serve``) in chaos mode: 503s, 429s with ``Retry-After``, dropped connections (a
+(``encord-sandbox serve``) in chaos mode: 503s, 429s with ``Retry-After``, dropped connections (a
 job start's answer lost after the job started, included), slow answers, units failing once and long polls
 answering early. Then it checks the folders: one item per good file, none twice, every corrupt file
 reported. A good file whose every retry met a fault (a PUT refused five times running) is reported too;
@@ -31,6 +31,10 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
+from encord_sandbox.chaos import STATS_PATH, ChaosConfig
+from encord_sandbox.process import sandbox_process
+from encord_sandbox.samples import png
+from encord_sandbox.server import ADMIN_KEY_NAME, Sandbox
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 from moto.server import ThreadedMotoServer
@@ -40,10 +44,6 @@ from pydantic import SecretStr
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.planning.uploads import IDENTITY_KEY
-from prefect_encord.sandbox.chaos import STATS_PATH, ChaosConfig
-from prefect_encord.sandbox.process import sandbox_process
-from prefect_encord.sandbox.samples import png
-from prefect_encord.sandbox.server import ADMIN_KEY_NAME, Sandbox
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.registration import register_bucket
 from prefect_encord.tasks.uploads import upload_directory

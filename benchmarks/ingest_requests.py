@@ -40,6 +40,8 @@ import httpx
 import requests.adapters
 from encord.orm.storage import DataGroupGrid
 from encord.storage import StorageFolder
+from encord_sandbox import Sandbox
+from encord_sandbox.samples import png
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 from moto.server import ThreadedMotoServer
@@ -51,12 +53,11 @@ from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.planning.grouping import KeyPattern
 from prefect_encord.planning.layouts import GridLayout
-from prefect_encord.sandbox import Sandbox
-from prefect_encord.sandbox.samples import png
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.registration import register_bucket
 from prefect_encord.tasks.uploads import upload_directory
+from prefect_encord.testing import credentials_block
 
 ROLES = ["cam0", "cam1", "cam2", "cam3"]  # 4 images per group, in grid order
 GROUPED_SHARE = 0.25
@@ -458,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             secret_access_key=S3_KEY,
             region=REGION,
         )
-        env = Environment(sandbox.credentials(), s3_endpoint, "benchmark-s3", work / "ledger")
+        env = Environment(credentials_block(sandbox), s3_endpoint, "benchmark-s3", work / "ledger")
         print(
             f"Sandbox {sandbox.domain} ({args.latency_ms:g} ms latency), S3 emulator {s3_endpoint}: "
             f"{first:,} files made in {time.perf_counter() - started:.1f} s",

@@ -6,7 +6,7 @@ Three processes, so that each one's memory is its own:
   indexed, so a page costs the same at object 1,000,000 as at object 1,000. The bucket is filled with tiny
   PNGs through SeaweedFS's filer HTTP API (the store behind its S3 gateway; 2-3x faster than S3 PUTs), and
   S3 lists them as ordinary objects.
-* **sandbox**: ``prefect-encord sandbox serve``, the offline Encord, with an S3 integration on the emulator.
+* **sandbox**: ``encord-sandbox serve``, the offline Encord, with an S3 integration on the emulator.
 * **client**: this script again, in ``--client`` mode. It lists the bucket once on its own (the listing's
   cost), then runs our ``register_bucket`` task as a flow calls it (``.fn``): the listing streams into the
   planner and the planner into jobs of 1,000 units, ``max_in_flight`` of them at once.
@@ -188,7 +188,7 @@ def _filer_ready(seaweed: Seaweed) -> bool:
 
 def seed(seaweed: Seaweed, count: int, workers: int = 16) -> float:
     """Write ``count`` tiny PNGs (8 x 6, a colour per index modulo 4,096) into the bucket; returns seconds."""
-    from prefect_encord.sandbox.samples import png
+    from encord_sandbox.samples import png
 
     images = [png(*IMAGE_SIZE, color=(i & 15, (i >> 4) * 16 & 255, 128)) for i in range(DISTINCT_IMAGES)]
     local = threading.local()
@@ -226,8 +226,8 @@ class SandboxProcess:
 
 
 def start_sandbox(data_dir: Path, s3_endpoint: str, job_workers: int | None) -> SandboxProcess:
-    """``prefect-encord sandbox add-integration`` then ``sandbox serve``, each its own process."""
-    cli = [sys.executable, "-m", "prefect_encord.cli", "sandbox"]
+    """``encord-sandbox add-integration`` then ``encord-sandbox serve``, each its own process."""
+    cli = [sys.executable, "-m", "encord_sandbox.cli"]
     settings = {"endpoint_url": s3_endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_KEY, "region": REGION}
     subprocess.run(
         [*cli, "add-integration", "--data-dir", str(data_dir), "--title", INTEGRATION, "--kind", "s3",

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from prefect_encord.sandbox import samples
+from prefect_encord.extras import require
 
 GROUP_PATTERN = r"(?P<key>scene-\d+)_(?P<role>front|rear)"
 GROUP_LAYOUT: dict[str, Any] = {"kind": "grid", "roles": ["front", "rear"]}
@@ -37,12 +37,13 @@ def write_example(root: Path) -> dict[str, Path]:
     """
     if (root / "manifest.csv").exists():
         return {"media": root / "media", "schema": root / "schema.yaml", "manifest": root / "manifest.csv"}
+    samples = require("encord_sandbox.samples", extra="sandbox", purpose="generating the bundled example")
     media = root / "media"
     media.mkdir(parents=True, exist_ok=True)
     colours = {"scene-1": (200, 30, 30), "scene-2": (30, 30, 200)}
     for scene, colour in colours.items():
         (media / f"{scene}_front.png").write_bytes(samples.png(16, 12, colour))
-        (media / f"{scene}_rear.png").write_bytes(samples.png(16, 12, tuple(255 - c for c in colour)))  # type: ignore[arg-type]
+        (media / f"{scene}_rear.png").write_bytes(samples.png(16, 12, tuple(255 - c for c in colour)))
     (media / "street.mp4").write_bytes(samples.mp4(frames=10, fps=5))
     (media / "report.pdf").write_bytes(samples.pdf(pages=2))
     (media / "notes.txt").write_bytes(samples.text("Example notes for the annotators."))

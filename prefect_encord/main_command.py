@@ -56,10 +56,14 @@ def resolve_credentials(block: str | None, home: Path) -> Iterator[tuple[str, st
         )
         yield ENV_BLOCK, "Encord (credentials from ENCORD_SSH_KEY_FILE / ENCORD_SSH_KEY)"
         return
-    from prefect_encord.sandbox import Sandbox
+    from prefect_encord.testing import credentials_block, sandbox_class
 
-    with Sandbox(home / "sandbox") as sandbox:
-        sandbox.credentials().save(SANDBOX_BLOCK, overwrite=True)
+    purpose = (
+        f"With no Encord credentials (--credentials-block, or {ENCORD_SSH_KEY_FILE_ENV} / {ENCORD_SSH_KEY_ENV}), "
+        "running against the embedded sandbox"
+    )
+    with sandbox_class(purpose)(home / "sandbox") as sandbox:
+        credentials_block(sandbox).save(SANDBOX_BLOCK, overwrite=True)
         yield SANDBOX_BLOCK, f"the embedded sandbox at {sandbox.domain} (data in {sandbox.data_dir})"
 
 

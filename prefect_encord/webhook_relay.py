@@ -1,7 +1,7 @@
 """The webhook relay: a small ASGI app that turns Encord workflow webhooks into Prefect events.
 
 Point an Encord workflow stage's webhook (or the sandbox's, ``Sandbox(webhook_url=...)``) at
-``POST /encord/webhook``. Each documented payload (see :mod:`prefect_encord.sandbox.webhooks`) becomes
+``POST /encord/webhook``. Each documented payload (see :mod:`encord_sandbox.webhooks`) becomes
 one Prefect event per label row, which deployment triggers can react to:
 
 * ``task_submitted_event`` → ``encord.task.submitted``; ``task_completed_event`` → ``encord.task.completed``

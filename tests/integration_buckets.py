@@ -1,7 +1,7 @@
 """A fresh bucket on one of the emulators, wrapped in its Encord integration block, for block and task tests.
 
 Tests are parametrised over :data:`CLOUDS` and call :func:`new_bucket` with their ``request``: only the
-emulators a test actually uses get started (through the session fixtures of ``tests.emulator_fixtures``).
+emulators a test actually uses get started (through the session fixtures of ``encord_sandbox.pytest_plugin``).
 :func:`add_sandbox_integration` gives the sandbox an integration reading the same emulator, the way an
 Encord cloud integration reads the user's bucket.
 """
@@ -12,21 +12,21 @@ import uuid
 from collections.abc import Mapping
 
 import pytest
-from prefect_aws import MinIOCredentials
-from prefect_azure import AzureBlobStorageCredentials
-
-from prefect_encord import EncordAzureIntegration, EncordGcsIntegration, EncordS3Integration
-from prefect_encord.blocks.storage import CloudStorageIntegration
-from prefect_encord.sandbox.server import Sandbox
-from tests.emulator_fixtures import unique_name
-from tests.emulators import (
+from encord_sandbox.emulators import (
     MOTO_ACCESS_KEY_ID,
     MOTO_REGION,
     MOTO_SECRET_ACCESS_KEY,
     put_azure_blobs,
     put_gcs_objects,
     put_s3_objects,
+    unique_name,
 )
+from encord_sandbox.server import Sandbox
+from prefect_aws import MinIOCredentials
+from prefect_azure import AzureBlobStorageCredentials
+
+from prefect_encord import EncordAzureIntegration, EncordGcsIntegration, EncordS3Integration
+from prefect_encord.blocks.storage import CloudStorageIntegration
 
 CLOUDS = ("s3", "gcs", "azure")
 

@@ -14,11 +14,12 @@ import uuid
 from pathlib import Path
 
 from encord import EncordUserClient
+from encord_sandbox.server import Sandbox
 from prefect import flow, task
 from prefect.settings import PREFECT_API_URL
 
 from prefect_encord import EncordCredentials
-from prefect_encord.sandbox.server import Sandbox
+from prefect_encord.testing import credentials_block
 
 
 @task
@@ -35,7 +36,7 @@ def make_folder(credentials_block: str, name: str) -> str:
 
 def test_flow_talks_to_sandbox_through_saved_block(prefect_harness: None, sandbox: Sandbox) -> None:
     block_name = f"sandbox-{uuid.uuid4().hex[:6]}"
-    sandbox.credentials().save(block_name)
+    credentials_block(sandbox).save(block_name)
 
     folder_uuid = make_folder(block_name, "from-a-flow")
 

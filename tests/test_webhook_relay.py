@@ -17,14 +17,14 @@ from typing import Any
 import httpx
 import pytest
 from encord.orm.dataset import DatasetType
+from encord_sandbox.samples import png
+from encord_sandbox.server import Sandbox
 from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.events.schemas.events import ReceivedEvent
 
 from prefect_encord import webhook_relay
 from prefect_encord.events import LABELS_COMPLETED_EVENT, TASK_COMPLETED_EVENT, TASK_SUBMITTED_EVENT
-from prefect_encord.sandbox.samples import png
-from prefect_encord.sandbox.server import Sandbox
 from prefect_encord.webhook_relay import WEBHOOK_PATH, RelayServer, parse_webhook
 
 

@@ -6,13 +6,18 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.identity import ClientSecretCredential, DefaultAzureCredential
-from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
-from prefect_azure import AzureBlobStorageCredentials
 from pydantic import Field, HttpUrl, PrivateAttr, field_validator, model_validator
 
 from prefect_encord.blocks.storage import ENCORD_LOGO_URL, CloudStorageIntegration, bare_endpoint
+from prefect_encord.extras import MissingExtraError
+
+try:
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+    from azure.identity import ClientSecretCredential, DefaultAzureCredential
+    from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+    from prefect_azure import AzureBlobStorageCredentials
+except ImportError as error:
+    raise MissingExtraError("azure", "EncordAzureIntegration", error.name or "prefect-azure") from error
 from prefect_encord.planning.objects import ObjectRecord
 
 

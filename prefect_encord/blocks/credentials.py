@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
-from encord import EncordUserClient
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import ConfigDict, Field, HttpUrl, SecretStr, field_validator, model_validator
+
+if TYPE_CHECKING:  # the SDK takes a second to import; only get_client needs it
+    from encord import EncordUserClient
 
 ENCORD_DOMAIN = "https://api.encord.com"
 """Encord's EU (default) API domain; US accounts use ``https://api.us.encord.com``."""
@@ -132,6 +135,8 @@ class EncordCredentials(CredentialsBlock):
         _check_ed25519_key(key_text, source)
         # Only called with a key already known to load: the SDK's own error for a non-Ed25519
         # key embeds the whole key text.
+        from encord import EncordUserClient
+
         return EncordUserClient.create_with_ssh_private_key(ssh_private_key=key_text, domain=self.domain)
 
     def _resolve_private_key(self) -> tuple[str, str]:

@@ -6,14 +6,19 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from google.api_core import exceptions as google_errors
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
-from google.cloud.storage import Client as StorageClient
-from prefect_gcp import GcpCredentials
 from pydantic import Field, HttpUrl, PrivateAttr, field_validator
 
 from prefect_encord.blocks.storage import ENCORD_LOGO_URL, CloudStorageIntegration, bare_endpoint
+from prefect_encord.extras import MissingExtraError
+
+try:
+    from google.api_core import exceptions as google_errors
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.storage import Client as StorageClient
+    from prefect_gcp import GcpCredentials
+except ImportError as error:
+    raise MissingExtraError("gcs", "EncordGcsIntegration", error.name or "prefect-gcp") from error
 from prefect_encord.planning.objects import ObjectRecord
 
 GCS_PUBLIC_ENDPOINT = "https://storage.googleapis.com"

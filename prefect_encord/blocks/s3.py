@@ -6,15 +6,20 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
 from prefect.blocks.abstract import CredentialsBlock
 from prefect.utilities.dispatch import lookup_type
-from prefect_aws import AwsCredentials, MinIOCredentials
 from pydantic import Field, HttpUrl, PrivateAttr, field_validator
 
 from prefect_encord.blocks.storage import ENCORD_LOGO_URL, CloudStorageIntegration, bare_endpoint
+from prefect_encord.extras import MissingExtraError
+
+try:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    from prefect_aws import AwsCredentials, MinIOCredentials
+except ImportError as error:
+    raise MissingExtraError("s3", "EncordS3Integration", error.name or "prefect-aws") from error
 from prefect_encord.planning.objects import ObjectRecord, as_utc
 
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "404"})

@@ -13,14 +13,16 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from encord import EncordUserClient
 from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field
 
 from prefect_encord.planning.objects import ObjectRecord, folder_prefix, is_modified_since, is_selected
+
+if TYPE_CHECKING:  # the SDK takes a second to import; only a flow's run needs it
+    from encord import EncordUserClient
 
 #: Objects per listing request: the most S3 and GCS serve in one page (Azure serves up to 5,000).
 DEFAULT_PAGE_SIZE = 1000

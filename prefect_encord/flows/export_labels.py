@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow
-from prefect.blocks.core import Block
 from pydantic import BaseModel, Field
 
+from prefect_encord.blocks import load_cloud_block
 from prefect_encord.blocks.storage import CloudStorageIntegration
 from prefect_encord.events import LABELS_EXPORTED_EVENT, resource
 from prefect_encord.flows.ingest import load_credentials
@@ -89,7 +89,4 @@ def export_labels(
 def _target(destination: ExportDestination) -> CloudStorageIntegration | Path:
     if destination.kind == "local":
         return Path(destination.location)
-    block = Block.load(destination.location)
-    if not isinstance(block, CloudStorageIntegration):
-        raise TypeError(f"block {destination.location!r} is a {type(block).__name__}, not a cloud integration block")
-    return block
+    return load_cloud_block(destination.location)

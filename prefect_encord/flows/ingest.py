@@ -12,13 +12,12 @@ before writing, and links skip what is already linked. Every mutation is bracket
 from __future__ import annotations
 
 from prefect import flow
-from prefect.blocks.core import Block
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from prefect_encord import events
+from prefect_encord.blocks import load_cloud_block
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.blocks.storage import CloudStorageIntegration
 from prefect_encord.crashpoints import crash_point
 from prefect_encord.events import resource
 from prefect_encord.flows.parameters import (
@@ -160,9 +159,7 @@ def _ingest_files(
         report.step_done("ingest", f"{len(created)} uploaded, {len(uploaded.skipped)} already there, "
                                    f"{len(uploaded.failed)} failed")  # fmt: skip
         return item_map
-    storage = Block.load(source.block)
-    if not isinstance(storage, CloudStorageIntegration):
-        raise TypeError(f"block {source.block!r} is a {type(storage).__name__}, not a cloud integration block")
+    storage = load_cloud_block(source.block)
     ledger.before(f"register objects of {source.block} into folder {folder_uuid}")
     registered = register_bucket.submit(
         credentials, storage, folder_uuid, include=source.include, exclude=source.exclude,

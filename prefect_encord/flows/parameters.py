@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from prefect_encord.planning.manifests import check_readable
 
 DEFAULT_CREDENTIALS_BLOCK = "encord"
 
@@ -50,6 +52,14 @@ class MetadataStep(BaseModel):
     mode: Literal["merge", "overwrite"] = Field(
         default="merge", description="merge keeps keys absent from the manifest; overwrite replaces them."
     )
+
+    @field_validator("manifest")
+    @classmethod
+    def _readable_manifest(cls, manifest: str | None) -> str | None:
+        """Refuse, before the run writes anything, a manifest of unknown format or one needing a missing extra."""
+        if manifest is not None:
+            check_readable(manifest)
+        return manifest
 
 
 class GroupingStep(BaseModel):

@@ -24,14 +24,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from prefect_encord.extras import require
 from prefect_encord.planning.schema import KeyType
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 ManifestFormat = Literal["csv", "json", "jsonl", "parquet"]
 KeyBy = Literal["name", "url", "uuid"]
@@ -119,6 +121,19 @@ def manifest_format(path: str | Path, format: ManifestFormat | None = None) -> M
     return found
 
 
+def check_readable(path: str | Path, format: ManifestFormat | None = None) -> ManifestFormat:
+    """The manifest's format, once the reader it needs is known to be installed (Parquet: the parquet extra).
+
+    Raises:
+        ManifestError: If the format is unknown.
+        MissingExtraError: If reading it needs an extra that is not installed.
+    """
+    kind = manifest_format(path, format)
+    if kind == "parquet":
+        require("pyarrow.parquet", extra="parquet", purpose=f"Reading the Parquet manifest {path}")
+    return kind
+
+
 def read_manifest(path: str | Path, key_column: str, format: ManifestFormat | None = None) -> Iterator[ManifestRow]:
     """The records of a manifest, one at a time; ``key_column`` holds each record's item key.
 
@@ -130,7 +145,7 @@ def read_manifest(path: str | Path, key_column: str, format: ManifestFormat | No
             manifest cannot be opened: a bad byte in row 40,000 must not stop an import half-way.
     """
     path = Path(path)
-    kind = manifest_format(path, format)
+    kind = check_readable(path, format)
     if kind == "parquet":
         return _read_parquet(_open_parquet(path), path, key_column)
     _check_utf8(path)
@@ -228,11 +243,15 @@ def _record_row(number: int, record: Any, key_column: str) -> ManifestRow:
 
 
 def _open_parquet(path: Path) -> pq.ParquetFile:
+    """Open a Parquet manifest with pyarrow (installed by the ``parquet`` extra: see :func:`check_readable`)."""
+    import pyarrow
+    import pyarrow.parquet as parquet
+
     try:
-        return pq.ParquetFile(path)
+        return parquet.ParquetFile(path)
     except FileNotFoundError:
         raise
-    except (pa.ArrowException, OSError) as exc:
+    except (pyarrow.ArrowException, OSError) as exc:
         raise ManifestError(f"{path} is not a readable Parquet file: {exc}") from None
 
 

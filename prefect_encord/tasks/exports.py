@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration
+from prefect_encord.extras import require
 from prefect_encord.planning.exports import (
     COCO_DATA_TYPES,
     DEFAULT_OVERLAP,
@@ -187,6 +188,8 @@ def export_label_rows(
             before any request.
     """
     filters = filters or LabelRowFilters()
+    if coco:  # before any work: the exporter needs numpy, OpenCV, pycocotools and shapely
+        require("encord.utilities.coco.exporter", extra="coco", purpose="A COCO export (coco=True)")
     layout = ExportLayout.of(prefix, project_hash, filters.branch_name)
     target = export_target(destination)
     logger = run_logger(__name__)

@@ -11,6 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from encord import EncordUserClient
+from encord_sandbox.emulators import AZURITE_ACCOUNT_KEY
+from encord_sandbox.server import Sandbox
 from prefect.blocks.core import Block
 from prefect_aws import AwsCredentials, MinIOCredentials
 from prefect_azure import AzureBlobStorageCredentials
@@ -19,8 +21,6 @@ from prefect_gcp import GcpCredentials
 import prefect_encord
 from prefect_encord import EncordAzureIntegration, EncordGcsIntegration, EncordS3Integration
 from prefect_encord.blocks.storage import IntegrationNotFound, resolve_integration
-from prefect_encord.sandbox.server import Sandbox
-from tests.emulators import AZURITE_ACCOUNT_KEY
 from tests.integration_buckets import CLOUDS, new_bucket
 
 OBJECTS = {

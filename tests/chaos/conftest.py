@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from encord import EncordUserClient
 from encord.storage import StorageFolder
+from encord_sandbox.chaos import ChaosConfig
+from encord_sandbox.emulators import MOTO_ACCESS_KEY_ID, MOTO_REGION, MOTO_SECRET_ACCESS_KEY
+from encord_sandbox.server import ADMIN_KEY_NAME, Sandbox
 
 from prefect_encord import EncordCredentials
-from prefect_encord.sandbox.chaos import ChaosConfig
-from prefect_encord.sandbox.server import ADMIN_KEY_NAME, Sandbox
-from tests.emulators import MOTO_ACCESS_KEY_ID, MOTO_REGION, MOTO_SECRET_ACCESS_KEY
 
 ChaoticSandbox = Callable[[ChaosConfig], Sandbox]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 from encord.exceptions import RequestException, UnknownException
+from encord_sandbox import samples
+from encord_sandbox.chaos import STATS_PATH, Chaos, ChaosConfig
+from encord_sandbox.cli import _chaos, build_parser, chaos_arguments
 
 from prefect_encord import crashpoints
-from prefect_encord.cli import _chaos, build_parser
-from prefect_encord.sandbox import samples
-from prefect_encord.sandbox.chaos import STATS_PATH, Chaos, ChaosConfig, chaos_arguments
 from tests.chaos.conftest import ChaoticSandbox, new_folder
 
 FOLDER_CREATE = r"^POST /v2/public/storage/folders$"
@@ -187,12 +187,12 @@ def test_serve_flags_turn_on_exactly_the_config() -> None:
         slow_seconds=0.5, unit_failure_rate=0.01, poll_timeout_rate=0.2, routes=("^GET ",), include_blobs=False,
         max_faults=9,
     )  # fmt: skip
-    arguments = build_parser().parse_args(["sandbox", "serve", *chaos_arguments(config)])
+    arguments = build_parser().parse_args(["serve", *chaos_arguments(config)])
     assert _chaos(arguments) == config
-    assert _chaos(build_parser().parse_args(["sandbox", "serve"])) is None
+    assert _chaos(build_parser().parse_args(["serve"])) is None
     for lost in [(), (r"^POST ", r"^PATCH ")]:
         config = ChaosConfig(seed=1, drop_rate=0.5, lost_answer_routes=lost)
-        assert _chaos(build_parser().parse_args(["sandbox", "serve", *chaos_arguments(config)])) == config
+        assert _chaos(build_parser().parse_args(["serve", *chaos_arguments(config)])) == config
 
 
 def test_a_config_without_rates_only_counts(chaotic_sandbox: ChaoticSandbox) -> None:

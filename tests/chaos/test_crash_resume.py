@@ -1,6 +1,6 @@
 """Crash-resume: the ingest process killed at each crash point, then run again, ends exactly as a clean run.
 
-The sandbox runs in a process of its own (``prefect-encord sandbox serve``), so it outlives the ingest it
+The sandbox runs in a process of its own (``encord-sandbox serve``), so it outlives the ingest it
 serves, as Encord would. Each ingest runs in a child process (forked from a server that imported the flow
 once), against the session's Prefect API, and ``PREFECT_ENCORD_CRASH_AT`` makes it ``os._exit(137)`` at the
 named point (see :mod:`prefect_encord.crashpoints`). The same ingest then runs again without it, with the
@@ -25,6 +25,9 @@ from typing import Any
 import pytest
 from encord.orm.storage import StorageItemType
 from encord.storage import StorageItem
+from encord_sandbox import samples
+from encord_sandbox.chaos import ChaosConfig
+from encord_sandbox.process import sandbox_process
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
@@ -36,9 +39,6 @@ from prefect_encord.crashpoints import CRASH_AT_ENV, CRASH_EXIT_CODE, CRASH_POIN
 from prefect_encord.example_data import GROUP_LAYOUT, GROUP_PATTERN
 from prefect_encord.flows.rollback import rollback
 from prefect_encord.planning.uploads import IDENTITY_KEY
-from prefect_encord.sandbox import samples
-from prefect_encord.sandbox.chaos import ChaosConfig
-from prefect_encord.sandbox.process import sandbox_process
 from prefect_encord.tasks.datasets import get_or_create_dataset
 from prefect_encord.tasks.folders import get_or_create_folder
 from tests.chaos.conftest import prepare_served_sandbox, served_credentials

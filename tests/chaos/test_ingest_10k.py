@@ -19,6 +19,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from encord_sandbox.chaos import STATS_PATH, ChaosConfig
+from encord_sandbox.emulators import MOTO_ACCESS_KEY_ID, MOTO_REGION, MOTO_SECRET_ACCESS_KEY
+from encord_sandbox.process import sandbox_process
+from encord_sandbox.samples import png
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 from prefect.client.orchestration import get_client
@@ -30,11 +34,7 @@ from pydantic import SecretStr
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.flows.ingest import ingest
 from prefect_encord.flows.parameters import CloudSource
-from prefect_encord.sandbox.chaos import STATS_PATH, ChaosConfig
-from prefect_encord.sandbox.process import sandbox_process
-from prefect_encord.sandbox.samples import png
 from tests.chaos.conftest import prepare_served_sandbox, served_credentials
-from tests.emulators import MOTO_ACCESS_KEY_ID, MOTO_REGION, MOTO_SECRET_ACCESS_KEY
 
 GOOD, CORRUPT = 10_000, 5
 CHAOS = ChaosConfig(

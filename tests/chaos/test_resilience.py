@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 from encord.storage import StorageFolder
+from encord_sandbox import samples
+from encord_sandbox.chaos import ChaosConfig
+from encord_sandbox.server import Sandbox
 
 from prefect_encord.planning.retries import RetryPolicy
 from prefect_encord.planning.uploads import IDENTITY_KEY
-from prefect_encord.sandbox import samples
-from prefect_encord.sandbox.chaos import ChaosConfig
-from prefect_encord.sandbox.server import Sandbox
 from prefect_encord.tasks.registration import register_bucket
 from prefect_encord.tasks.uploads import UploadResult, upload_directory
+from prefect_encord.testing import credentials_block
 from tests.chaos.conftest import ChaoticSandbox, new_folder
 from tests.integration_buckets import add_sandbox_integration, new_bucket
 
@@ -47,7 +48,7 @@ def _register(
     block = new_bucket("s3", request, {f"f-{n:03d}.png": samples.png(color=(n, 1, 2)) for n in range(files)},
                        integration=integration)  # fmt: skip
     _, folder = new_folder(sandbox)
-    result = register_bucket.fn(sandbox.credentials(), block, str(folder.uuid), ledger_dir=tmp_path / "ledger")
+    result = register_bucket.fn(credentials_block(sandbox), block, str(folder.uuid), ledger_dir=tmp_path / "ledger")
     return sandbox, folder, result.created, tuple(f.error for f in result.unit_errors)
 
 
@@ -126,7 +127,7 @@ def _tree(root: Path, singles: int) -> Path:
 
 
 def _upload(sandbox: Sandbox, folder: StorageFolder, root: Path, tmp_path: Path) -> UploadResult:
-    return upload_directory.fn(sandbox.credentials(), folder.uuid, root, image_groups=["views-*"],
+    return upload_directory.fn(credentials_block(sandbox), folder.uuid, root, image_groups=["views-*"],
                                retry_policy=FAST_PUTS, ledger_dir=tmp_path / "ledger")  # fmt: skip
 
 

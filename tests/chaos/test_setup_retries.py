@@ -28,16 +28,17 @@ from encord.exceptions import InvalidArgumentsError, RequestException, UnknownEx
 from encord.http.constants import RequestsSettings
 from encord.orm.dataset import DatasetType
 from encord.storage import StorageFolder
+from encord_sandbox.chaos import Chaos, ChaosConfig, Fault
+from encord_sandbox.server import Sandbox
 
 from prefect_encord import api_retries
 from prefect_encord.api_retries import create_once
 from prefect_encord.planning.links import DuplicateBehaviour
 from prefect_encord.planning.retries import RetryPolicy
-from prefect_encord.sandbox.chaos import Chaos, ChaosConfig, Fault
-from prefect_encord.sandbox.server import Sandbox
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_folder_to_dataset, link_items_to_dataset
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.projects import attach_datasets, get_or_create_project
+from prefect_encord.testing import credentials_block
 
 #: Six requests in ten misbehave: 503, 429 (Retry-After: 0) or a dropped connection, after the handler.
 RATES = ChaosConfig(error_rate=0.2, throttle_rate=0.1, retry_after_seconds=0, drop_rate=0.3, lost_answer_routes=(".",))
@@ -185,8 +186,8 @@ def test_a_folder_path_is_created_once(
     root = f"setup-{_token()}"
 
     with chaos.armed(SEED):
-        made = get_or_create_folder.fn(sandbox.credentials(), f"{root}/2026/cams", description="cameras")
-        again = get_or_create_folder.fn(sandbox.credentials(), f"{root}/2026/cams")
+        made = get_or_create_folder.fn(credentials_block(sandbox), f"{root}/2026/cams", description="cameras")
+        again = get_or_create_folder.fn(credentials_block(sandbox), f"{root}/2026/cams")
 
     [top] = _named(clean.list_storage_folders(search=root), root)
     [year] = _named(clean.get_storage_folder(top).list_subfolders(search="2026"), "2026")
@@ -202,8 +203,8 @@ def test_a_dataset_is_created_once(
     title = f"setup {_token()}"
 
     with chaos.armed(SEED):
-        made = get_or_create_dataset.fn(sandbox.credentials(), title, description="for training")
-        again = get_or_create_dataset.fn(sandbox.credentials(), title)
+        made = get_or_create_dataset.fn(credentials_block(sandbox), title, description="for training")
+        again = get_or_create_dataset.fn(credentials_block(sandbox), title)
 
     listed = [info["dataset"].dataset_hash for info in clean.get_datasets(title_eq=title)]
     assert listed == [made.dataset_hash] and again.dataset_hash == made.dataset_hash
@@ -219,9 +220,9 @@ def test_a_project_is_created_once_and_each_dataset_attached_once(
     first, second = (clean.create_dataset(f"ds-{_token()}", DatasetType.CORD_STORAGE).dataset_hash for _ in "12")
 
     with chaos.armed(SEED):
-        made = get_or_create_project.fn(sandbox.credentials(), title, dataset_hashes=[first])
-        attached = attach_datasets.fn(sandbox.credentials(), made.project_hash, [first, second])
-        again = get_or_create_project.fn(sandbox.credentials(), title, dataset_hashes=[first, second])
+        made = get_or_create_project.fn(credentials_block(sandbox), title, dataset_hashes=[first])
+        attached = attach_datasets.fn(credentials_block(sandbox), made.project_hash, [first, second])
+        again = get_or_create_project.fn(credentials_block(sandbox), title, dataset_hashes=[first, second])
 
     assert [p.project_hash for p in clean.list_projects(title_eq=title)] == [made.project_hash]
     assert made.created and not again.created and again.project_hash == made.project_hash
@@ -246,7 +247,7 @@ def test_items_are_linked_once(
     dataset = clean.create_dataset(f"ds-{_token()}", DatasetType.CORD_STORAGE).dataset_hash
 
     with chaos.armed(SEED):
-        result = link_items_to_dataset.fn(sandbox.credentials(), dataset, items, duplicates, bundle_size=4)
+        result = link_items_to_dataset.fn(credentials_block(sandbox), dataset, items, duplicates, bundle_size=4)
 
     rows = clean.get_dataset(dataset).data_rows
     assert Counter(str(row.backing_item_uuid) for row in rows) == dict.fromkeys(items, 1)
@@ -263,8 +264,8 @@ def test_a_folder_is_linked_once_and_a_rerun_links_nothing(
     dataset = clean.create_dataset(f"ds-{_token()}", DatasetType.CORD_STORAGE).dataset_hash
 
     with chaos.armed(SEED):
-        first = link_folder_to_dataset.fn(sandbox.credentials(), dataset, str(folder.uuid), bundle_size=3)
-        again = link_folder_to_dataset.fn(sandbox.credentials(), dataset, str(folder.uuid), bundle_size=3)
+        first = link_folder_to_dataset.fn(credentials_block(sandbox), dataset, str(folder.uuid), bundle_size=3)
+        again = link_folder_to_dataset.fn(credentials_block(sandbox), dataset, str(folder.uuid), bundle_size=3)
 
     rows = clean.get_dataset(dataset).data_rows
     assert Counter(str(row.backing_item_uuid) for row in rows) == dict.fromkeys(items, 1)

@@ -22,10 +22,11 @@ from typing import Any
 import httpx
 import pytest
 from encord.orm.dataset import DatasetType
+from encord_sandbox import Sandbox, samples
+from encord_sandbox.emulators import free_port
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from prefect_encord.sandbox import Sandbox, samples
-from tests.emulators import free_port
+from prefect_encord.testing import credentials_block
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -102,7 +103,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterato
         )
         _wait_for(f"{api}/health", server, "the Prefect server")
         with temporary_settings(updates={PREFECT_API_URL: api}):
-            sandbox.credentials().save("encord", overwrite=True)
+            credentials_block(sandbox).save("encord", overwrite=True)
         processes.run(str(BIN / "prefect"), "work-pool", "create", "encord", "--type", "process")
         deployed = processes.run(str(BIN / "prefect"), "--no-prompt", "deploy", "--all")
         relay = processes.start(

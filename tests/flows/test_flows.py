@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from encord_sandbox import Sandbox
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 from prefect.settings import PREFECT_API_URL
@@ -25,7 +26,7 @@ from prefect_encord.flows.ingest import IngestSummary, ingest
 from prefect_encord.flows.parameters import DatasetStep, GroupingStep, LocalSource, MetadataStep
 from prefect_encord.flows.sync_metadata import sync_metadata
 from prefect_encord.item_map import ItemMap
-from prefect_encord.sandbox import Sandbox
+from prefect_encord.testing import credentials_block
 
 BLOCK = "flows-sandbox"
 
@@ -52,7 +53,7 @@ def parameters(example: dict[str, Path]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def first_run(prefect_harness: None, sandbox: Sandbox, parameters: dict[str, Any]) -> Iterator[IngestSummary]:
-    sandbox.credentials().save(BLOCK, overwrite=True)
+    credentials_block(sandbox).save(BLOCK, overwrite=True)
     yield ingest(**parameters)
 
 

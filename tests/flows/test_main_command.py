@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from encord_sandbox.store import Store
 from prefect.settings import PREFECT_API_URL
-
-from prefect_encord.sandbox.store import Store
 
 CLI = str(Path(sys.executable).parent / "prefect-encord")
 

@@ -29,6 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from encord.exceptions import AuthenticationError, InvalidArgumentsError, ResourceNotFoundError
 from encord.orm.group_layout import DataUnitTile, LayoutGrid
+from encord_sandbox import samples
+from encord_sandbox.server import Sandbox
+from encord_sandbox.snapshots import counts, unchanged
 from pydantic import SecretStr, ValidationError
 
 from prefect_encord.blocks.credentials import EncordCredentials
@@ -40,8 +43,6 @@ from prefect_encord.planning.objects import ObjectRecord, Skipped
 from prefect_encord.planning.outcomes import BucketRegistration
 from prefect_encord.planning.schema import SchemaChangeRefused, SchemaDeclarationError
 from prefect_encord.planning.specs import MAX_SEQUENCE_FRAMES, Entry, PlanOptions, plan_registration
-from prefect_encord.sandbox import samples
-from prefect_encord.sandbox.server import Sandbox
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
 from prefect_encord.tasks.deletion import delete_items
@@ -52,7 +53,6 @@ from prefect_encord.tasks.metadata_schema import apply_metadata_schema
 from prefect_encord.tasks.projects import attach_datasets, get_or_create_project
 from prefect_encord.tasks.registration import register_bucket, register_chunk
 from prefect_encord.tasks.uploads import UploadResult, upload_directory
-from tests.hardening.state import counts, unchanged
 from tests.integration_buckets import add_sandbox_integration, new_bucket
 
 TILES = 15  # items in the shared folder: enough for a grid of 13 and a sibling group of 2

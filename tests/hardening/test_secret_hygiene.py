@@ -34,6 +34,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from encord_sandbox import samples
+from encord_sandbox.emulators import put_s3_objects
+from encord_sandbox.server import Sandbox
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -64,9 +67,6 @@ from prefect_encord.flows.export_labels import ExportDestination, export_labels
 from prefect_encord.flows.ingest import ingest
 from prefect_encord.flows.parameters import CloudSource, DatasetStep
 from prefect_encord.job_ledger import default_directory as job_ledger_directory
-from prefect_encord.sandbox import samples
-from prefect_encord.sandbox.server import Sandbox
-from tests.emulators import put_s3_objects
 
 HYGIENE_EMAIL = "hygiene@sandbox.local"
 OBJECTS = {"cams/front.png": samples.png(), "cams/rear.png": samples.png(color=(0, 0, 9)), "notes.txt": b"notes"}

@@ -6,9 +6,9 @@ import io
 
 import pydicom
 import pytest
+from encord_sandbox import samples
 
 from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
-from prefect_encord.sandbox import samples
 
 SERIES = "1.2.826.0.1.3680043.8.498.1"
 

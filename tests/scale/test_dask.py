@@ -26,6 +26,15 @@ from typing import Any
 
 import pytest
 from distributed import Client, LocalCluster, get_task_stream
+from encord_sandbox import Sandbox
+from encord_sandbox.emulators import (
+    MOTO_ACCESS_KEY_ID,
+    MOTO_REGION,
+    MOTO_SECRET_ACCESS_KEY,
+    put_s3_objects,
+    unique_name,
+)
+from encord_sandbox.samples import png
 from prefect import flow
 from prefect.blocks.core import Block
 from prefect_aws import MinIOCredentials
@@ -38,12 +47,9 @@ from prefect_encord.flows.ingest import IngestSummary, ingest, load_credentials
 from prefect_encord.flows.parameters import CloudSource, GroupingStep
 from prefect_encord.item_map import ItemMap
 from prefect_encord.planning.outcomes import BucketRegistration
-from prefect_encord.sandbox import Sandbox
-from prefect_encord.sandbox.samples import png
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.registration import register_bucket
-from tests.emulator_fixtures import unique_name
-from tests.emulators import MOTO_ACCESS_KEY_ID, MOTO_REGION, MOTO_SECRET_ACCESS_KEY, put_s3_objects
+from prefect_encord.testing import credentials_block
 
 CREDENTIALS_BLOCK = "scale-dask-sandbox"
 SCENES, CAMERAS, SINGLES = 10, 4, 10
@@ -83,7 +89,7 @@ def bucket_block(sandbox: Sandbox, s3_endpoint: str, prefect_harness: None) -> s
         ),
     )
     block.save(bucket, overwrite=True)
-    sandbox.credentials().save(CREDENTIALS_BLOCK, overwrite=True)
+    credentials_block(sandbox).save(CREDENTIALS_BLOCK, overwrite=True)
     return f"encord-s3-integration/{bucket}"
 
 

@@ -10,16 +10,17 @@ import pytest
 from encord.orm.group_layout import DataUnitCarouselTile, LayoutGrid
 from encord.orm.storage import StorageItemType
 from encord.storage import StorageFolder
+from encord_sandbox import Sandbox
+from encord_sandbox.samples import png
 from prefect import flow
 from pydantic import ValidationError
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.grouping import KeyPattern, Manifest
 from prefect_encord.planning.layouts import CarouselLayout, GridLayout
-from prefect_encord.sandbox import Sandbox
-from prefect_encord.sandbox.samples import png
 from prefect_encord.tasks.data_groups import DataGroupsResult, create_data_groups
 from prefect_encord.tasks.uploads import UploadResult, upload_directory
+from prefect_encord.testing import credentials_block
 from tests.tasks.conftest import HttpLog
 
 SCENE_RULE = KeyPattern(pattern=r"(?P<key>scene-\d+)_(?P<tile>front|rear|left)")
@@ -50,7 +51,7 @@ def _write_scenes(root: Path, scenes: int, cameras: tuple[str, ...] = ("front", 
 
 @pytest.fixture
 def credentials(sandbox: Sandbox) -> EncordCredentials:
-    return sandbox.credentials()
+    return credentials_block(sandbox)
 
 
 @pytest.fixture
@@ -181,7 +182,7 @@ def test_upload_and_group_inside_a_flow(prefect_harness: None, sandbox: Sandbox,
 
     @flow
     def ingest(directory: str, folder_name: str) -> tuple[UploadResult, DataGroupsResult]:
-        credentials = sandbox.credentials()
+        credentials = credentials_block(sandbox)
         folder = str(credentials.get_client().create_storage_folder(folder_name).uuid)
         uploaded = upload_directory.submit(credentials, folder, directory).result()
         grouped = create_data_groups(credentials, folder, uploaded.items, SCENE_RULE, CAMERAS)

@@ -12,14 +12,15 @@ from encord.objects import OntologyStructure, Shape
 from encord.orm.dataset import DatasetType
 from encord.orm.storage import DataGroupGrid
 from encord.storage import StorageFolder
+from encord_sandbox import Sandbox
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.links import AlreadyLinked
 from prefect_encord.planning.titles import AmbiguousTitle
-from prefect_encord.sandbox import Sandbox
 from prefect_encord.tasks import datasets as dataset_tasks
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_folder_to_dataset, link_items_to_dataset
 from prefect_encord.tasks.projects import OntologyMismatch, attach_datasets, get_or_create_project
+from prefect_encord.testing import credentials_block
 from tests.tasks.conftest import HttpLog
 
 
@@ -29,7 +30,7 @@ def _token() -> str:
 
 @pytest.fixture
 def credentials(sandbox: Sandbox) -> EncordCredentials:
-    return sandbox.credentials()
+    return credentials_block(sandbox)
 
 
 @pytest.fixture

@@ -10,17 +10,18 @@ import pytest
 from encord import EncordUserClient
 from encord.orm.storage import DataGroupGrid
 from encord.storage import StorageFolder
+from encord_sandbox import Sandbox
 from prefect import flow
 
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.sandbox import Sandbox
 from prefect_encord.tasks.deletion import DeletionResult, delete_items
+from prefect_encord.testing import credentials_block
 from tests.tasks.conftest import HttpLog
 
 
 @pytest.fixture
 def credentials(sandbox: Sandbox) -> EncordCredentials:
-    return sandbox.credentials()
+    return credentials_block(sandbox)
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ from uuid import UUID
 
 import pytest
 from encord import EncordUserClient
+from encord_sandbox.server import Sandbox
 
-from prefect_encord.sandbox.server import Sandbox
 from prefect_encord.tasks.folders import folder_path_segments, get_or_create_folder
+from prefect_encord.testing import credentials_block
 from tests.tasks.conftest import HttpLog
 
 
@@ -20,7 +21,7 @@ def unique_root() -> str:
 def test_creates_each_segment_and_returns_the_leaf(sandbox: Sandbox, client: EncordUserClient) -> None:
     root = unique_root()
     leaf_uuid = get_or_create_folder.fn(
-        sandbox.credentials(), f"{root}/2026/cams", description="camera feeds", client_metadata={"site": "north"}
+        credentials_block(sandbox), f"{root}/2026/cams", description="camera feeds", client_metadata={"site": "north"}
     )
     leaf = client.get_storage_folder(UUID(leaf_uuid))
     assert (leaf.name, leaf.description, leaf.client_metadata) == ("cams", "camera feeds", {"site": "north"})
@@ -33,9 +34,9 @@ def test_is_idempotent_and_leaves_existing_folders_unchanged(
     sandbox: Sandbox, client: EncordUserClient, http_log: HttpLog
 ) -> None:
     path = f"/{unique_root()}/2026/cams/"
-    first = get_or_create_folder.fn(sandbox.credentials(), path, description="first")
+    first = get_or_create_folder.fn(credentials_block(sandbox), path, description="first")
     http_log.api.clear()
-    again = get_or_create_folder.fn(sandbox.credentials(), path.strip("/"), description="second")
+    again = get_or_create_folder.fn(credentials_block(sandbox), path.strip("/"), description="second")
     assert again == first
     assert [method for method, _ in http_log.api] == ["GET", "GET", "GET"]  # one lookup per segment, no create
     assert client.get_storage_folder(UUID(first)).description == "first"
@@ -43,10 +44,10 @@ def test_is_idempotent_and_leaves_existing_folders_unchanged(
 
 def test_only_the_missing_tail_is_created(sandbox: Sandbox, client: EncordUserClient) -> None:
     root = unique_root()
-    middle = get_or_create_folder.fn(sandbox.credentials(), f"{root}/2026")
-    leaf = get_or_create_folder.fn(sandbox.credentials(), f"{root}/2026/cams/front")
+    middle = get_or_create_folder.fn(credentials_block(sandbox), f"{root}/2026")
+    leaf = get_or_create_folder.fn(credentials_block(sandbox), f"{root}/2026/cams/front")
     assert client.get_storage_folder(UUID(leaf)).parent.parent.uuid == UUID(middle)  # type: ignore[union-attr]
-    assert get_or_create_folder.fn(sandbox.credentials(), f"{root}/2026") == middle
+    assert get_or_create_folder.fn(credentials_block(sandbox), f"{root}/2026") == middle
 
 
 def test_exact_names_only_and_the_oldest_of_twins(sandbox: Sandbox, client: EncordUserClient) -> None:
@@ -54,7 +55,7 @@ def test_exact_names_only_and_the_oldest_of_twins(sandbox: Sandbox, client: Enco
     client.create_storage_folder(f"{root}-suffix")  # a name search for root also finds this one
     older = client.create_storage_folder(root)
     client.create_storage_folder(root)
-    assert get_or_create_folder.fn(sandbox.credentials(), root) == str(older.uuid)
+    assert get_or_create_folder.fn(credentials_block(sandbox), root) == str(older.uuid)
 
 
 @pytest.mark.parametrize("path", ["", "/", "a//b", "a/ /b"])

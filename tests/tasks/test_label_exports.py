@@ -15,16 +15,17 @@ from encord.objects.coordinates import BoundingBoxCoordinates
 from encord.orm.dataset import DatasetType
 from encord.orm.label_row import AnnotationTaskStatus
 from encord.orm.storage import DataGroupGrid
+from encord_sandbox import Sandbox
 from prefect import flow
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.exports import ExportLayout, UnsafeExportPath, parse_index
 from prefect_encord.planning.label_rows import LabelRowFilters, LabelRowSummary
-from prefect_encord.sandbox import Sandbox
 from prefect_encord.tasks.datasets import LinkResult, get_or_create_dataset, link_items_to_dataset
 from prefect_encord.tasks.exports import ExportResult, export_label_rows
 from prefect_encord.tasks.label_rows import list_label_rows
 from prefect_encord.tasks.projects import AttachResult, attach_datasets
+from prefect_encord.testing import credentials_block
 from tests.integration_buckets import CLOUDS, new_bucket
 from tests.tasks.conftest import HttpLog
 
@@ -66,7 +67,7 @@ def ontology_hash(client: EncordUserClient) -> str:
 
 @pytest.fixture
 def credentials(sandbox: Sandbox) -> EncordCredentials:
-    return sandbox.credentials()
+    return credentials_block(sandbox)
 
 
 @pytest.fixture
@@ -341,7 +342,7 @@ def test_link_attach_list_and_export_inside_a_flow(
     def deliver(
         title: str, item_uuids: list[str], project_hash: str, destination: str
     ) -> tuple[LinkResult, AttachResult, list[LabelRowSummary], ExportResult]:
-        credentials = sandbox.credentials()
+        credentials = credentials_block(sandbox)
         dataset = get_or_create_dataset(credentials, title)
         linked = link_items_to_dataset(credentials, dataset.dataset_hash, item_uuids)
         attached = attach_datasets(credentials, project_hash, [dataset.dataset_hash])

@@ -18,13 +18,14 @@ import pyarrow.parquet as pq
 import pytest
 from encord import EncordUserClient
 from encord.storage import StorageFolder, StorageItem
+from encord_sandbox.server import Sandbox
 from prefect import flow
 
 from prefect_encord.planning.schema import SchemaDiff
-from prefect_encord.sandbox.server import Sandbox
 from prefect_encord.tasks import metadata as metadata_task
 from prefect_encord.tasks.metadata import MetadataImporter, MetadataImportResult, import_metadata
 from prefect_encord.tasks.metadata_schema import apply_metadata_schema
+from prefect_encord.testing import credentials_block
 from tests.tasks.conftest import HttpLog
 
 T = uuid.uuid4().hex[:6]
@@ -47,7 +48,7 @@ def integration(sandbox: Sandbox, root: Path) -> str:
 @pytest.fixture(scope="module", autouse=True)
 def schema(sandbox: Sandbox) -> SchemaDiff:
     return apply_metadata_schema.fn(
-        sandbox.credentials(),
+        credentials_block(sandbox),
         {
             WEATHER: {"type": "enum", "values": ["rain", "sunny"]},
             COUNT: "number",
@@ -89,7 +90,7 @@ def metadata_by_name(folder: StorageFolder) -> dict[str, dict[str, Any]]:
 
 def run(sandbox: Sandbox, manifest: Path, folder: StorageFolder | None, **kwargs: Any) -> MetadataImportResult:
     folder_uuid = str(folder.uuid) if folder is not None else None
-    return import_metadata.fn(sandbox.credentials(), manifest, folder_uuid=folder_uuid, **kwargs)
+    return import_metadata.fn(credentials_block(sandbox), manifest, folder_uuid=folder_uuid, **kwargs)
 
 
 def test_merge_keeps_other_keys_and_overwrite_replaces_them(
@@ -247,7 +248,7 @@ def test_a_merge_will_not_resend_an_existing_value_the_schema_now_refuses(
 ) -> None:
     """Values written before their key was declared would make Encord refuse the whole bundle if sent back."""
     register(folder, integration, root, {"old": {LEGACY: "five"}, "new": {LEGACY: 5}})
-    apply_metadata_schema.fn(sandbox.credentials(), {LEGACY: "number"})
+    apply_metadata_schema.fn(credentials_block(sandbox), {LEGACY: "number"})
     manifest = write_csv(tmp_path / "m.csv", ["name", COUNT], [["old", "1"], ["new", "1"]])
 
     merged = run(sandbox, manifest, folder, mode="merge")
@@ -342,7 +343,7 @@ def test_schema_and_import_inside_a_flow(
 
     @flow
     def shape(manifest: str, folder_uuid: str) -> tuple[SchemaDiff, MetadataImportResult]:
-        credentials = sandbox.credentials()
+        credentials = credentials_block(sandbox)
         diff = apply_metadata_schema(credentials, {key: "datetime"})
         imported = import_metadata.submit(credentials, manifest, folder_uuid=folder_uuid).result()
         return diff, imported

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import pytest
 from encord import EncordUserClient
 from encord.metadata_schema import MetadataSchema
+from encord_sandbox.server import Sandbox
 from pydantic import BaseModel, Field
 
 from prefect_encord.planning.schema import (
@@ -24,8 +25,8 @@ from prefect_encord.planning.schema import (
     SchemaDeclarationError,
     enum_type,
 )
-from prefect_encord.sandbox.server import Sandbox
 from prefect_encord.tasks.metadata_schema import apply_metadata_schema
+from prefect_encord.testing import credentials_block
 from tests.tasks.conftest import HttpLog
 
 SCHEMA_PATH = "/v2/public/organisation/client-metadata-schema-v2"
@@ -56,7 +57,7 @@ def test_a_model_is_applied_additively_and_a_second_apply_is_a_no_op(
         where: GeoPoint = Field(alias=f"where {t}")
 
     http_log.api.clear()
-    first = apply_metadata_schema.fn(sandbox.credentials(), Capture)
+    first = apply_metadata_schema.fn(credentials_block(sandbox), Capture)
     assert first.applied and set(first.added) == {
         f"camera-{t}",
         f"notes-{t}",
@@ -80,7 +81,7 @@ def test_a_model_is_applied_additively_and_a_second_apply_is_a_no_op(
     assert stored.get_embedding_size(f"clip.{t}") == 8
 
     http_log.api.clear()
-    second = apply_metadata_schema.fn(sandbox.credentials(), Capture)
+    second = apply_metadata_schema.fn(credentials_block(sandbox), Capture)
     assert not second.applied and not second.has_changes
     assert set(second.unchanged) == set(first.added)
     assert http_log.api == [("GET", SCHEMA_PATH)]  # nothing written
@@ -90,12 +91,12 @@ def test_a_dry_run_writes_nothing_and_shows_what_would_be_refused(
     sandbox: Sandbox, client: EncordUserClient, http_log: HttpLog
 ) -> None:
     t = token()
-    apply_metadata_schema.fn(sandbox.credentials(), {f"count-{t}": "number"})
+    apply_metadata_schema.fn(credentials_block(sandbox), {f"count-{t}": "number"})
     before = repr(client.metadata_schema())
     http_log.api.clear()
 
     diff = apply_metadata_schema.fn(
-        sandbox.credentials(), {f"count-{t}": "varchar", f"new-{t}": "boolean"}, dry_run=True
+        credentials_block(sandbox), {f"count-{t}": "varchar", f"new-{t}": "boolean"}, dry_run=True
     )
 
     assert diff.added == {f"new-{t}": KeyType(kind="boolean")} and not diff.applied
@@ -107,11 +108,11 @@ def test_a_dry_run_writes_nothing_and_shows_what_would_be_refused(
 def test_a_type_change_is_refused_unless_allowed(sandbox: Sandbox, client: EncordUserClient, http_log: HttpLog) -> None:
     t = token()
     key = f"camera-{t}"
-    apply_metadata_schema.fn(sandbox.credentials(), {key: "varchar", f"other-{t}": "number"})
+    apply_metadata_schema.fn(credentials_block(sandbox), {key: "varchar", f"other-{t}": "number"})
     http_log.api.clear()
 
     with pytest.raises(SchemaChangeRefused) as refused:
-        apply_metadata_schema.fn(sandbox.credentials(), {key: "number", f"added-{t}": "uuid"})
+        apply_metadata_schema.fn(credentials_block(sandbox), {key: "number", f"added-{t}": "uuid"})
 
     assert str(refused.value) == (
         f"metadata key '{key}' is varchar in Encord but declared number: "
@@ -120,23 +121,23 @@ def test_a_type_change_is_refused_unless_allowed(sandbox: Sandbox, client: Encor
     assert ("POST", SCHEMA_PATH) not in http_log.api, "a refused apply writes nothing, not even the additions"
     assert types_of(client, [key, f"added-{t}"]) == {key: "varchar", f"added-{t}": None}
 
-    diff = apply_metadata_schema.fn(sandbox.credentials(), {key: "number"}, allow_type_changes=True)
+    diff = apply_metadata_schema.fn(credentials_block(sandbox), {key: "number"}, allow_type_changes=True)
     assert diff.applied and diff.type_changes[key].desired == KeyType(kind="number")
     assert types_of(client, [key, f"other-{t}"]) == {key: "number", f"other-{t}": "number"}
 
 
 def test_encord_cannot_turn_an_enum_into_text_even_when_allowed(sandbox: Sandbox, client: EncordUserClient) -> None:
     key = f"weather-{token()}"
-    apply_metadata_schema.fn(sandbox.credentials(), {key: {"type": "enum", "values": ["rain"]}})
+    apply_metadata_schema.fn(credentials_block(sandbox), {key: {"type": "enum", "values": ["rain"]}})
     with pytest.raises(SchemaChangeRefused, match="declare a new name instead"):
-        apply_metadata_schema.fn(sandbox.credentials(), {key: "varchar"}, allow_type_changes=True)
+        apply_metadata_schema.fn(credentials_block(sandbox), {key: "varchar"}, allow_type_changes=True)
     assert types_of(client, [key]) == {key: "enum"}
 
 
 def test_enum_options_are_only_ever_added(sandbox: Sandbox, client: EncordUserClient) -> None:
     key = f"weather-{token()}"
-    apply_metadata_schema.fn(sandbox.credentials(), {key: {"type": "enum", "values": ["rain", "sunny"]}})
-    diff = apply_metadata_schema.fn(sandbox.credentials(), {key: {"type": "enum", "values": ["fog", "rain"]}})
+    apply_metadata_schema.fn(credentials_block(sandbox), {key: {"type": "enum", "values": ["rain", "sunny"]}})
+    diff = apply_metadata_schema.fn(credentials_block(sandbox), {key: {"type": "enum", "values": ["fog", "rain"]}})
     assert diff.enum_options_added == {key: ("fog",)}
     assert list(client.metadata_schema().get_enum_options(key)) == ["fog", "rain", "sunny"]
 
@@ -146,26 +147,26 @@ def test_removal_needs_permission_and_a_removed_key_can_be_restored(
 ) -> None:
     t = token()
     key = f"old-{t}"
-    apply_metadata_schema.fn(sandbox.credentials(), {key: {"type": "enum", "values": ["a", "b"]}})
+    apply_metadata_schema.fn(credentials_block(sandbox), {key: {"type": "enum", "values": ["a", "b"]}})
     declaration = tmp_path / "schema.yaml"
     declaration.write_text(f"{key}: removed\nkept-{t}: datetime\n")
 
     with pytest.raises(SchemaChangeRefused, match=f"'{key}' is enum\\(a, b\\) in Encord but declared removed"):
-        apply_metadata_schema.fn(sandbox.credentials(), declaration)
+        apply_metadata_schema.fn(credentials_block(sandbox), declaration)
     assert not client.metadata_schema().is_key_deleted(key)
 
-    diff = apply_metadata_schema.fn(sandbox.credentials(), declaration, allow_removals=True)
+    diff = apply_metadata_schema.fn(credentials_block(sandbox), declaration, allow_removals=True)
     assert diff.removals == {key: "enum(a, b)"} and diff.added == {f"kept-{t}": KeyType(kind="datetime")}
     assert client.metadata_schema().is_key_deleted(key)
 
-    restored = apply_metadata_schema.fn(sandbox.credentials(), {key: {"type": "enum", "values": ["a", "c"]}})
+    restored = apply_metadata_schema.fn(credentials_block(sandbox), {key: {"type": "enum", "values": ["a", "c"]}})
     assert restored.restored == {key: enum_type(["a", "c"])} and restored.enum_options_added == {key: ("c",)}
     assert list(client.metadata_schema().get_enum_options(key)) == ["a", "b", "c"]
 
 
 def test_an_invalid_declaration_is_refused_before_any_request(sandbox: Sandbox, http_log: HttpLog) -> None:
     with pytest.raises(SchemaDeclarationError, match="'keyframes' is reserved"):
-        apply_metadata_schema.fn(sandbox.credentials(), {"keyframes": "number"})
+        apply_metadata_schema.fn(credentials_block(sandbox), {"keyframes": "number"})
     assert http_log.api == []
 
 
@@ -176,5 +177,5 @@ def test_a_save_that_did_not_take_is_reported(
     monkeypatch.setattr(MetadataSchema, "save", lambda self: None)
     key = f"lost-{token()}"
     with pytest.raises(RuntimeError, match=f"still differs from the declaration:\n\\+ {key}: number"):
-        apply_metadata_schema.fn(sandbox.credentials(), {key: "number"})
+        apply_metadata_schema.fn(credentials_block(sandbox), {key: "number"})
     assert not client.metadata_schema().has_key(key)

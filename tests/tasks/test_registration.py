@@ -20,6 +20,8 @@ from encord import EncordUserClient
 from encord.orm.dataset import LongPollingStatus
 from encord.orm.storage import StorageItemType, UploadLongPollingState
 from encord.storage import StorageFolder
+from encord_sandbox import samples
+from encord_sandbox.server import Sandbox
 from prefect import flow
 from pydicom.uid import generate_uid
 
@@ -29,10 +31,9 @@ from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.planning.objects import Skipped
 from prefect_encord.planning.outcomes import BucketRegistration
 from prefect_encord.planning.specs import Entry, PlanOptions, plan_registration, registration_spec
-from prefect_encord.sandbox import samples
-from prefect_encord.sandbox.server import Sandbox
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.registration import Registrar, register_bucket, register_chunk
+from prefect_encord.testing import credentials_block
 from tests.integration_buckets import CLOUDS, add_sandbox_integration, new_bucket
 from tests.tasks.conftest import HttpLog
 
@@ -85,7 +86,7 @@ def test_every_data_type_registers_from_each_cloud_and_a_rerun_creates_nothing(
 ) -> None:
     integration = add_sandbox_integration(sandbox, cloud, request)
     block = new_bucket(cloud, request, EVERY_TYPE, integration=integration)
-    credentials, folder_uuid = sandbox.credentials(), str(folder.uuid)
+    credentials, folder_uuid = credentials_block(sandbox), str(folder.uuid)
 
     first = register_bucket.fn(credentials, block, folder_uuid, exclude=["frames/*"], ledger_dir=tmp_path)
     url = block.object_url
@@ -146,7 +147,9 @@ def test_image_groups_and_dicom_series_by_uid_across_directories(
     block = new_bucket("s3", request, objects, integration=integration)
     options = PlanOptions(images="group", dicom_series_by="series_uid", client_metadata={"batch": "b1"})
 
-    result = register_bucket.fn(sandbox.credentials(), block, str(folder.uuid), options=options, ledger_dir=tmp_path)
+    result = register_bucket.fn(
+        credentials_block(sandbox), block, str(folder.uuid), options=options, ledger_dir=tmp_path
+    )
 
     url = block.object_url
     assert item_types(client, result.created) == {
@@ -177,7 +180,11 @@ def test_one_bad_file_never_fails_its_siblings(
     missing = Entry(kind="image", title="gone.png", urls=(block.object_url("gone.png"),))
 
     result = register_chunk.fn(
-        sandbox.credentials(), str(folder.uuid), integration, [*planned_entries(block), missing], ledger_dir=tmp_path
+        credentials_block(sandbox),
+        str(folder.uuid),
+        integration,
+        [*planned_entries(block), missing],
+        ledger_dir=tmp_path,
     )
 
     assert result.status == "ERROR"
@@ -206,7 +213,7 @@ def test_a_restarted_task_resumes_the_job_instead_of_submitting_another(
     submitted = first_attempt.submit(entries)
     assert not submitted.resumed and ledger.find(submitted.record.key) == submitted.record
 
-    result = register_chunk.fn(sandbox.credentials(), str(folder.uuid), integration, entries, ledger_dir=tmp_path)
+    result = register_chunk.fn(credentials_block(sandbox), str(folder.uuid), integration, entries, ledger_dir=tmp_path)
 
     assert result.resumed and result.job_id == submitted.record.job_id
     assert jobs_in(sandbox, folder) == 1
@@ -229,7 +236,7 @@ def test_a_stale_ledger_record_is_dropped_and_the_chunk_submitted(
     unknown_job = JobRecord(key, str(uuid.uuid4()), str(folder.uuid), integration_id, datetime.now(timezone.utc), 1)
     JobLedger(tmp_path).record(unknown_job)
 
-    result = register_chunk.fn(sandbox.credentials(), str(folder.uuid), integration, entries, ledger_dir=tmp_path)
+    result = register_chunk.fn(credentials_block(sandbox), str(folder.uuid), integration, entries, ledger_dir=tmp_path)
 
     assert not result.resumed and result.job_id != unknown_job.job_id
     assert len(result.created) == 1 and jobs_in(sandbox, folder) == 1
@@ -245,7 +252,7 @@ def test_upsert_metadata_replaces_the_metadata_of_existing_items(
 ) -> None:
     integration = add_sandbox_integration(sandbox, "s3", request)
     block = new_bucket("s3", request, {"a.png": samples.png()}, integration=integration)
-    credentials, folder_uuid = sandbox.credentials(), str(folder.uuid)
+    credentials, folder_uuid = credentials_block(sandbox), str(folder.uuid)
 
     def run(version: int, upsert: bool) -> BucketRegistration:
         options = PlanOptions(client_metadata={"version": version})
@@ -268,7 +275,7 @@ def test_requests_stay_at_three_per_job_plus_two_per_run(
     http_log.api.clear()
 
     result = register_bucket.fn(
-        sandbox.credentials(), block, str(folder.uuid), job_size=20, max_in_flight=2, ledger_dir=tmp_path
+        credentials_block(sandbox), block, str(folder.uuid), job_size=20, max_in_flight=2, ledger_dir=tmp_path
     )
 
     assert [job.created for job in result.jobs] == [20, 20, 5]
@@ -343,7 +350,7 @@ def test_tasks_run_inside_a_flow_with_saved_blocks(
     integration = add_sandbox_integration(sandbox, "s3", request)
     block = new_bucket("s3", request, {"a.png": samples.png(), "b.pdf": samples.pdf()}, integration=integration)
     suffix = uuid.uuid4().hex[:8]
-    sandbox.credentials().save(f"encord-{suffix}")
+    credentials_block(sandbox).save(f"encord-{suffix}")
     block.save(f"bucket-{suffix}")  # with its nested MinIO credentials block
 
     result = ingest_bucket(f"encord-{suffix}", f"bucket-{suffix}", f"flows-{suffix}/cams", str(tmp_path))

@@ -12,14 +12,15 @@ import httpx
 import pytest
 from encord.orm.storage import StorageItemType, UploadSignedUrl
 from encord.storage import StorageFolder
+from encord_sandbox import Sandbox
+from encord_sandbox.samples import png, text
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.retries import RetryPolicy
 from prefect_encord.planning.uploads import IDENTITY_KEY
-from prefect_encord.sandbox import Sandbox
-from prefect_encord.sandbox.samples import png, text
 from prefect_encord.tasks import uploads
 from prefect_encord.tasks.uploads import UploadResult, put_file, upload_directory
+from prefect_encord.testing import credentials_block
 from tests.tasks.conftest import HttpLog
 
 NO_WAIT = RetryPolicy(backoff_seconds=0)
@@ -27,7 +28,7 @@ NO_WAIT = RetryPolicy(backoff_seconds=0)
 
 @pytest.fixture
 def credentials(sandbox: Sandbox) -> EncordCredentials:
-    return sandbox.credentials()
+    return credentials_block(sandbox)
 
 
 @pytest.fixture

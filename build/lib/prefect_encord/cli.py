@@ -1,0 +1,125 @@
+"""The ``prefect-encord`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from prefect_encord.extras import MissingExtraError
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from prefect_encord import main_command
+
+    return main_command.run(args)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from prefect_encord.flows.rollback import rollback
+
+    with main_command_credentials(args) as block:
+        result = rollback(args.run_id, credentials_block=block)
+    print(f"deleted {len(result.deleted)}, already gone {len(result.already_deleted)}, failed {len(result.failed)}")
+    for item, error in result.failed.items():
+        print(f"  {item}: {error}")
+    return 0 if not result.failed else 1
+
+
+def _export_labels(args: argparse.Namespace) -> int:
+    from prefect_encord.flows.export_labels import ExportDestination, export_labels
+
+    destination = ExportDestination(
+        kind="cloud" if args.cloud else "local", location=args.destination, prefix=args.prefix
+    )
+    with main_command_credentials(args) as block:
+        result = export_labels(
+            args.project, destination=destination, coco=args.coco, incremental=not args.full, credentials_block=block
+        )
+    print(f"{len(result.exported)} label rows exported to {result.index} ({result.reason})")
+    return 0
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from prefect_encord.webhook_relay import serve as serve_relay
+
+    serve_relay(args.host, args.port)
+    return 0
+
+
+@contextlib.contextmanager
+def main_command_credentials(args: argparse.Namespace) -> Iterator[str]:
+    from prefect_encord import main_command
+
+    with main_command.resolve_credentials(args.credentials_block, Path(args.home).resolve()) as (block, _):
+        yield block
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from prefect_encord import main_command
+
+    parser = argparse.ArgumentParser(prog="prefect-encord", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    ingest = commands.add_parser(
+        "ingest", help="ingest a directory or bucket into Encord (no arguments: the example, into a local sandbox)"
+    )
+    main_command.add_arguments(ingest)
+    ingest.set_defaults(run=_ingest)
+
+    undo = commands.add_parser("rollback", help="delete what one ingest run created, from its receipt")
+    undo.add_argument("run_id", help="the ingest run's id (printed at the end of `prefect-encord ingest`)")
+    _add_credentials_arguments(undo)
+    undo.set_defaults(run=_rollback)
+
+    export = commands.add_parser("export-labels", help="export a project's labels, incrementally")
+    export.add_argument("project", help="project hash")
+    export.add_argument("--destination", default="exports", help="local directory, or a cloud block with --cloud")
+    export.add_argument("--cloud", action="store_true", help="--destination names a cloud integration block")
+    export.add_argument("--prefix", default="", help="folder within the destination")
+    export.add_argument("--coco", action="store_true", help="also keep a COCO file")
+    export.add_argument("--full", action="store_true", help="re-export everything, not only what changed")
+    _add_credentials_arguments(export)
+    export.set_defaults(run=_export_labels)
+
+    relay = commands.add_parser("webhook-relay", help="turn Encord workflow webhooks into Prefect events")
+    relay.add_argument("--host", default="127.0.0.1")
+    relay.add_argument("--port", type=int, default=8787)
+    relay.set_defaults(run=_relay)
+    return parser
+
+
+def _add_credentials_arguments(parser: argparse.ArgumentParser) -> None:
+    from prefect_encord import main_command
+
+    parser.add_argument("--credentials-block", help="a saved EncordCredentials block (default: env, else sandbox)")
+    parser.add_argument("--home", default=str(main_command.DEFAULT_HOME), help="where the embedded sandbox lives")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from prefect.settings import (
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    args = build_parser().parse_args(argv)
+    # Prefect's temporary server keeps its database in PREFECT_HOME and cannot create a missing directory.
+    Path(get_current_settings().home).expanduser().mkdir(parents=True, exist_ok=True)
+    # With no Prefect server configured, flows start a temporary one; on a busy 2-core machine its first
+    # start (migrations included) can take longer than Prefect's default 20 s wait.
+    timeout = max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), 180)
+    # Telemetry cannot leave an offline machine; trying only fills the terminal with errors.
+    updates = {PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: timeout, PREFECT_SERVER_ANALYTICS_ENABLED: False}
+    with temporary_settings(updates=updates):
+        try:
+            return int(args.run(args))
+        except MissingExtraError as error:
+            print(f"prefect-encord: {error}", file=sys.stderr)
+            return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

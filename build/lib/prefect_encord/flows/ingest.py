@@ -1,0 +1,291 @@
+"""The ``ingest`` flow: a directory or a bucket into an Encord folder, grouped, described, linked, attached.
+
+The heavy steps (upload, registration, data groups) are submitted to the flow's task runner, so the same
+flow run with ``ingest.with_options(task_runner=DaskTaskRunner(...))`` does that work on Dask workers.
+
+Every step is idempotent, so a scheduled re-run over unchanged data writes nothing: uploads are keyed
+by content hash, cloud registrations use ``skip_duplicate_urls``, groups by name, metadata is compared
+before writing, and links skip what is already linked. Every mutation is bracketed in the run ledger
+(for audit and ``rollback``), reported in the run's artifacts, and announced as a Prefect event.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.runtime import flow_run
+from pydantic import BaseModel, Field
+
+from prefect_encord import events
+from prefect_encord.blocks import load_cloud_block
+from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.crashpoints import crash_point
+from prefect_encord.events import resource
+from prefect_encord.flows.parameters import (
+    DEFAULT_CREDENTIALS_BLOCK,
+    CloudSource,
+    DatasetStep,
+    GroupingStep,
+    LocalSource,
+    MetadataStep,
+    Source,
+)
+from prefect_encord.item_map import ItemMap, ItemMapWriter
+from prefect_encord.planning.ids import is_uuid
+from prefect_encord.reporting import Outcome, RunReport
+from prefect_encord.run_ledger import RunLedger
+from prefect_encord.tasks.data_groups import create_data_groups
+from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
+from prefect_encord.tasks.folders import get_or_create_folder
+from prefect_encord.tasks.metadata import import_metadata
+from prefect_encord.tasks.metadata_schema import apply_metadata_schema
+from prefect_encord.tasks.projects import attach_datasets, get_or_create_project
+from prefect_encord.tasks.registration import register_bucket
+from prefect_encord.tasks.uploads import upload_directory
+
+
+class IngestSummary(BaseModel):
+    """What an ingest run did, in numbers and ids (the flow's return value)."""
+
+    run_id: str
+    folder_uuid: str
+    created: int = 0
+    already_present: int = 0
+    failed: int = 0
+    groups_created: int = 0
+    groups_already_present: int = 0
+    dataset_hash: str | None = None
+    linked: int = 0
+    project_hash: str | None = None
+    metadata_updated: int = 0
+    item_map: str = Field(
+        default="", description="JSON-lines file of source (path or URL) → item UUID, one line per item present."
+    )
+    markdown: str = ""
+
+
+def load_credentials(block: str) -> EncordCredentials:
+    """Flows take the *name* of a saved block, so parameters never carry a key."""
+    loaded = EncordCredentials.load(block)
+    if not isinstance(loaded, EncordCredentials):  # Block.load is sync-compatible: called sync, it returns the block
+        raise TypeError(f"block {block!r} is not an EncordCredentials block")
+    return loaded
+
+
+@flow(name="encord-ingest", log_prints=True)
+def ingest(
+    source: Source,
+    folder_path: str = "ingest",
+    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
+    metadata: MetadataStep | None = None,
+    grouping: GroupingStep | None = None,
+    dataset: DatasetStep | None = None,
+) -> IngestSummary:
+    """Ingest files into Encord: folder → register/upload → metadata → data groups → dataset → project.
+
+    Args:
+        source: A local directory, or a saved cloud integration block with filters.
+        folder_path: Storage folder path, e.g. "projects/2026/cams"; missing folders are created.
+        credentials_block: Name of the saved EncordCredentials block.
+        metadata: Optional metadata schema (applied additively) and manifest to import.
+        grouping: Optional rule turning items into data groups, and their layout.
+        dataset: Optional dataset to link the items (or groups) into, and project to attach it to.
+    """
+    credentials = load_credentials(credentials_block)
+    run_id = str(flow_run.get_id() or "local")
+    ledger = RunLedger(run_id)
+    steps = ["folder", "ingest", *(["metadata"] if metadata else []), *(["groups"] if grouping else [])]
+    steps += ["dataset"] if dataset else []
+    report = RunReport(title=f"Ingest into {folder_path}", steps=steps, key="encord-ingest")
+
+    folder_uuid = get_or_create_folder(credentials, folder_path)
+    report.relate("folder", folder_uuid, folder_path)
+    report.step_done("folder", f"folder {folder_path} is {folder_uuid}")
+    summary = IngestSummary(run_id=run_id, folder_uuid=folder_uuid)
+
+    item_map = _ingest_files(credentials, source, folder_uuid, ledger, report, summary)
+    report.emit(
+        events.ITEMS_REGISTERED_EVENT,
+        resource("folder", folder_uuid, folder_path),
+        {"created": summary.created, "already_present": summary.already_present, "failed": summary.failed},
+    )
+    summary.item_map = str(item_map.path)
+    # Only grouping and linking need every item at once; a plain ingest of millions never loads the map.
+    items = item_map.to_dict() if grouping is not None or dataset is not None else {}
+    linkable = dict(items)
+    if metadata is not None:
+        _apply_metadata(credentials, metadata, folder_uuid, report, summary)
+    if grouping is not None:
+        linkable = _group(credentials, grouping, folder_uuid, items, ledger, report, summary)
+    if dataset is not None:
+        _link(credentials, dataset, list(linkable.values()), ledger, report, summary)
+
+    ledger.finish()
+    summary.markdown = report.finish(_summary_lines(summary, folder_path))
+    return summary
+
+
+def _ingest_files(
+    credentials: EncordCredentials,
+    source: LocalSource | CloudSource,
+    folder_uuid: str,
+    ledger: RunLedger,
+    report: RunReport,
+    summary: IngestSummary,
+) -> ItemMap:
+    """Upload or register the source; returns the item map: source (path or URL) → item of every item present.
+
+    The map is a file next to the run's receipt (see :mod:`prefect_encord.item_map`), so the run's memory
+    does not grow with the bucket.
+    """
+    if isinstance(source, LocalSource):
+        ledger.before(f"upload {source.directory} into folder {folder_uuid}")
+        uploaded = upload_directory.submit(
+            credentials, folder_uuid, source.directory, image_groups=source.image_groups, exclude=source.exclude
+        ).result()
+        already = set(uploaded.skipped)
+        created = {path: item for path, item in uploaded.items.items() if path not in already}
+        with ItemMapWriter(ledger.item_map_path) as writer:
+            writer.write(created, "created")
+            writer.write({path: uploaded.items[path] for path in uploaded.skipped}, "present")
+            item_map = writer.close()
+        crash_point("ingest.after-files")
+        ledger.after(jobs=uploaded.jobs)
+        report.record(Outcome("upload", path, "created", item) for path, item in created.items())
+        report.record(Outcome("upload", path, "skipped", "already in the folder") for path in uploaded.skipped)
+        report.record(Outcome("upload", path, "failed", error) for path, error in uploaded.failed.items())
+        summary.created, summary.already_present, summary.failed = (
+            len(created), len(uploaded.skipped), len(uploaded.failed)
+        )  # fmt: skip
+        report.step_done("ingest", f"{len(created)} uploaded, {len(uploaded.skipped)} already there, "
+                                   f"{len(uploaded.failed)} failed")  # fmt: skip
+        return item_map
+    storage = load_cloud_block(source.block)
+    ledger.before(f"register objects of {source.block} into folder {folder_uuid}")
+    registered = register_bucket.submit(
+        credentials, storage, folder_uuid, include=source.include, exclude=source.exclude,
+        modified_since=source.modified_since, item_map=ledger.item_map_path,
+    ).result()  # fmt: skip
+    item_map = registered.item_map
+    crash_point("ingest.after-files")
+    ledger.after(jobs=[job.job_id for job in registered.jobs])
+    report.record(Outcome("register", m.source, "created" if m.status == "created" else "skipped", m.item)
+                  for m in item_map)  # fmt: skip
+    report.record(Outcome("register", f.urls[0] if f.urls else "?", "failed", f.error) for f in registered.unit_errors)
+    report.record(Outcome("plan", s.url, "failed", s.reason) for s in registered.skipped)
+    summary.created = item_map.created
+    summary.already_present = item_map.present
+    summary.failed = len(registered.unit_errors) + len(registered.skipped)
+    report.step_done("ingest", f"{summary.created} registered, {summary.already_present} already there, "
+                               f"{summary.failed} failed or skipped")  # fmt: skip
+    return item_map
+
+
+def _group(
+    credentials: EncordCredentials,
+    grouping: GroupingStep,
+    folder_uuid: str,
+    items: dict[str, str],
+    ledger: RunLedger,
+    report: RunReport,
+    summary: IngestSummary,
+) -> dict[str, str]:
+    """Create the data groups; returns what a dataset should link: the groups, and items in no group."""
+    ledger.before(f"create data groups in folder {folder_uuid}")
+    result = create_data_groups.submit(credentials, folder_uuid, items, grouping.rule, grouping.layout).result()
+    new = {name: uuid for name, uuid in result.groups.items() if name not in set(result.skipped)}
+    crash_point("ingest.after-groups")
+    ledger.after(groups=new.values())
+    report.record(Outcome("groups", name, "created", uuid) for name, uuid in new.items())
+    report.record(Outcome("groups", name, "skipped", "already in the folder") for name in result.skipped)
+    report.record(Outcome("groups", name, "failed", error) for name, error in result.failed.items())
+    summary.groups_created, summary.groups_already_present = len(new), len(result.skipped)
+    report.step_done("groups", f"{len(new)} groups created, {len(result.skipped)} already there, "
+                               f"{len(result.failed)} failed")  # fmt: skip
+    report.emit(
+        events.GROUPS_CREATED_EVENT,
+        resource("folder", folder_uuid),
+        {"created": len(new), "failed": len(result.failed)},
+    )
+    return {**{source: items[source] for source in result.unmatched}, **result.groups}
+
+
+def _apply_metadata(
+    credentials: EncordCredentials, step: MetadataStep, folder_uuid: str, report: RunReport, summary: IngestSummary
+) -> None:
+    """Apply the schema additively first (values are validated against it), then import the manifest."""
+    if step.schema_file:
+        diff = apply_metadata_schema(credentials, step.schema_file)
+        # A refused change (type change, removal) raises before anything is written: the run stops there.
+        report.record(Outcome("schema", key, "created", str(kind)) for key, kind in diff.added.items())
+    if step.manifest:
+        imported = import_metadata(
+            credentials, step.manifest, key_by=step.key_by, folder_uuid=folder_uuid, mode=step.mode
+        )
+        summary.metadata_updated = imported.updated
+        problems = [*imported.not_found, *imported.invalid, *imported.rejected]
+        report.record(Outcome("metadata", p.item or f"row {p.row}", "failed", str(p)) for p in problems)
+        report.record(
+            [Outcome("metadata", step.manifest, "updated", f"{imported.updated} items")] if imported.updated else []
+        )
+    report.step_done("metadata", f"{summary.metadata_updated} items' metadata updated")
+
+
+def _link(
+    credentials: EncordCredentials,
+    step: DatasetStep,
+    item_uuids: list[str],
+    ledger: RunLedger,
+    report: RunReport,
+    summary: IngestSummary,
+) -> None:
+    """Get or create the dataset, link what is not linked yet, and attach it to the project if asked."""
+    dataset = get_or_create_dataset(credentials, step.title)
+    summary.dataset_hash = dataset.dataset_hash
+    report.relate("dataset", dataset.dataset_hash, step.title)
+    ledger.before(f"link {len(item_uuids)} items into dataset {dataset.dataset_hash}")
+    crash_point("ingest.before-link")
+    linked = link_items_to_dataset(credentials, dataset.dataset_hash, item_uuids)
+    crash_point("ingest.after-link")
+    ledger.after(dataset=dataset.dataset_hash, linked=linked.linked)
+    summary.linked = len(linked.linked)
+    report.record(Outcome("dataset", item, "linked", data_hash) for item, data_hash in linked.linked.items())
+    report.record(Outcome("dataset", item, "failed", error) for item, error in linked.failed.items())
+    if step.project:
+        summary.project_hash = _attach(credentials, step.project, dataset.dataset_hash, report)
+    report.step_done(
+        "dataset", f"{summary.linked} linked into {step.title}, {len(linked.already_present)} already there"
+    )
+    report.emit(
+        events.DATASET_LINKED_EVENT, resource("dataset", dataset.dataset_hash, step.title), {"linked": summary.linked}
+    )
+
+
+def _attach(credentials: EncordCredentials, project: str, dataset_hash: str, report: RunReport) -> str:
+    """Attach to a project given by hash, or get/create one by title; returns the project hash."""
+    if is_uuid(project):
+        attached = attach_datasets(credentials, project, [dataset_hash])
+    else:
+        attached = get_or_create_project(credentials, project, dataset_hashes=[dataset_hash]).datasets
+    report.relate("project", attached.project_hash, project)
+    status = "linked" if dataset_hash in attached.attached else "skipped"
+    report.record([Outcome("project", project, status, f"dataset {dataset_hash}")])
+    return attached.project_hash
+
+
+def _summary_lines(summary: IngestSummary, folder_path: str) -> list[str]:
+    lines = [
+        f"Folder **{folder_path}** (`{summary.folder_uuid}`).",
+        f"- items: {summary.created} created, {summary.already_present} already present, {summary.failed} failed",
+        f"- item map (source → item of every item present): `{summary.item_map}`",
+    ]
+    if summary.groups_created or summary.groups_already_present:
+        lines.append(
+            f"- data groups: {summary.groups_created} created, {summary.groups_already_present} already present"
+        )
+    if summary.metadata_updated:
+        lines.append(f"- metadata: {summary.metadata_updated} items updated")
+    if summary.dataset_hash:
+        lines.append(f"- dataset `{summary.dataset_hash}`: {summary.linked} linked")
+    if summary.project_hash:
+        lines.append(f"- project `{summary.project_hash}`")
+    return lines

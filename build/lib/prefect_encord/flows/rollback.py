@@ -1,0 +1,42 @@
+"""The ``rollback`` flow: remove exactly what one ingest run created, from its receipt.
+
+Only what the receipt and the run's item map list as *created by that run* go: data groups first (an
+item in a group cannot be deleted while the group stands), then items. Items that were already present
+when the run started are never touched, and deleting an item also unlinks it from datasets. Rolling back
+twice is harmless: already-deleted items count as deleted.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from prefect_encord.events import RUN_ROLLED_BACK_EVENT, resource
+from prefect_encord.flows.ingest import load_credentials
+from prefect_encord.flows.parameters import DEFAULT_CREDENTIALS_BLOCK
+from prefect_encord.reporting import Outcome, RunReport
+from prefect_encord.run_ledger import RunLedger, items_created, load
+from prefect_encord.tasks.deletion import DeletionResult, delete_items
+
+
+@flow(name="encord-rollback", log_prints=True)
+def rollback(run_id: str, credentials_block: str = DEFAULT_CREDENTIALS_BLOCK) -> DeletionResult:
+    """Delete the data groups and items one ingest run created.
+
+    Args:
+        run_id: The flow run id of the ingest run (shown in its summary and receipt).
+        credentials_block: Name of the saved EncordCredentials block.
+    """
+    receipt = load(run_id)
+    credentials = load_credentials(credentials_block)
+    report = RunReport(title=f"Rollback of ingest run {run_id}", steps=["delete"], key="encord-rollback")
+    result = delete_items(credentials, [*receipt.groups_created, *sorted(items_created(receipt))])
+    report.record(Outcome("delete", item, "deleted") for item in result.deleted)
+    report.record(Outcome("delete", item, "skipped", "already deleted") for item in result.already_deleted)
+    report.record(Outcome("delete", item, "failed", error) for item, error in result.failed.items())
+    if not result.failed:
+        RunLedger(run_id).mark_rolled_back()
+    report.step_done("delete", f"{len(result.deleted)} deleted, {len(result.already_deleted)} already gone")
+    report.emit(RUN_ROLLED_BACK_EVENT, resource("flow-run", run_id), {"deleted": len(result.deleted)})
+    report.finish([f"Ingest run `{run_id}`: {len(result.deleted)} items and groups deleted, "
+                   f"{len(result.failed)} could not be."])  # fmt: skip
+    return result

@@ -1,0 +1,65 @@
+"""The ``sync_metadata`` flow: a declared schema and a manifest onto the items of a folder.
+
+The schema is applied additively (a type change or removal is refused unless allowed) before the
+manifest, so values are validated against the schema they will live under; the manifest import writes
+only items whose metadata differs, in bundles, and verifies by reading back.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from prefect_encord.events import METADATA_SYNCED_EVENT, resource
+from prefect_encord.flows.ingest import load_credentials
+from prefect_encord.flows.parameters import DEFAULT_CREDENTIALS_BLOCK, MetadataStep
+from prefect_encord.reporting import Outcome, RunReport
+from prefect_encord.tasks.folders import get_or_create_folder
+from prefect_encord.tasks.metadata import MetadataImportResult, import_metadata
+from prefect_encord.tasks.metadata_schema import apply_metadata_schema
+
+
+@flow(name="encord-sync-metadata", log_prints=True)
+def sync_metadata(
+    folder_path: str,
+    metadata: MetadataStep,
+    allow_type_changes: bool = False,
+    dry_run: bool = False,
+    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
+) -> MetadataImportResult | None:
+    """Apply a metadata schema and import a manifest into the items of a folder.
+
+    Args:
+        folder_path: Storage folder whose items the manifest names (e.g. "projects/2026/cams").
+        metadata: Schema file and/or manifest, the manifest's key column and merge/overwrite mode.
+        allow_type_changes: Let the schema change the type of existing scalar keys.
+        dry_run: Report what would change, write nothing.
+        credentials_block: Name of the saved EncordCredentials block.
+    """
+    credentials = load_credentials(credentials_block)
+    report = RunReport(title=f"Sync metadata of {folder_path}", steps=["schema", "manifest"], key="encord-metadata")
+    folder_uuid = get_or_create_folder(credentials, folder_path)
+    report.relate("folder", folder_uuid, folder_path)
+    if metadata.schema_file:
+        diff = apply_metadata_schema(
+            credentials, metadata.schema_file, allow_type_changes=allow_type_changes, dry_run=dry_run
+        )
+        report.record(Outcome("schema", key, "created", str(kind)) for key, kind in diff.added.items())
+        report.record(Outcome("schema", r.key, "failed", str(r)) for r in diff.refused)
+    report.step_done("schema", "schema applied" if metadata.schema_file else "no schema given")
+    result = None
+    if metadata.manifest:
+        result = import_metadata(
+            credentials, metadata.manifest, key_by=metadata.key_by, folder_uuid=folder_uuid, mode=metadata.mode,
+            dry_run=dry_run,
+        )  # fmt: skip
+        problems = [*result.not_found, *result.invalid, *result.rejected]
+        report.record(Outcome("metadata", p.item or f"row {p.row}", "failed", str(p)) for p in problems)
+        report.emit(METADATA_SYNCED_EVENT, resource("folder", folder_uuid, folder_path), {"updated": result.updated})
+    report.step_done("manifest", f"{result.updated if result else 0} items updated")
+    report.finish(
+        [
+            f"Folder **{folder_path}** (`{folder_uuid}`){' — dry run, nothing written' if dry_run else ''}.",
+            f"- items updated: {result.updated if result else 0}, unchanged: {result.unchanged if result else 0}",
+        ]
+    )
+    return result

@@ -1,0 +1,121 @@
+"""A small durable record of registration jobs that were submitted but not yet seen to finish.
+
+Starting a data-upload job is not idempotent (the SDK never retries the POST), and a job of 1,000 files
+can run for minutes. If the task polling it is retried or its process restarts, it must find the job it
+already started instead of starting another. So the job id is written here *before* polling begins and
+removed once the job's result has been read; a fresh attempt at the same chunk finds it and only polls.
+
+**Where.** One JSON file per in-flight job in a local directory (by default
+``$PREFECT_HOME/encord/job-ledger``; set ``PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_DIRECTORY`` or pass a
+directory, e.g. a volume shared by workers). A file rather than a Prefect Variable because it needs no
+Prefect API (tasks run fine outside a flow), costs no request, and survives exactly what it must: task
+retries (same process) and process restarts on the same machine or volume. If a record is lost (a new
+machine without the shared volume), the chunk is resubmitted, and that is safe: every job is sent with
+``skip_duplicate_urls``, so the second job returns the items the first created instead of copying them.
+
+**Key.** A SHA-256 of the folder, the integration and the job's exact spec, so the same chunk of the
+same listing maps to the same record, while a different chunk, folder or option never picks up another's
+job. Records are written atomically (temporary file, then rename), so a crash never leaves half a record.
+
+**Uploads** (``kind="upload"``) keep their job body too, and are written once *before* the job is started
+(no job id yet) and again once it is: a local upload's body names the upload slots its files were PUT
+to, which a later run cannot derive again. The next upload into the same folder finishes such records
+first (see :mod:`prefect_encord.tasks.uploads`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prefect_encord.settings import local_directory
+
+logger = logging.getLogger(__name__)
+
+
+def default_directory() -> Path:
+    """The configured ledger directory, else ``$PREFECT_HOME/encord/job-ledger``."""
+    return local_directory("job_ledger")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A submitted registration job: enough to resume polling it and to judge its items afterwards.
+
+    ``submitted_at`` is this machine's clock just before the job was started: items the job reports that
+    are older than that already existed (they are skipped duplicates). ``kind`` is ``register`` (cloud
+    objects) or ``upload`` (local files, whose record carries the job's body as ``spec`` and an empty
+    ``job_id`` until the job has started).
+    """
+
+    key: str
+    job_id: str
+    folder_uuid: str
+    integration_id: str
+    submitted_at: datetime
+    units: int
+    kind: str = "register"
+    spec: dict[str, Any] | None = None
+
+
+def job_key(folder_uuid: str, integration_id: str, spec: dict[str, Any]) -> str:
+    """The ledger key of a job: a digest of where it registers and exactly what."""
+    canonical = json.dumps([folder_uuid, integration_id, spec], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class JobLedger:
+    """Job records stored as ``<directory>/<key>.json``."""
+
+    def __init__(self, directory: Path | str | None = None) -> None:
+        self.directory = Path(directory).expanduser() if directory is not None else default_directory()
+
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def find(self, key: str) -> JobRecord | None:
+        """The record for ``key``, or None. An unreadable record counts as none: resubmitting is safe."""
+        return self._read(self._path(key))
+
+    def records(self, prefix: str = "") -> list[JobRecord]:
+        """Every readable record whose key starts with ``prefix``; none (and no cost) if the directory is absent."""
+        if not self.directory.is_dir():
+            return []
+        found = (self._read(path) for path in sorted(self.directory.glob(f"{prefix}*.json")))
+        return [record for record in found if record is not None]
+
+    def _read(self, path: Path) -> JobRecord | None:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return JobRecord(**{**raw, "submitted_at": datetime.fromisoformat(raw["submitted_at"])})
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            logger.warning("ignoring unreadable job ledger record %s: %s", path, exc)
+            return None
+
+    def record(self, job: JobRecord) -> None:
+        """Write ``job`` durably: to a temporary file that is flushed to disk, then renamed over the record."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({**asdict(job), "submitted_at": job.submitted_at.isoformat()})
+        descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{job.key}.", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(payload)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self._path(job.key))
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def forget(self, key: str) -> None:
+        """Drop the record of a job whose result has been read."""
+        self._path(key).unlink(missing_ok=True)

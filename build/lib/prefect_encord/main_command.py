@@ -1,0 +1,121 @@
+"""``prefect-encord ingest``: the main command — run the ingest flow with a progress bar and a summary.
+
+Where it ingests is decided once, in :func:`resolve_credentials`: a named ``EncordCredentials`` block
+if given; else the SDK's own environment variables (``ENCORD_SSH_KEY_FILE`` / ``ENCORD_SSH_KEY``, with
+``ENCORD_DOMAIN``); else an **embedded sandbox** started in this process under a local data directory,
+so a fresh machine with no account ingests the bundled example and shows where to look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from prefect_encord import example_data
+from prefect_encord.blocks.credentials import ENCORD_SSH_KEY_ENV, ENCORD_SSH_KEY_FILE_ENV, EncordCredentials
+from prefect_encord.reporting import add_progress_listener
+
+SANDBOX_BLOCK = "prefect-encord-sandbox"
+ENV_BLOCK = "prefect-encord-env"
+DEFAULT_HOME = Path(".prefect-encord")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", nargs="?", help="directory to ingest (default: the bundled example data)")
+    parser.add_argument("--bucket-block", help="a saved cloud integration block, e.g. encord-s3-integration/raw")
+    parser.add_argument("--include", action="append", default=[], help="glob of keys to register (repeatable)")
+    parser.add_argument("--folder", default=None, help="storage folder path (default: examples/<source name>)")
+    parser.add_argument("--schema", help="metadata schema file (JSON/YAML) to apply additively")
+    parser.add_argument("--manifest", help="metadata manifest (CSV/JSON/JSONL/Parquet) to import")
+    parser.add_argument("--metadata-mode", choices=["merge", "overwrite"], default="merge")
+    parser.add_argument("--group-pattern", help=r"regex with named groups key/role, e.g. '(?P<key>s\d+)_(?P<role>a|b)'")
+    parser.add_argument("--layout", choices=["grid", "carousel"], default="grid", help="layout of every data group")
+    parser.add_argument("--dataset", help="dataset title to link into (created if missing)")
+    parser.add_argument("--project", help="project title or hash to attach the dataset to")
+    parser.add_argument("--credentials-block", help="a saved EncordCredentials block (default: env, else sandbox)")
+    parser.add_argument("--home", default=str(DEFAULT_HOME), help="where the embedded sandbox and example live")
+
+
+@contextlib.contextmanager
+def resolve_credentials(block: str | None, home: Path) -> Iterator[tuple[str, str]]:
+    """Yield (saved block name, where) for the run; starts and stops the embedded sandbox if needed."""
+    if block:
+        yield block, f"the Encord of block {block!r}"
+        return
+    if os.environ.get(ENCORD_SSH_KEY_FILE_ENV) or os.environ.get(ENCORD_SSH_KEY_ENV):
+        EncordCredentials(domain=os.environ.get("ENCORD_DOMAIN", "https://api.encord.com")).save(
+            ENV_BLOCK, overwrite=True
+        )
+        yield ENV_BLOCK, "Encord (credentials from ENCORD_SSH_KEY_FILE / ENCORD_SSH_KEY)"
+        return
+    from prefect_encord.testing import credentials_block, sandbox_class
+
+    purpose = (
+        f"With no Encord credentials (--credentials-block, or {ENCORD_SSH_KEY_FILE_ENV} / {ENCORD_SSH_KEY_ENV}), "
+        "running against the embedded sandbox"
+    )
+    with sandbox_class(purpose)(home / "sandbox") as sandbox:
+        credentials_block(sandbox).save(SANDBOX_BLOCK, overwrite=True)
+        yield SANDBOX_BLOCK, f"the embedded sandbox at {sandbox.domain} (data in {sandbox.data_dir})"
+
+
+def run(args: argparse.Namespace) -> int:
+    from prefect_encord.flows.ingest import ingest
+    from prefect_encord.flows.parameters import CloudSource, DatasetStep, GroupingStep, LocalSource, MetadataStep
+
+    console = Console()
+    home = Path(args.home).resolve()
+    parameters: dict[str, Any] = {}
+    if args.source is None and args.bucket_block is None:
+        written = example_data.write_example(home / "example")
+        parameters["source"] = LocalSource(directory=str(written["media"]))
+        parameters["folder_path"] = args.folder or "examples/prefect-encord"
+        parameters["metadata"] = MetadataStep(schema_file=str(written["schema"]), manifest=str(written["manifest"]))
+        parameters["grouping"] = GroupingStep(
+            rule={"kind": "key_pattern", "pattern": example_data.GROUP_PATTERN}, layout=example_data.GROUP_LAYOUT
+        )
+        parameters["dataset"] = DatasetStep(
+            title=args.dataset or "prefect-encord example", project=args.project or "prefect-encord example"
+        )
+    else:
+        source: LocalSource | CloudSource = (
+            CloudSource(block=args.bucket_block, include=args.include)
+            if args.bucket_block
+            else LocalSource(directory=str(Path(args.source).resolve()))
+        )
+        parameters["source"] = source
+        parameters["folder_path"] = args.folder or f"ingest/{Path(args.source or args.bucket_block).name}"
+        if args.schema or args.manifest:
+            parameters["metadata"] = MetadataStep(
+                schema_file=args.schema, manifest=args.manifest, mode=args.metadata_mode
+            )
+        if args.group_pattern:
+            parameters["grouping"] = GroupingStep(
+                rule={"kind": "key_pattern", "pattern": args.group_pattern}, layout={"kind": args.layout}
+            )
+        if args.dataset:
+            parameters["dataset"] = DatasetStep(title=args.dataset, project=args.project)
+
+    with resolve_credentials(args.credentials_block, home) as (block, where):
+        console.print(f"Ingesting into {where}")
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("starting Prefect…", total=1.0)
+            stop = add_progress_listener(
+                lambda fraction, message: bar.update(task, completed=fraction, description=message)
+            )
+            try:
+                summary = ingest(credentials_block=block, **parameters)
+            finally:
+                stop()
+        console.print(Markdown(summary.markdown))
+        console.print(f"Run receipt: run id {summary.run_id} (undo with `prefect-encord rollback {summary.run_id}`)")
+        console.print(f"Item map (source → item, one JSON line each): {summary.item_map}")
+    return 0 if summary.failed == 0 else 1

@@ -1,0 +1,215 @@
+"""Layout templates (pure): a data group's layout defined once over roles, instantiated for every group.
+
+A template never names items, only *roles* (``front``, ``rear``, ``instructions`` …); each group fills
+the roles with its members (see :mod:`prefect_encord.planning.grouping`). Three kinds, matching the SDK's
+data-group inputs:
+
+* :class:`GridLayout` → ``DataGroupGrid``: a fixed grid of at most 12 units, ordered by ``roles`` if given.
+* :class:`CarouselLayout` → ``DataGroupCarousel``: a scrollable list plus the selected unit, at most 50.
+* :class:`CustomLayout` → ``DataGroupCustom``: a tree of row/column splits (``LayoutGrid``) with
+  single-unit tiles (``DataUnitTile``) and carousel tiles (``DataUnitCarouselTile``), tile settings
+  (``title``, ``is_read_only``) and a timeline, written with the SDK's own ``encord.orm.group_layout``
+  classes (or the equivalent dicts) whose keys are roles.
+
+The SDK checks only types; Encord documents the limits (12 grid units, 50 per group, ``split_percentage``
+5–95, ``carousel_size`` 10–70) and refuses a whole request when one group breaks them. Templates are
+therefore checked when built, and each group when instantiated, so a bad value is named (with the group,
+role or tree position) before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from encord.orm.group_layout import DataGroupLayout, DataUnitCarouselTile, DataUnitTile, LayoutGrid, LayoutSettings
+from encord.orm.storage import DataGroupCarousel, DataGroupCustom, DataGroupGrid, DataGroupInput
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
+
+from prefect_encord.planning.grouping import Group, Member
+from prefect_encord.planning.ids import is_uuid
+
+MAX_GRID_UNITS = 12
+MAX_GROUP_UNITS = 50
+SPLIT_PERCENTAGE_RANGE = (5.0, 95.0)
+CAROUSEL_SIZE_RANGE = (10.0, 70.0)
+
+
+class TemplateError(ValueError):
+    """A layout template or one group's fit to it is invalid; the message names every problem."""
+
+
+class GridLayout(BaseModel):
+    """A fixed grid of up to 12 units, in the order of ``roles`` if given, else in the group's order."""
+
+    kind: Literal["grid"] = "grid"
+    roles: list[str] | None = Field(default=None, description="Roles in grid order; members must play one of them.")
+
+    @model_validator(mode="after")
+    def _valid(self) -> GridLayout:
+        _raise(_role_list_problems(self.roles, MAX_GRID_UNITS, "grid"))
+        return self
+
+
+class CarouselLayout(BaseModel):
+    """A carousel of up to 50 units, in the order of ``roles`` if given, else in the group's order."""
+
+    kind: Literal["carousel"] = "carousel"
+    roles: list[str] | None = Field(default=None, description="Roles in carousel order; members must play one.")
+
+    @model_validator(mode="after")
+    def _valid(self) -> CarouselLayout:
+        _raise(_role_list_problems(self.roles, MAX_GROUP_UNITS, "carousel"))
+        return self
+
+
+class CustomLayout(BaseModel):
+    """A custom layout tree over roles: every role it mentions must be filled by exactly one member."""
+
+    kind: Literal["custom"] = "custom"
+    layout: DataGroupLayout | None = Field(
+        default=None, description="LayoutGrid / DataUnitTile / DataUnitCarouselTile tree whose keys are roles."
+    )
+    settings: LayoutSettings | None = Field(default=None, description="fixed_layout and per-role tile_settings.")
+    timeline: list[str] = Field(default_factory=list, description="Roles shown in the timeline.")
+
+    @property
+    def roles(self) -> list[str]:
+        """Every role the template places, in tree order, then the timeline's."""
+        placed = list(_tile_keys(self.layout)) if self.layout is not None else []
+        return list(dict.fromkeys([*placed, *self.timeline]))
+
+    @model_validator(mode="after")
+    def _valid(self) -> CustomLayout:
+        problems: list[str] = []
+        if self.layout is None and not self.timeline:
+            problems.append("a custom layout needs a layout tree or a timeline")
+        if self.layout is not None:
+            problems.extend(_tree_problems(self.layout, "layout"))
+            placed = list(_tile_keys(self.layout))
+            problems.extend(f"layout: role {r!r} is placed in more than one tile" for r in _duplicates(placed))
+        problems.extend(f"timeline: role {r!r} is listed twice" for r in _duplicates(self.timeline))
+        roles = self.roles
+        problems.extend(f"role {r!r} must be a non-empty string" for r in roles if not r.strip())
+        if len(roles) > MAX_GROUP_UNITS:
+            problems.append(f"the layout has {len(roles)} roles; a data group holds at most {MAX_GROUP_UNITS} units")
+        tile_settings = (self.settings.tile_settings or {}) if self.settings is not None else {}
+        problems.extend(
+            f"settings.tile_settings: role {r!r} is not placed by the layout (roles: {roles})"
+            for r in tile_settings
+            if r not in roles
+        )
+        _raise(problems)
+        return self
+
+
+LayoutTemplate = GridLayout | CarouselLayout | CustomLayout
+_TEMPLATES: TypeAdapter[LayoutTemplate] = TypeAdapter(Annotated[LayoutTemplate, Field(discriminator="kind")])
+
+
+def parse_layout(value: LayoutTemplate | Mapping[str, Any]) -> LayoutTemplate:
+    """A template from itself or its dict form (``{"kind": "custom", "layout": {...}}``, e.g. a flow parameter);
+    an invalid one raises pydantic's ``ValidationError`` naming every problem."""
+    if isinstance(value, GridLayout | CarouselLayout | CustomLayout):
+        return value
+    return _TEMPLATES.validate_python(value)
+
+
+def instantiate(
+    template: LayoutTemplate, group: Group, client_metadata: dict[str, Any] | None = None
+) -> DataGroupInput:
+    """The SDK input creating ``group`` with ``template``; raises :class:`TemplateError` naming the group."""
+    where = f"group {group.name!r}"
+    malformed = [m for m in group.members if not is_uuid(m.item_uuid)]
+    _raise([f"{where}: {m.source!r} has item UUID {m.item_uuid!r}, which is not a UUID" for m in malformed])
+    if isinstance(template, CustomLayout):
+        roles = template.roles
+        problems = _role_problems(group.members, roles, where)
+        by_role = {m.role: m.item_uuid for m in group.members if m.role is not None}
+        missing = [r for r in roles if r not in by_role]
+        if missing:
+            problems.append(f"{where} has no member for role(s) {missing} of the layout")
+        _raise(problems)
+        return DataGroupCustom(
+            name=group.name,
+            layout_contents={r: UUID(by_role[r]) for r in roles},
+            layout=template.layout,
+            settings=template.settings,
+            timeline=list(template.timeline),
+            client_metadata=client_metadata,
+        )
+    limit, kind = (MAX_GRID_UNITS, "grid") if isinstance(template, GridLayout) else (MAX_GROUP_UNITS, "carousel")
+    members = list(group.members)
+    problems = []
+    order = template.roles
+    if order is not None:
+        problems = _role_problems(members, order, where)
+        members.sort(key=lambda m: order.index(m.role) if m.role in order else len(order))
+    if len(members) > limit:
+        problems.append(f"{where} has {len(members)} members; a {kind} holds at most {limit}")
+    _raise(problems)
+    contents = [UUID(m.item_uuid) for m in members]
+    if isinstance(template, GridLayout):
+        return DataGroupGrid(name=group.name, layout_contents=contents, client_metadata=client_metadata)
+    return DataGroupCarousel(name=group.name, layout_contents=contents, client_metadata=client_metadata)
+
+
+def _role_problems(members: Sequence[Member], roles: list[str], where: str) -> list[str]:
+    problems = []
+    for member in members:
+        if member.role is None:
+            problems.append(f"{where}: {member.source!r} has no role, but the layout places members by role")
+        elif member.role not in roles:
+            problems.append(
+                f"{where}: {member.source!r} has role {member.role!r}, which the layout lacks (roles: {roles})"
+            )
+    return problems
+
+
+def _role_list_problems(roles: list[str] | None, limit: int, kind: str) -> list[str]:
+    if roles is None:
+        return []
+    problems = [f"roles: {r!r} is listed twice" for r in _duplicates(roles)]
+    problems.extend(f"roles: {r!r} must be a non-empty string" for r in roles if not r.strip())
+    if not roles:
+        problems.append("roles, when given, must list at least one role")
+    if len(roles) > limit:
+        problems.append(f"roles: {len(roles)} roles; a {kind} holds at most {limit} units")
+    return problems
+
+
+def _tree_problems(node: DataGroupLayout, where: str) -> Iterator[str]:
+    if isinstance(node, LayoutGrid):
+        yield from _range_problem(node.split_percentage, SPLIT_PERCENTAGE_RANGE, f"{where}: split_percentage")
+        yield from _tree_problems(node.first, f"{where}.first")
+        yield from _tree_problems(node.second, f"{where}.second")
+    elif isinstance(node, DataUnitCarouselTile):
+        yield from _range_problem(node.carousel_size, CAROUSEL_SIZE_RANGE, f"{where}: carousel_size")
+        if not node.keys:
+            yield f"{where}: a carousel tile needs at least one role in keys"
+
+
+def _range_problem(value: float, bounds: tuple[float, float], what: str) -> Iterator[str]:
+    low, high = bounds
+    if not low <= value <= high:
+        yield f"{what} {value:g} is outside {low:g}–{high:g}"
+
+
+def _tile_keys(node: DataGroupLayout) -> Iterator[str]:
+    if isinstance(node, LayoutGrid):
+        yield from _tile_keys(node.first)
+        yield from _tile_keys(node.second)
+    elif isinstance(node, DataUnitCarouselTile):
+        yield from node.keys
+    elif isinstance(node, DataUnitTile):
+        yield node.key
+
+
+def _duplicates(values: list[str]) -> list[str]:
+    return sorted({v for v in values if values.count(v) > 1})
+
+
+def _raise(problems: list[str]) -> None:
+    if problems:
+        raise TemplateError("; ".join(problems))

@@ -1,0 +1,154 @@
+"""What a user sees of a run: a progress artifact, a summary and a table at the end, and events.
+
+Flows report through one :class:`RunReport`. Inside a Prefect run it creates the artifacts (keys are
+lowercase-dash, as Prefect requires) and emits events with the folder / dataset / project as related
+resources, so automations can react ("labels exported for project X → train"). Outside a run (a task
+called with ``.fn``) the artifact calls are skipped but listeners still hear the progress, which is
+how the CLI draws its progress bar.
+
+**Size.** A run over ten million files must not keep ten million rows, nor post them to the Prefect API
+as one artifact. So a report counts every outcome but keeps only what a person reads: up to
+:data:`MAX_FAILURE_ROWS` failures and the first :data:`MAX_OTHER_ROWS` other rows, and it says in the
+summary how many it left out. The complete per-file record of an ingest is its item map (see
+:mod:`prefect_encord.item_map`), whose path the summary names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.context import FlowRunContext
+from prefect.events import emit_event
+
+from prefect_encord.events import resource
+
+logger = logging.getLogger(__name__)
+
+#: Failures kept for the summary and the table; more are counted, not kept.
+MAX_FAILURE_ROWS = 10_000
+#: Other outcomes (created, skipped, linked, ...) kept for the table; more are counted, not kept.
+MAX_OTHER_ROWS = 1_000
+#: Failures listed in the markdown summary (the table holds up to MAX_FAILURE_ROWS).
+_SUMMARY_FAILURES = 200
+
+ProgressListener = Callable[[float, str], None]
+_listeners: list[ProgressListener] = []
+
+
+def add_progress_listener(listener: ProgressListener) -> Callable[[], None]:
+    """Hear every run's progress (fraction 0–1, message) in this process; returns a function to stop."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+@dataclass
+class Outcome:
+    """One row of the run's table: a step or a file, and what happened to it."""
+
+    step: str
+    subject: str
+    status: str  # created | skipped | failed | linked | updated | exported
+    detail: str = ""
+
+
+@dataclass
+class RunReport:
+    """Progress, outcomes and events of one flow run."""
+
+    title: str
+    steps: Sequence[str]
+    key: str = "encord-run"
+    related: list[dict[str, str]] = field(default_factory=list)
+    failures: list[Outcome] = field(default_factory=list)
+    others: list[Outcome] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    _done: int = 0
+    _artifact: UUID | None = None
+
+    def __post_init__(self) -> None:
+        if _in_flow_run():
+            # Called from sync code, Prefect's sync-compatible API returns the UUID itself, not a coroutine.
+            self._artifact = cast(
+                UUID, create_progress_artifact(0.0, key=f"{self.key}-progress", description=self.title)
+            )
+
+    def step_done(self, step: str, message: str) -> None:
+        """Mark a step finished and tell the UI, the log and any listener."""
+        self._done += 1
+        fraction = min(self._done / max(len(self.steps), 1), 1.0)
+        logger.info("%s: %s", step, message)
+        if self._artifact is not None:
+            update_progress_artifact(self._artifact, fraction * 100, description=f"{step}: {message}")
+        for listener in list(_listeners):
+            listener(fraction, f"{step}: {message}")
+
+    def record(self, outcomes: Iterable[Outcome]) -> None:
+        """Count each outcome; keep it for the table while there is room (see the module on size)."""
+        for outcome in outcomes:
+            self.totals[outcome.status] = self.totals.get(outcome.status, 0) + 1
+            kept = self.failures if outcome.status == "failed" else self.others
+            if len(kept) < (MAX_FAILURE_ROWS if outcome.status == "failed" else MAX_OTHER_ROWS):
+                kept.append(outcome)
+
+    def relate(self, kind: str, identifier: str, name: str | None = None) -> None:
+        """Name an Encord object the run touched; every event of the run will point at it."""
+        entry = resource(kind, identifier, name)
+        if entry not in self.related:
+            self.related.append(entry)
+
+    def emit(self, event: str, subject: dict[str, str], payload: Mapping[str, Any]) -> None:
+        """Emit ``event`` (see :mod:`prefect_encord.events`) about ``subject``, related to what the run touched."""
+        related = [r for r in self.related if r["prefect.resource.id"] != subject["prefect.resource.id"]]
+        emit_event(event, resource=subject, related=related or None, payload=dict(payload))
+
+    def finish(self, summary_lines: Sequence[str]) -> str:
+        """Publish the markdown summary and the table (failures first); returns the markdown."""
+        lines = [f"# {self.title}", "", *summary_lines, "", "| outcome | count |", "|---|---|"]
+        lines += [f"| {status} | {count} |" for status, count in sorted(self.totals.items())]
+        failed = self.totals.get("failed", 0)
+        if failed:
+            lines += ["", "## Failures", "", "| step | subject | error |", "|---|---|---|"]
+            lines += [
+                f"| {o.step} | {_cell(o.subject)} | {_cell(o.detail)} |" for o in self.failures[:_SUMMARY_FAILURES]
+            ]
+            if failed > _SUMMARY_FAILURES:
+                lines.append(f"| … | {failed - _SUMMARY_FAILURES:,} more failures; the table artifact lists "
+                             f"{min(failed, MAX_FAILURE_ROWS):,} in all | |")  # fmt: skip
+        left_out = sum(self.totals.values()) - len(self.failures) - len(self.others)
+        if left_out:
+            lines += ["", f"The table lists every failure up to {MAX_FAILURE_ROWS:,} and the first {MAX_OTHER_ROWS:,} "
+                          f"other outcomes; {left_out:,} more are counted above, not listed."]  # fmt: skip
+        markdown = "\n".join(lines)
+        if _in_flow_run():
+            create_markdown_artifact(markdown, key=f"{self.key}-summary", description=self.title)
+            create_table_artifact(
+                [
+                    {"step": o.step, "subject": o.subject, "status": o.status, "detail": o.detail}
+                    for o in (*self.failures, *self.others)
+                ],
+                key=f"{self.key}-outcomes",
+                description=f"{self.title}: failures first, then the other steps and files",
+            )
+            if self._artifact is not None:
+                update_progress_artifact(self._artifact, 100.0, description="done")
+        for listener in list(_listeners):
+            listener(1.0, "done")
+        return markdown
+
+
+def _in_flow_run() -> bool:
+    return FlowRunContext.get() is not None
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:300]

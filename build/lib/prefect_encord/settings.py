@@ -1,0 +1,36 @@
+"""Where prefect-encord keeps its local files: Prefect settings read from ``PREFECT_INTEGRATIONS_ENCORD_*``.
+
+Three directories, each defaulting to a folder of ``$PREFECT_HOME/encord``: the job ledger (registration
+jobs in flight, so a retry resumes them; share it between workers of several machines), the run ledger
+(receipts and each run's item map) and the item maps of ``register_bucket`` called on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from prefect.settings import get_current_settings
+from prefect.settings.base import PrefectBaseSettings, build_settings_config
+from pydantic import Field
+
+Directory = Literal["job_ledger", "run_ledger", "item_map"]
+
+#: The folder of ``$PREFECT_HOME/encord`` each directory defaults to.
+_DEFAULT_NAMES: dict[Directory, str] = {"job_ledger": "job-ledger", "run_ledger": "runs", "item_map": "item-maps"}
+
+
+class EncordSettings(PrefectBaseSettings):
+    """prefect-encord's settings, e.g. ``PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_DIRECTORY``."""
+
+    model_config = build_settings_config(("integrations", "encord"))
+
+    job_ledger_directory: Path | None = Field(default=None, description="Directory of the registration job ledger.")
+    run_ledger_directory: Path | None = Field(default=None, description="Directory of run receipts and item maps.")
+    item_map_directory: Path | None = Field(default=None, description="Directory of item maps written without a path.")
+
+
+def local_directory(kind: Directory) -> Path:
+    """The configured directory of ``kind``, else its folder of ``$PREFECT_HOME/encord`` (read at each call)."""
+    configured: Path | None = getattr(EncordSettings(), f"{kind}_directory")
+    return configured if configured is not None else Path(get_current_settings().home) / "encord" / _DEFAULT_NAMES[kind]

@@ -1,0 +1,115 @@
+"""Get or create an Encord storage folder by its path, so flows can name folders instead of hard-coding UUIDs.
+
+Encord folder names are not unique keys (two folders may share a name), so "create" alone would make a
+new folder on every run. This walks the path one segment at a time, reusing the oldest folder of that
+name under the parent and creating only what is missing: running it again returns the same UUID.
+
+The SDK does not retry a folder create. Lookups are retried (:func:`~prefect_encord.api_retries.call_with_retries`),
+and a create that fails transiently is sent again only if the folder is still absent
+(:func:`~prefect_encord.api_retries.create_once`): a create whose answer was lost never leaves a twin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from encord import EncordUserClient
+from encord.orm.storage import FoldersSortBy
+from encord.storage import StorageFolder
+from prefect import task
+
+from prefect_encord.api_retries import call_with_retries, create_once
+from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.planning.ids import is_utf8, printable
+
+#: Folders per listing page; the most Encord serves, so a name search is usually one request.
+_PAGE_SIZE = 1000
+
+
+def folder_path_segments(path: str) -> list[str]:
+    """The folder names of ``path`` (``"projects/2026/cams"``); outer slashes are ignored.
+
+    Raises:
+        ValueError: If the path is empty, has an empty segment (``"a//b"``), or is not valid UTF-8 (a name
+            read from a non-UTF-8 file system).
+    """
+    if not is_utf8(path):
+        raise ValueError(f"folder path '{printable(path)}' is not valid UTF-8 (undecodable bytes shown as \\xNN)")
+    segments = path.strip().strip("/").split("/")
+    if any(not segment.strip() for segment in segments):
+        raise ValueError(f"folder path {path!r} must be folder names separated by single '/'")
+    return segments
+
+
+@task
+def get_or_create_folder(
+    credentials: EncordCredentials,
+    path: str,
+    description: str | None = None,
+    client_metadata: dict[str, Any] | None = None,
+) -> str:
+    """The UUID of the storage folder at ``path``, creating any folders of the path that are missing.
+
+    Idempotent: an existing folder is reused (the oldest, if several share the name) and returned
+    unchanged. ``description`` and ``client_metadata`` are given to the last folder of the path when this
+    call creates it. Two concurrent first runs can each create a folder: Encord offers no unique key.
+
+    Args:
+        credentials: Encord credentials.
+        path: Folder names from the top level down, separated by ``/``, e.g. ``"projects/2026/cams"``.
+        description: Description of the last folder, if created.
+        client_metadata: Client metadata of the last folder, if created.
+
+    Returns:
+        The folder's UUID, as a string.
+    """
+    segments = folder_path_segments(path)
+    client = credentials.get_client()
+    parent: StorageFolder | None = None
+    creating = False  # once a folder had to be created, none of its descendants can exist yet
+    for depth, name in enumerate(segments):
+        last = depth == len(segments) - 1
+        found = None if creating else _find_child(client, parent, name)
+        if found is None:
+            found = _create_child(client, parent, name, description if last else None,
+                                  client_metadata if last else None)  # fmt: skip
+            creating = True
+        parent = found
+    assert parent is not None  # folder_path_segments returns at least one name
+    return str(parent.uuid)
+
+
+def _find_child(client: EncordUserClient, parent: StorageFolder | None, name: str) -> StorageFolder | None:
+    """:func:`_child`, retried: a lookup only reads."""
+    return call_with_retries(lambda: _child(client, parent, name), f"looking up {_where(name, parent)}")
+
+
+def _create_child(
+    client: EncordUserClient,
+    parent: StorageFolder | None,
+    name: str,
+    description: str | None,
+    client_metadata: dict[str, Any] | None,
+) -> StorageFolder:
+    """Create folder ``name`` under ``parent``, once: a lost answer is settled by looking the folder up."""
+    return create_once(
+        lambda: _child(client, parent, name),
+        lambda: client.create_storage_folder(
+            name, description=description, client_metadata=client_metadata, parent_folder=parent
+        ),
+        f"creating {_where(name, parent)}",
+    )
+
+
+def _where(name: str, parent: StorageFolder | None) -> str:
+    """The folder for log lines: ``folder 'cams' under <uuid>`` or ``top-level folder 'cams'``."""
+    return f"folder {name!r} under {parent.uuid}" if parent is not None else f"top-level folder {name!r}"
+
+
+def _child(client: EncordUserClient, parent: StorageFolder | None, name: str) -> StorageFolder | None:
+    """The oldest folder named exactly ``name`` directly under ``parent`` (the top level if None)."""
+    if parent is None:
+        candidates = client.list_storage_folders(search=name, order=FoldersSortBy.CREATED_AT, page_size=_PAGE_SIZE)
+    else:
+        candidates = parent.list_subfolders(search=name, order=FoldersSortBy.CREATED_AT, page_size=_PAGE_SIZE)
+    return next((folder for folder in candidates if folder.name == name), None)

@@ -1,0 +1,417 @@
+"""Register cloud objects with Encord: each chunk one data-upload job, remembered before it is polled.
+
+The flow of one job, and why each step is there:
+
+1. **Submit** the chunk's JSON spec with ``skip_duplicate_urls`` (and ``upsert_metadata`` on request), so
+   that anything already registered in the folder comes back as the existing item instead of a copy.
+2. **Remember** the job id in the :mod:`job ledger <prefect_encord.job_ledger>` *before* polling. A retried
+   or restarted attempt at the same chunk finds it there and polls the job it already started rather
+   than starting another.
+3. **Long-poll** until the job finishes (Encord holds each poll open; no sleeping here).
+4. **Settle**: one bulk item lookup per 1,000 items tells new items from skipped duplicates (see
+   :mod:`prefect_encord.planning.outcomes`); per-unit errors are reported, never raised, so one bad file
+   never fails or hides its siblings. The ledger record is then dropped, so a later run submits afresh
+   (and, say, ``upsert_metadata`` really upserts).
+5. **Retry failed units** once (``unit_retries``) in a job of their own: a unit can fail for a passing
+   reason (the bucket throttled Encord's read), and registering it again is safe for the same reason as
+   step 1. Units that fail again are reported with their last error; recovered ones are logged.
+
+Faults on the way (see :mod:`prefect_encord.api_retries`): a job start answered 429/5xx or never answered
+is submitted again, after a backoff that honours ``Retry-After``. That is safe even when the lost answer
+hid a started job, because of ``skip_duplicate_urls``: the twin jobs share the items (the submission time
+kept is the first attempt's, so the twin's items still count as created). A job whose id is known is never
+resubmitted, only polled; polls and lookups are reads, retried freely.
+
+Requests to Encord: per task call, one to fetch the folder and one to resolve the integration; per job of
+up to 1,000 units, one to submit, one long poll (more only for jobs running longer than a poll is held)
+and one bulk lookup. That is about 3 requests per 1,000 files once a bucket is large. Faults and failed
+units add requests; a run without them adds none.
+
+Tasks take blocks, UUIDs and names, never SDK clients: those are built inside the task, so task inputs
+stay hashable and picklable for Prefect's caching and retries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from uuid import UUID
+
+from encord import EncordUserClient
+from encord.exceptions import ResourceNotFoundError
+from encord.orm.dataset import LongPollingStatus
+from encord.storage import StorageFolder
+from prefect import task
+
+from prefect_encord.api_retries import call_with_retries, poll_job
+from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.blocks.storage import CloudStorageIntegration, resolve_integration
+from prefect_encord.crashpoints import crash_point
+from prefect_encord.item_map import ItemMapWriter
+from prefect_encord.item_map import default_path as default_item_map
+from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
+from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc
+from prefect_encord.planning.outcomes import BucketRegistration, ItemFacts, JobResult, JobSummary, settle_job
+from prefect_encord.planning.specs import (
+    DEFAULT_JOB_SIZE,
+    Entry,
+    PlanOptions,
+    chunked,
+    plan_registration,
+    registration_spec,
+)
+from prefect_encord.tasks.run_logger import run_logger
+
+#: How long one job may take before the task gives up polling (the ledger keeps it for a retry to resume).
+DEFAULT_TIMEOUT_SECONDS = 24 * 60 * 60
+#: Jobs submitted ahead of the one being polled: Encord works on them meanwhile, memory stays bounded.
+DEFAULT_MAX_IN_FLIGHT = 4
+#: Times the failed units of a job are registered again, in a job of their own.
+DEFAULT_UNIT_RETRIES = 1
+#: Items per bulk lookup, the most one request may ask for.
+_BULK_LOOKUP_SIZE = 1000
+#: DICOM headers read at once; reads are small range requests, so latency, not bandwidth, bounds them.
+_HEADER_READERS = 16
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    """A job known to be running (or finished): its ledger record, and whether it was found rather than started."""
+
+    record: JobRecord
+    resumed: bool
+
+
+class Registrar:
+    """Submits and settles the registration jobs of one folder through one cloud integration."""
+
+    def __init__(
+        self,
+        client: EncordUserClient,
+        folder: StorageFolder,
+        integration_id: str,
+        ledger: JobLedger,
+        *,
+        upsert_metadata: bool = False,
+        timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+        unit_retries: int = DEFAULT_UNIT_RETRIES,
+    ) -> None:
+        self.client = client
+        self.folder = folder
+        self.integration_id = integration_id
+        self.ledger = ledger
+        self.upsert_metadata = upsert_metadata
+        self.timeout_seconds = timeout_seconds
+        self.unit_retries = unit_retries
+
+    def submit(self, entries: Sequence[Entry]) -> SubmittedJob:
+        """Start the job for ``entries``, or find the one an earlier attempt started, and record it."""
+        spec = registration_spec(entries, upsert_metadata=self.upsert_metadata)
+        key = job_key(str(self.folder.uuid), self.integration_id, spec)
+        found = self.ledger.find(key)
+        if found is not None:
+            run_logger(__name__).info(
+                "Resuming registration job %s (%d units) found in the job ledger", found.job_id, found.units
+            )
+            return SubmittedJob(found, resumed=True)
+        crash_point("register.before-submit")
+        submitted_at = datetime.now(timezone.utc)  # before the first attempt: a lost answer's twin job counts
+        job_id = call_with_retries(  # safe to repeat even if a lost answer hid a started job: see the module
+            lambda: self.folder.add_private_data_to_folder_start(self.integration_id, spec),
+            f"starting a registration job of {len(entries)} units",
+        )
+        crash_point("register.after-submit")
+        record = JobRecord(
+            key=key,
+            job_id=str(job_id),
+            folder_uuid=str(self.folder.uuid),
+            integration_id=self.integration_id,
+            submitted_at=submitted_at,
+            units=len(entries),
+        )
+        self.ledger.record(record)
+        crash_point("register.after-record")
+        run_logger(__name__).info("Submitted registration job %s with %d units", record.job_id, record.units)
+        return SubmittedJob(record, resumed=False)
+
+    def settle(self, job: SubmittedJob, entries: Sequence[Entry]) -> JobResult:
+        """Poll ``job`` to completion, map its outcome back to ``entries``, and register failed units again.
+
+        Raises:
+            TimeoutError: If the job is still running after ``timeout_seconds``; its record stays in the
+                ledger, so retrying the task resumes polling it.
+        """
+        result = self._settle_once(job, entries)
+        for _ in range(self.unit_retries):
+            failed = _failed_entries(entries, result)
+            if not failed:
+                break
+            run_logger(__name__).warning(
+                "%d units of registration job %s failed; registering them again", len(failed), result.job_id
+            )
+            result = _merge_retry(result, self._settle_once(self.submit(failed), failed))
+        return result
+
+    def _settle_once(self, job: SubmittedJob, entries: Sequence[Entry]) -> JobResult:
+        """Poll ``job`` to completion and map its outcome back to ``entries``."""
+        try:
+            state = poll_job(self.folder, UUID(job.record.job_id), self.timeout_seconds, "register.mid-poll")
+        except ResourceNotFoundError:
+            if not job.resumed:
+                raise
+            # A record from another Encord (or a job Encord no longer keeps): start over, which is safe.
+            run_logger(__name__).warning(
+                "Job %s from the ledger no longer exists; submitting the chunk again", job.record.job_id
+            )
+            self.ledger.forget(job.record.key)
+            return self._settle_once(self.submit(entries), entries)
+        if state.status == LongPollingStatus.PENDING:
+            raise TimeoutError(
+                f"registration job {job.record.job_id} is still running after {self.timeout_seconds} s; "
+                "retry the task to resume polling it"
+            )
+        crash_point("register.after-poll")
+        returned = [str(item.item_uuid) for item in state.items_with_names]
+        facts = call_with_retries(
+            lambda: self._item_facts(returned), f"looking up the items of job {job.record.job_id}"
+        )
+        result = settle_job(
+            entries,
+            state,
+            facts,
+            job_id=job.record.job_id,
+            submitted_at=job.record.submitted_at,
+            resumed=job.resumed,
+        )
+        crash_point("register.after-settle")
+        self.ledger.forget(job.record.key)
+        run_logger(__name__).info(
+            "Registration job %s %s: %d created, %d already registered, %d failed",
+            result.job_id,
+            result.status,
+            len(result.created),
+            len(result.skipped_duplicates),
+            len(result.unit_errors),
+        )
+        return result
+
+    def register(self, entries: Sequence[Entry]) -> JobResult:
+        """Submit (or resume) and settle one job."""
+        return self.settle(self.submit(entries), entries)
+
+    def _item_facts(self, item_uuids: Sequence[str]) -> dict[str, ItemFacts]:
+        facts: dict[str, ItemFacts] = {}
+        for start in range(0, len(item_uuids), _BULK_LOOKUP_SIZE):
+            for item in self.client.get_storage_items(item_uuids[start : start + _BULK_LOOKUP_SIZE]):
+                facts[str(item.uuid)] = ItemFacts(url=item.url, created_at=item.created_at)
+        return facts
+
+
+def _failed_entries(entries: Sequence[Entry], result: JobResult) -> list[Entry]:
+    """The entries whose unit failed in ``result``, in their planned order."""
+    failed = {failure.urls[0] for failure in result.unit_errors if failure.urls}
+    return [planned for planned in entries if planned.url in failed]
+
+
+def _merge_retry(first: JobResult, retry: JobResult) -> JobResult:
+    """One chunk's result from its job and the job that retried its failed units: the retry's errors replace
+    the first's (a unit without URLs, which cannot be retried, keeps its error); recovered units are logged."""
+    recovered = [f for f in first.unit_errors if f.urls and f.urls[0] in retry.items]
+    for failure in recovered:
+        run_logger(__name__).warning(
+            "%s failed in job %s (%s) and was registered by job %s", failure.urls[0], first.job_id, failure.error,
+            retry.job_id,
+        )  # fmt: skip
+    return dataclasses.replace(
+        first,
+        status=retry.status,
+        created={**first.created, **retry.created},
+        skipped_duplicates={**first.skipped_duplicates, **retry.skipped_duplicates},
+        unit_errors=(*(f for f in first.unit_errors if not f.urls), *retry.unit_errors),
+        not_registered=(*first.not_registered, *retry.not_registered),
+        unmatched_items=(*first.unmatched_items, *retry.unmatched_items),
+    )
+
+
+def _registrar(
+    credentials: EncordCredentials,
+    folder_uuid: str,
+    integration: str,
+    ledger_dir: Path | str | None,
+    upsert_metadata: bool,
+    timeout_seconds: int,
+    unit_retries: int,
+) -> Registrar:
+    """A registrar for the folder and integration; both lookups are reads, retried on transient errors."""
+    client = credentials.get_client()
+    return Registrar(
+        client,
+        call_with_retries(lambda: client.get_storage_folder(UUID(folder_uuid)), f"fetching folder {folder_uuid}"),
+        call_with_retries(lambda: resolve_integration(client, integration), f"resolving integration {integration}"),
+        JobLedger(ledger_dir),
+        upsert_metadata=upsert_metadata,
+        timeout_seconds=timeout_seconds,
+        unit_retries=unit_retries,
+    )
+
+
+@task
+def register_chunk(
+    credentials: EncordCredentials,
+    folder_uuid: str,
+    integration: str,
+    entries: Sequence[Entry],
+    upsert_metadata: bool = False,
+    ledger_dir: Path | str | None = None,
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    unit_retries: int = DEFAULT_UNIT_RETRIES,
+) -> JobResult:
+    """Register one chunk of planned entries as one Encord data-upload job and wait for it.
+
+    Safe to retry: the job id is recorded before polling, so a retry resumes the same job; and a
+    resubmission (a lost record) creates nothing new, because duplicate URLs are skipped.
+
+    Args:
+        credentials: Encord credentials.
+        folder_uuid: UUID of the storage folder to register into (see ``get_or_create_folder``).
+        integration: Title or UUID of the Encord cloud integration that can read the objects.
+        entries: One chunk from :func:`~prefect_encord.planning.specs.chunked`.
+        upsert_metadata: Replace the client metadata of entries that are already registered.
+        ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
+        timeout_seconds: Give up polling after this long (a retry resumes).
+        unit_retries: Times failed units are registered again, each time in a job of their own.
+
+    Returns:
+        The job's :class:`~prefect_encord.planning.outcomes.JobResult` (with its retries' outcomes).
+    """
+    registrar = _registrar(
+        credentials, folder_uuid, integration, ledger_dir, upsert_metadata, timeout_seconds, unit_retries
+    )
+    return registrar.register(entries)
+
+
+@task
+def register_bucket(
+    credentials: EncordCredentials,
+    storage: CloudStorageIntegration,
+    folder_uuid: str,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    modified_since: datetime | None = None,
+    options: PlanOptions | None = None,
+    job_size: int = DEFAULT_JOB_SIZE,
+    upsert_metadata: bool = False,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ledger_dir: Path | str | None = None,
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    unit_retries: int = DEFAULT_UNIT_RETRIES,
+    item_map: Path | str | None = None,
+) -> BucketRegistration:
+    """List a bucket, plan its registration, and register it in jobs of ``job_size`` units.
+
+    The listing streams page by page into the planner and the planner into jobs, and each settled job's
+    URL -> item pairs go to the item map file, so memory holds a few jobs (``max_in_flight`` submitted
+    ahead of the one being polled), not the bucket. Re-running it creates nothing new: already-registered
+    objects come back as skipped duplicates with their items.
+
+    Args:
+        credentials: Encord credentials.
+        storage: The S3, GCS or Azure integration block naming the bucket and the Encord integration.
+        folder_uuid: UUID of the storage folder to register into (see ``get_or_create_folder``).
+        include: Glob patterns an object's key (relative to the block's prefix) must match; empty = all.
+        exclude: Glob patterns of keys to leave out.
+        modified_since: Only objects modified at or after this moment, e.g. the previous run's watermark.
+        options: How objects become entries (image groups and sequences, DICOM series, client metadata).
+        job_size: Units per registration job.
+        upsert_metadata: Replace the client metadata of objects that are already registered.
+        max_in_flight: Jobs submitted before the oldest one is polled.
+        ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
+        timeout_seconds: Give up polling a job after this long (a retry resumes).
+        unit_retries: Times failed units are registered again, each time in a job of their own.
+        item_map: File to write every registered object's URL -> item UUID to (JSON lines, see
+            :mod:`prefect_encord.item_map`); by default a new file in the item-map directory.
+
+    Returns:
+        The jobs' outcomes in counts and failures, the item map, the objects skipped with reasons, and the
+        watermark for the next run.
+    """
+    if max_in_flight < 1:
+        raise ValueError(f"max_in_flight {max_in_flight} must be at least 1")
+    options = options or PlanOptions()
+    registrar = _registrar(
+        credentials, folder_uuid, storage.integration, ledger_dir, upsert_metadata, timeout_seconds, unit_retries
+    )
+    newest: datetime | None = None
+    skipped: list[Skipped] = []
+
+    def listed() -> Iterator[ObjectRecord]:
+        nonlocal newest
+        for record in storage.list_objects(include, exclude, modified_since):
+            if record.last_modified is not None and (newest is None or as_utc(record.last_modified) > newest):
+                newest = as_utc(record.last_modified)
+            yield record
+
+    def entries() -> Iterator[Entry]:
+        for planned in plan_registration(
+            listed(),
+            root_url=storage.root_url,
+            options=options,
+            read_dicom_headers=lambda records: read_dicom_headers(storage, records),
+        ):
+            if isinstance(planned, Skipped):
+                skipped.append(planned)
+            else:
+                yield planned
+
+    jobs: list[JobSummary] = []
+    in_flight: deque[tuple[SubmittedJob, tuple[Entry, ...]]] = deque()
+    with ItemMapWriter(item_map if item_map is not None else default_item_map(folder_uuid)) as writer:
+
+        def settle_oldest() -> None:
+            result = registrar.settle(*in_flight.popleft())
+            writer.write(result.created, "created")
+            writer.write(result.skipped_duplicates, "present")
+            jobs.append(result.summary())
+
+        for chunk in chunked(entries(), job_size):
+            if len(in_flight) >= max_in_flight:
+                settle_oldest()
+            in_flight.append((registrar.submit(chunk), chunk))
+        while in_flight:
+            settle_oldest()
+        written = writer.close()
+    if skipped:
+        run_logger(__name__).warning("%d objects were not registered; see the result's `skipped` for why", len(skipped))
+    return BucketRegistration(jobs=tuple(jobs), item_map=written, skipped=tuple(skipped), watermark=newest)
+
+
+def read_dicom_headers(
+    storage: CloudStorageIntegration, records: Iterable[ObjectRecord]
+) -> Mapping[str, DicomHeader | None]:
+    """The header of each DICOM object (key -> header, None if unreadable), reading only its first bytes.
+
+    Each object is read as a 64 KiB range first, and whole only if its header is longer. Reads run
+    concurrently because each is a small request whose cost is latency.
+    """
+
+    def header(record: ObjectRecord) -> DicomHeader | None:
+        for size in HEADER_READ_SIZES:
+            try:
+                data = storage.read_object(record.key, 0, size)
+            except FileNotFoundError:
+                return None
+            try:
+                return parse_dicom_header(data, complete=size is None or len(data) < size)
+            except HeaderIncomplete:
+                continue
+        return None
+
+    records = list(records)
+    with ThreadPoolExecutor(max_workers=_HEADER_READERS, thread_name_prefix="dicom-header") as pool:
+        return dict(zip((r.key for r in records), pool.map(header, records), strict=True))

@@ -1,0 +1,469 @@
+"""Upload a local directory into an Encord storage folder: concurrent transfers, batched registration, no duplicates.
+
+The SDK's ``upload_*`` helpers spend four API calls and one job per file, serially. This task spends, per
+batch of up to 1,000 units, one signed-URL request per item type, the PUTs (in parallel, straight to
+object storage), one data-upload job and its long poll; batches are pipelined, so object storage and
+Encord's job workers are busy at the same time. What to upload and how the answers map back is decided by
+:mod:`prefect_encord.planning.uploads`; this module only does the I/O.
+
+Re-running over the same directory creates nothing: every item carries its content digest in client
+metadata (``prefect_encord.sha256``), and one listing of the folder up front finds what is already there.
+
+Faults and crashes (see :mod:`prefect_encord.api_retries`):
+
+* PUTs are retried on connection errors, 408, 429 and 5xx, waiting at least as long as ``Retry-After``;
+* reads, slot reservations (an unused slot stays an invisible placeholder) and job starts are retried on
+  429, 5xx and lost answers. Repeating a job start is safe even if the lost answer hid a started job: a
+  single file's item *is* its reserved slot (one UUID, so never two items), and the job is sent with
+  ``skip_duplicate_urls`` so a composite whose frames are already registered comes back as the existing item;
+* units a job fails are registered again once (``unit_retries``), from the files already transferred;
+* the job body is written to the :mod:`job ledger <prefect_encord.job_ledger>` before the job starts and
+  its id once it has. A run that dies before the job is polled leaves that record, and the next upload
+  into the folder finishes the job (or starts it, from the record) *before* it lists the folder, so
+  content whose registration was still running is found, not uploaded again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+from uuid import UUID
+
+import httpx
+from encord.exceptions import EncordException, ResourceNotFoundError
+from encord.orm.dataset import LongPollingStatus
+from encord.orm.storage import DataUploadItems, StorageItemType, UploadLongPollingState, UploadSignedUrl
+from encord.storage import StorageFolder
+from prefect import task
+from pydantic import BaseModel, Field
+
+from prefect_encord.api_retries import call_with_retries, poll_job
+from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.crashpoints import crash_point
+from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.planning.retries import RetryPolicy
+from prefect_encord.planning.uploads import (
+    IDENTITY_KEY,
+    SlotType,
+    UploadUnit,
+    assign_slots,
+    is_candidate,
+    job_batches,
+    media_type,
+    pending_units,
+    plan_units,
+    registration,
+    settle,
+    slot_requests,
+    unit_digest,
+)
+from prefect_encord.tasks.run_logger import run_logger
+
+DEFAULT_RETRY_POLICY = RetryPolicy()
+#: Times the units a job failed are registered again, in a job of their own.
+DEFAULT_UNIT_RETRIES = 1
+#: Ledger keys of upload jobs start with this, so finding a folder's unfinished uploads reads only those.
+LEDGER_PREFIX = "upload-"
+_CHUNK_BYTES = 1024 * 1024
+_PUT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=None)
+
+
+class UploadResult(BaseModel):
+    """What an upload run left in the folder, keyed by the unit: a file's path relative to the directory,
+    or a directory's for an image group, image sequence or DICOM series (``"."`` for the directory itself)."""
+
+    items: dict[str, str] = Field(
+        default_factory=dict, description="Every unit now in the folder → its item UUID, new or already present."
+    )
+    skipped: list[str] = Field(
+        default_factory=list, description="Units whose content was already in the folder: nothing was uploaded."
+    )
+    failed: dict[str, str] = Field(default_factory=dict, description="Units (or unusable files) → why they failed.")
+    jobs: list[str] = Field(default_factory=list, description="UUIDs of the data-upload jobs this run started.")
+
+
+@task
+def upload_directory(
+    credentials: EncordCredentials,
+    folder_uuid: str | UUID,
+    directory: str | Path,
+    image_groups: Sequence[str] = (),
+    image_sequences: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    client_metadata: Mapping[str, Any] | None = None,
+    max_concurrency: int = 16,
+    job_size: int = 1000,
+    retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    poll_timeout_seconds: int = 3600,
+    ledger_dir: Path | str | None = None,
+    unit_retries: int = DEFAULT_UNIT_RETRIES,
+) -> UploadResult:
+    """Upload every media file under ``directory`` into the storage folder ``folder_uuid``.
+
+    Images, videos, audio, text and PDFs become one item each; the ``.dcm`` files of a directory become
+    one DICOM series; images directly inside directories matching an ``image_groups`` or
+    ``image_sequences`` pattern (``fnmatch`` on the relative path, ``"."`` for ``directory`` itself)
+    become one image group or sequence, frames in natural file-name order. Hidden files and paths
+    matching ``exclude`` are left out.
+
+    One bad file never fails the others: unreadable, unsupported, refused or undecodable files are
+    reported in ``failed``. Content already in the folder (same SHA-256) is not uploaded again.
+
+    Args:
+        credentials: Encord credentials block.
+        folder_uuid: UUID of the storage folder to upload into.
+        directory: Local directory to upload, recursively.
+        image_groups: Patterns of directories whose images form one image group each.
+        image_sequences: Patterns of directories whose images form one image sequence (a video) each.
+        exclude: Patterns of relative paths to leave out.
+        client_metadata: Client metadata for every item created (the identity key is added to it).
+        max_concurrency: Files hashed and transferred in parallel.
+        job_size: Units per data-upload job (Encord takes up to 1,000 placeholders per item type and request).
+        retry_policy: Retries of PUTs failing with a connection error, 408, 429 or 5xx.
+        poll_timeout_seconds: How long to wait for each job; units still pending afterwards are reported as failed.
+        ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
+        unit_retries: Times the units a job failed are registered again, each time in a job of their own.
+
+    Returns:
+        An :class:`UploadResult`.
+    """
+    logger = run_logger(__name__)
+    root = Path(directory).expanduser().resolve()
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a directory")
+    paths = sorted(
+        relative
+        for path in root.rglob("*")
+        if path.is_file() and is_candidate(relative := path.relative_to(root).as_posix(), exclude)
+    )
+    plan = plan_units(paths, root.name, image_groups, image_sequences)
+    result = UploadResult(failed=dict(plan.rejected))
+    ledger = JobLedger(ledger_dir)
+
+    with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="encord-upload") as pool:
+        units, digests = _identify(pool, root, plan.units, result.failed)
+        client = credentials.get_client()
+        storage_folder = call_with_retries(
+            lambda: client.get_storage_folder(UUID(str(folder_uuid))), f"fetching folder {folder_uuid}"
+        )
+        _finish_earlier_jobs(storage_folder, ledger, poll_timeout_seconds)
+        existing = call_with_retries(lambda: _existing_digests(storage_folder), f"listing folder {folder_uuid}")
+        pending = pending_units(units, digests, existing)
+        result.items.update(pending.present)
+        result.skipped.extend(pending.present)
+        logger.info(
+            "%d units under %s: %d already in folder %s, %d to upload, %d unusable",
+            len(plan.units), root, len(pending.present), folder_uuid, len(pending.upload), len(result.failed),
+        )  # fmt: skip
+        started = []
+        with httpx.Client(timeout=_PUT_TIMEOUT, limits=httpx.Limits(max_connections=max_concurrency)) as http:
+            batches = _Batches(storage_folder, ledger, pool, http, root, digests, client_metadata, retry_policy)
+            for batch in job_batches(pending.upload, job_size):
+                job = batches.send(batch, result)
+                if job is not None:
+                    started.append(job)
+
+    for job in started:  # long polls: by now the first jobs have had time to finish
+        created, failed = batches.settle(job, poll_timeout_seconds, unit_retries, result)
+        result.items.update(created)
+        result.failed.update(failed)
+    for twin, original in pending.twins.items():
+        if original in result.items:
+            result.items[twin] = result.items[original]
+            result.skipped.append(twin)
+        else:
+            result.failed[twin] = f"same content as {original}, which failed: {result.failed[original]}"
+    logger.info(
+        "upload of %s finished: %d created, %d already present, %d failed",
+        root, len(result.items) - len(result.skipped), len(result.skipped), len(result.failed),
+    )  # fmt: skip
+    return result
+
+
+def _identify(
+    pool: ThreadPoolExecutor, root: Path, units: Sequence[UploadUnit], failed: dict[str, str]
+) -> tuple[list[UploadUnit], dict[str, str]]:
+    """Hash every file in parallel; return the units whose files are all readable and their digests (key → digest),
+    recording the others in ``failed``."""
+    paths = [p for unit in units for p in unit.files]
+    file_digests: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
+    for path, outcome in zip(paths, pool.map(lambda p: _sha256(root / p), paths), strict=True):
+        if isinstance(outcome, OSError):
+            unreadable[path] = f"cannot read: {outcome.strerror or outcome}"
+        else:
+            file_digests[path] = outcome
+    readable = []
+    for unit in units:
+        broken = [f"{p}: {unreadable[p]}" for p in unit.files if p in unreadable]
+        if broken:
+            failed[unit.key] = "; ".join(broken)
+        else:
+            readable.append(unit)
+    return readable, {unit.key: unit_digest(unit, file_digests) for unit in readable}
+
+
+def _sha256(path: Path) -> str | OSError:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as stream:
+            while chunk := stream.read(_CHUNK_BYTES):
+                digest.update(chunk)
+    except OSError as exc:
+        return exc
+    return digest.hexdigest()
+
+
+def _existing_digests(folder: StorageFolder) -> dict[str, str]:
+    """Digest → item UUID of everything this task uploaded into the folder before, in one paged listing."""
+    existing: dict[str, str] = {}
+    for item in folder.list_items(page_size=1000):
+        digest = (item.client_metadata or {}).get(IDENTITY_KEY)
+        if isinstance(digest, str):
+            existing.setdefault(digest, str(item.uuid))
+    return existing
+
+
+def _reserve_slots(folder: StorageFolder, slot_type: SlotType, count: int) -> list[UploadSignedUrl]:
+    """Reserve ``count`` placeholder items with signed upload URLs.
+
+    The only SDK internal this package relies on: the SDK has no public call for upload slots, and its own
+    ``upload_*``/``create_*`` helpers get theirs from this method (one per file, or one per frame).
+    """
+    slots = folder._get_upload_signed_urls(item_type=StorageItemType(slot_type), count=count)
+    if len(slots) != count:
+        raise EncordException(f"asked for {count} {slot_type} upload slots, got {len(slots)}")
+    return slots
+
+
+def _reserve_all(
+    folder: StorageFolder, requests: Sequence[tuple[SlotType, int]]
+) -> dict[SlotType, list[UploadSignedUrl]]:
+    reserved: dict[SlotType, list[UploadSignedUrl]] = {}
+    for slot_type, count in requests:
+        reserved.setdefault(slot_type, []).extend(_reserve_slots(folder, slot_type, count))
+    return reserved
+
+
+def _start_job(folder: StorageFolder, items: DataUploadItems) -> UUID:
+    """Start one data-upload job; ``ignore_errors`` so a failing unit never stops its siblings.
+
+    Local uploads name no cloud integration: the SDK's own helpers pass ``None`` here, though the public
+    signature says ``str``. Retried on transient errors: safe even after a lost answer (see the module).
+    """
+    return call_with_retries(
+        lambda: folder.add_private_data_to_folder_start(None, items, ignore_errors=True),  # type: ignore[arg-type]
+        "starting a data-upload job",
+    )
+
+
+def _finish_earlier_jobs(folder: StorageFolder, ledger: JobLedger, timeout_seconds: int) -> None:
+    """Finish the upload jobs an earlier run into this folder left in the ledger, before the folder is listed.
+
+    A job with an id is polled; one recorded before its start (the run died around it) is started again
+    from its body, which is safe for the same reasons as any repeated start. When they are done, their
+    items carry their digests and the listing finds them.
+
+    Raises:
+        TimeoutError: If such a job is still running after ``timeout_seconds``: listing now would upload
+            its content a second time.
+    """
+    earlier = [r for r in ledger.records(LEDGER_PREFIX) if r.folder_uuid == str(folder.uuid)]
+    for record in earlier:
+        state = _finish_earlier_job(folder, record, DataUploadItems.from_dict(record.spec or {}), timeout_seconds)
+        if state.status == LongPollingStatus.PENDING:
+            raise TimeoutError(
+                f"upload job {record.job_id} of an earlier run into folder {folder.uuid} is still running after "
+                f"{timeout_seconds} s; retry once it has finished"
+            )
+        ledger.forget(record.key)
+    if earlier:
+        run_logger(__name__).warning("finished %d upload jobs an earlier run left unfinished", len(earlier))
+
+
+def _finish_earlier_job(
+    folder: StorageFolder, record: JobRecord, items: DataUploadItems, timeout_seconds: int
+) -> UploadLongPollingState:
+    """Poll the recorded job, or start it from its body if it never got an id or no longer exists."""
+    if record.job_id:
+        try:
+            return poll_job(folder, UUID(record.job_id), timeout_seconds, "upload.mid-poll")
+        except ResourceNotFoundError:
+            run_logger(__name__).warning("upload job %s no longer exists; starting it again", record.job_id)
+    return poll_job(folder, _start_job(folder, items), timeout_seconds, "upload.mid-poll")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A started data-upload job: its ledger record, and the units and slots it registers."""
+
+    record: JobRecord
+    units: tuple[UploadUnit, ...]
+    slots: Mapping[str, UploadSignedUrl]
+
+
+@dataclass
+class _Batches:
+    """Sends batches (slots, PUTs, job) and settles their jobs, all into one folder from one directory."""
+
+    folder: StorageFolder
+    ledger: JobLedger
+    pool: ThreadPoolExecutor
+    http: httpx.Client
+    root: Path
+    digests: Mapping[str, str]
+    client_metadata: Mapping[str, Any] | None
+    policy: RetryPolicy
+
+    def send(self, batch: Sequence[UploadUnit], result: UploadResult) -> _Job | None:
+        """Reserve slots for one batch, transfer its files and start its job without waiting for it.
+
+        Returns the job, or None when no unit got that far (every failure is recorded in ``result``).
+        Reserving again after a lost answer only leaves unused slots behind, which stay invisible.
+        """
+        try:
+            reserved = call_with_retries(lambda: _reserve_all(self.folder, slot_requests(batch)), "reserving slots")
+            slots = assign_slots(batch, reserved)
+        except EncordException as exc:
+            result.failed.update({unit.key: f"no upload slot: {exc}" for unit in batch})
+            return None
+        sent = _transfer_batch(self.pool, self.http, self.root, batch, slots, self.policy, result.failed)
+        if not sent:
+            return None
+        crash_point("upload.before-start")
+        try:
+            job = self._start(sent, slots)
+        except EncordException as exc:
+            result.failed.update({unit.key: f"registration refused: {exc}" for unit in sent})
+            return None
+        result.jobs.append(job.record.job_id)
+        run_logger(__name__).info("started data-upload job %s for %d units", job.record.job_id, len(sent))
+        return job
+
+    def settle(
+        self, job: _Job, timeout_seconds: int, unit_retries: int, result: UploadResult
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Wait for ``job`` and map it back to its units (key → item, key → error), retrying failed units."""
+        created, failed, finished = self._settle_once(job, timeout_seconds)
+        for _ in range(unit_retries):
+            retry = tuple(unit for unit in job.units if unit.key in failed)
+            if not retry or not finished:
+                break
+            run_logger(__name__).warning("%d units of upload job %s failed; registering them again", len(retry),
+                                         job.record.job_id)  # fmt: skip
+            try:
+                again = self._start(retry, job.slots)
+            except EncordException as exc:  # the first failures stand, and are reported
+                run_logger(__name__).warning("could not start the retry of job %s: %s", job.record.job_id, exc)
+                break
+            result.jobs.append(again.record.job_id)
+            retried_created, retried_failed, finished = self._settle_once(again, timeout_seconds)
+            for key in retried_created:
+                run_logger(__name__).warning("%s failed in job %s (%s) and was registered by job %s", key,
+                                             job.record.job_id, failed.pop(key), again.record.job_id)  # fmt: skip
+            created.update(retried_created)
+            failed.update(retried_failed)
+        return created, failed
+
+    def _start(self, units: Sequence[UploadUnit], slots: Mapping[str, UploadSignedUrl]) -> _Job:
+        """Record the job body, start the job, record its id: a crash anywhere here is finished by the next run."""
+        items = registration(units, slots, self.digests, self.client_metadata)
+        items.skip_duplicate_urls = True  # a repeated start returns what an earlier one registered
+        spec = items.to_dict()
+        folder = str(self.folder.uuid)
+        intent = JobRecord(
+            key=LEDGER_PREFIX + job_key(folder, "", spec), job_id="", folder_uuid=folder, integration_id="",
+            submitted_at=datetime.now(timezone.utc), units=len(units), kind="upload", spec=spec,
+        )  # fmt: skip
+        self.ledger.record(intent)
+        job_id = _start_job(self.folder, items)
+        crash_point("upload.after-start")
+        record = dataclasses.replace(intent, job_id=str(job_id))
+        self.ledger.record(record)
+        return _Job(record, tuple(units), slots)
+
+    def _settle_once(self, job: _Job, timeout_seconds: int) -> tuple[dict[str, str], dict[str, str], bool]:
+        """Poll ``job`` and map it back: (created, failed, whether it finished). A finished job leaves the ledger;
+        one still running stays there, for the next upload into the folder to finish."""
+        state = poll_job(self.folder, UUID(job.record.job_id), timeout_seconds, "upload.mid-poll")
+        crash_point("upload.after-poll")
+        created, failed = settle(job.units, job.slots, state)
+        finished = state.status != LongPollingStatus.PENDING
+        if finished:
+            self.ledger.forget(job.record.key)
+        return created, failed, finished
+
+
+def _transfer_batch(
+    pool: ThreadPoolExecutor,
+    http: httpx.Client,
+    root: Path,
+    batch: Sequence[UploadUnit],
+    slots: Mapping[str, UploadSignedUrl],
+    policy: RetryPolicy,
+    failed: dict[str, str],
+) -> list[UploadUnit]:
+    """PUT every file of the batch concurrently; record units with a failed file, return the others."""
+    paths = [p for unit in batch for p in unit.files]
+    errors = dict(zip(paths, pool.map(lambda p: put_file(http, root / p, slots[p], policy), paths), strict=True))
+    sent = []
+    for unit in batch:
+        problems = [f"{p}: {errors[p]}" for p in unit.files if errors[p]]
+        if problems:
+            failed[unit.key] = "upload failed: " + "; ".join(problems)
+        else:
+            sent.append(unit)
+    return sent
+
+
+def put_file(http: httpx.Client, path: Path, slot: UploadSignedUrl, policy: RetryPolicy) -> str | None:
+    """PUT one file to its signed URL, streamed, as the SDK does; None on success, else the last error.
+
+    A failed attempt is repeated after the policy's backoff, or after ``Retry-After`` if that is longer.
+
+    The headers are the SDK's (Content-Type by file type, ``Cache-Control``, the slot's own headers). An
+    explicit Content-Length keeps the streamed body out of chunked encoding, which signed PUTs refuse.
+    """
+    media = media_type(path.name)
+    headers = {
+        "Content-Type": media[1] if media else "application/octet-stream",
+        "Cache-Control": "max-age=86400",
+        **slot.upload_headers,
+    }
+    error = "not attempted"
+    for attempt in range(1, policy.max_attempts + 1):
+        asked = ""  # the Retry-After of a throttled answer, in seconds
+        try:
+            with path.open("rb") as stream:
+                size = str(path.stat().st_size)
+                response = http.put(
+                    slot.signed_url, content=_chunks(stream), headers={**headers, "Content-Length": size}
+                )
+        except httpx.TransportError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except OSError as exc:
+            return f"cannot read: {exc.strerror or exc}"
+        else:
+            if response.is_success:
+                crash_point("upload.mid-put")
+                return None
+            error = f"HTTP {response.status_code} from the upload URL: {response.text[:200]}"
+            if not policy.retryable(response.status_code):
+                return error
+            asked = response.headers.get("retry-after", "")
+        if attempt < policy.max_attempts:
+            time.sleep(max(policy.delay(attempt, random.random()), float(asked) if asked.isdigit() else 0.0))
+    return f"{error} (gave up after {policy.max_attempts} attempts)"
+
+
+def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    while chunk := stream.read(_CHUNK_BYTES):
+        yield chunk
