@@ -1,0 +1,71 @@
+"""Organisation-level routes: cloud integrations, the custom-metadata schemas, organisation tags."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from encord_sandbox.app import Authenticated, Backend, Caller
+from encord_sandbox.schema import check_schema_legacy, check_schema_v2
+
+router = APIRouter(prefix="/v2/public")
+
+
+def _backend(request: Request) -> Backend:
+    backend: Backend = request.app.state.backend
+    return backend
+
+
+@router.get("/cloud-integrations")
+def cloud_integrations(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    """Note the key is ``result``, not ``results`` (encord-api.md §4)."""
+    uuids = set(request.query_params.getlist("filterIntegrationUuids"))
+    titles = set(request.query_params.getlist("filterIntegrationTitles"))
+    rows = _backend(request).store.integrations(caller.user)
+    return {
+        "result": [
+            {"integrationUuid": r["uuid"], "title": r["title"]}
+            for r in rows
+            if (not uuids or r["uuid"] in uuids) and (not titles or r["title"] in titles)
+        ]
+    }
+
+
+@router.get("/organisation/client-metadata-schema-v2")
+def get_schema_v2(request: Request, caller: Caller = Authenticated) -> Any:
+    return _backend(request).metadata_schema()
+
+
+@router.post("/organisation/client-metadata-schema-v2")
+def save_schema_v2(request: Request, caller: Caller = Authenticated) -> Response:
+    """Saving replaces the whole schema, as Encord's documentation warns."""
+    _backend(request).store.save_metadata_schema("v2", check_schema_v2(caller.json()))
+    return Response(content="null", media_type="application/json")
+
+
+@router.get("/organisation/client-metadata-schema")
+def get_schema_legacy(request: Request, caller: Caller = Authenticated) -> Any:
+    row = _backend(request).store.metadata_schema("legacy")
+    if row is None:
+        return None
+    return {
+        "uuid": row["uuid"],
+        "metadataSchema": json.loads(row["body"]),
+        "organisationId": 1,
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+@router.post("/organisation/client-metadata-schema")
+def save_schema_legacy(request: Request, caller: Caller = Authenticated) -> Response:
+    _backend(request).store.save_metadata_schema("legacy", check_schema_legacy(caller.json()))
+    return Response(content="null", media_type="application/json")
+
+
+@router.get("/organisation/organisation-tags")
+def organisation_tags(caller: Caller = Authenticated) -> dict[str, Any]:
+    """The sandbox's organisation has no tags; the route exists so tag filters fail cleanly."""
+    return {"results": [], "nextPageToken": None}

@@ -1,0 +1,372 @@
+"""Storage routes (encord-api.md §11 rows 2–20): folders, items, uploads, jobs, data groups."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from encord_sandbox import wire
+from encord_sandbox.api.params import flag, order, page_size
+from encord_sandbox.app import Authenticated, Backend, Caller
+from encord_sandbox.blobs import DOWNLOAD_URL_TTL_SECONDS, UPLOAD_URL_TTL_SECONDS
+from encord_sandbox.errors import InvalidArgument, parse_uuid
+from encord_sandbox.groups import plan_group
+from encord_sandbox.schema import check_values
+from encord_sandbox.specs import parse_job_request
+
+router = APIRouter(prefix="/v2/public/storage")
+
+ITEM_TYPES = [
+    "video",
+    "image",
+    "group",
+    "imageGroup",
+    "imageSequence",
+    "dicomFile",
+    "dicomSeries",
+    "audio",
+    "timeseries",
+    "nifti",
+    "plainText",
+    "pdf",
+    "scene",
+]
+UPLOADABLE_TYPES = ("image", "video", "audio", "plainText", "pdf", "nifti", "dicomFile")
+LONG_POLL_CAP_SECONDS = 50.0  # well below the SDK's 180 s read timeout
+
+
+def _backend(request: Request) -> Backend:
+    backend: Backend = request.app.state.backend
+    return backend
+
+
+def _signer(backend: Backend, caller: Caller, wanted: bool) -> wire.SignUrl | None:
+    """Signed URLs point at the sandbox's blob store for uploads, and at the object itself otherwise."""
+    if not wanted:
+        return None
+
+    def sign(row: sqlite3.Row) -> str | None:
+        if row["blob_key"]:
+            return backend.blobs.signed_url(caller.base_url, row["blob_key"], "get", DOWNLOAD_URL_TTL_SECONDS)
+        return str(row["url"]) if row["url"] else None
+
+    return sign
+
+
+def _object(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidArgument(f"{what} must be a JSON object")
+    return body
+
+
+# --- folders ------------------------------------------------------------------------------------
+
+
+@router.post("/folders")
+def create_folder(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    body = _object(caller.json(), "folder")
+    name = body.get("name")
+    if not isinstance(name, str):
+        raise InvalidArgument(f"folder name {name!r} must be a string")
+    if body.get("cloudSyncedFolderParams"):
+        raise InvalidArgument("cloud-synced folders are not supported by the sandbox")
+    parent = parse_uuid(body["parent"], "parent folder") if body.get("parent") else None
+    folder_uuid = backend.store.create_folder(
+        caller.user, name, body.get("description") or "", body.get("clientMetadata"), parent
+    )
+    return wire.folder(backend.store, backend.store.folder(caller.user, folder_uuid))
+
+
+def _folder_page(request: Request, caller: Caller, parent: str | None, recursive: bool) -> dict[str, Any]:
+    backend = _backend(request)
+    rows = backend.store.list_folders(
+        caller.user,
+        parent,
+        recursive,
+        request.query_params.get("search"),
+        order(request),
+        flag(request, "desc"),
+    )
+    start = wire.decode_token(request.query_params.get("pageToken")) or 0
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise InvalidArgument("pageToken does not belong to a folder listing")
+    size = page_size(request)
+    chunk = rows[start : start + size]
+    token = wire.encode_token(start + size) if start + size < len(rows) else None
+    return wire.page([wire.folder(backend.store, r) for r in chunk], token)
+
+
+@router.get("/folders")
+def list_folders(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    return _folder_page(request, caller, None, flag(request, "isRecursive"))
+
+
+@router.get("/search/folders")
+def search_folders(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    return _folder_page(request, caller, None, True)
+
+
+@router.patch("/folders/patch-bulk")
+def patch_folders(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    patches = _object(_object(caller.json(), "body").get("folderPatches"), "folderPatches")
+    updated = backend.store.patch_folders(caller.user, {k: _snake_patch(v) for k, v in patches.items()})
+    return wire.page([wire.folder(backend.store, backend.store.folder(caller.user, u)) for u in updated])
+
+
+@router.get("/folders/{folder_uuid}")
+def get_folder(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    return wire.folder(backend.store, backend.store.folder(caller.user, folder_uuid))
+
+
+@router.patch("/folders/{folder_uuid}")
+def patch_folder(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    (updated,) = backend.store.patch_folders(caller.user, {folder_uuid: _snake_patch(caller.json())})
+    return wire.folder(backend.store, backend.store.folder(caller.user, updated))
+
+
+@router.get("/folders/{folder_uuid}/folders")
+def list_subfolders(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    return _folder_page(request, caller, folder_uuid, flag(request, "isRecursive"))
+
+
+# --- items --------------------------------------------------------------------------------------
+
+
+@router.get("/folders/{folder_uuid}/items")
+def list_items(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    item_types = request.query_params.getlist("itemTypes")
+    unknown = [t for t in item_types if t not in ITEM_TYPES]
+    if unknown:
+        raise InvalidArgument(f"unknown item type {unknown[0]!r}; expected one of {ITEM_TYPES}")
+    sort = order(request)
+    size = page_size(request)
+    after = wire.decode_token(request.query_params.get("pageToken"))
+    if after is not None and not (
+        isinstance(after, list) and len(after) == 2 and all(isinstance(v, str) for v in after)
+    ):
+        raise InvalidArgument("pageToken does not belong to an item listing")
+    rows = backend.store.list_items(
+        caller.user,
+        folder_uuid,
+        recursive=flag(request, "isRecursive"),
+        search=request.query_params.get("search"),
+        item_types=item_types,
+        order=sort,
+        desc=flag(request, "desc"),
+        after=tuple(after) if after else None,
+        limit=size + 1,
+    )
+    column = "created_at" if sort == "createdAt" else "name"
+    token = wire.encode_token([rows[size - 1][column], rows[size - 1]["uuid"]]) if len(rows) > size else None
+    sign = _signer(backend, caller, flag(request, "signUrls"))
+    with_metadata = flag(request, "includeClientMetadata", True)
+    return wire.page([wire.item(backend.store, r, sign, with_metadata) for r in rows[:size]], token)
+
+
+@router.get("/items/{item_uuid}")
+def get_item(item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    sign = _signer(backend, caller, flag(request, "signUrl"))
+    return wire.item(backend.store, backend.store.item(caller.user, item_uuid), sign)
+
+
+@router.post("/items/get-bulk")
+def get_items(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    body = _object(caller.json(), "body")
+    uuids = body.get("itemUuids")
+    if not isinstance(uuids, list):
+        raise InvalidArgument("itemUuids must be a list of UUIDs")
+    sign = _signer(backend, caller, bool(body.get("signUrls")))
+    return wire.page([wire.item(backend.store, r, sign) for r in backend.store.items(caller.user, uuids)])
+
+
+def _metadata_check(backend: Backend) -> Callable[[str, dict[str, Any]], None]:
+    """Checks item metadata against the schema as it is *now*, read once per request."""
+    schema = backend.metadata_schema()
+    return lambda item_uuid, metadata: check_values(schema, metadata, f"item {item_uuid}")
+
+
+@router.patch("/folders/{folder_uuid}/items/{item_uuid}")
+def patch_item(folder_uuid: str, item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    row = backend.store.item_in_folder(caller.user, folder_uuid, item_uuid)
+    backend.store.patch_items(caller.user, {row["uuid"]: _snake_patch(caller.json())}, _metadata_check(backend))
+    return wire.item(backend.store, backend.store.item(caller.user, item_uuid))
+
+
+@router.patch("/items/patch-bulk")
+def patch_items(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    patches = _object(_object(caller.json(), "body").get("itemPatches"), "itemPatches")
+    if len(patches) > 1000:
+        raise InvalidArgument(f"{len(patches)} item patches in one call; the limit is 1000")
+    updated = backend.store.patch_items(
+        caller.user, {k: _snake_patch(v) for k, v in patches.items()}, _metadata_check(backend)
+    )
+    return wire.page([wire.item(backend.store, r) for r in backend.store.items(caller.user, updated)])
+
+
+def _snake_patch(patch: Any) -> dict[str, Any]:
+    patch = _object(patch, "patch")
+    unknown = set(patch) - {"name", "description", "clientMetadata", "timeseriesSettings"}
+    if unknown:
+        raise InvalidArgument(f"unknown patch fields {sorted(unknown)}")
+    return {
+        "name": patch.get("name"),
+        "description": patch.get("description"),
+        "client_metadata": patch.get("clientMetadata"),
+    }
+
+
+@router.get("/folders/{folder_uuid}/items/{item_uuid}/child-items")
+def child_items(folder_uuid: str, item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    parent = backend.store.item_in_folder(caller.user, folder_uuid, item_uuid)
+    sign = _signer(backend, caller, flag(request, "signUrls"))
+    return wire.page([wire.item(backend.store, r, sign) for r in backend.store.children(parent["uuid"])])
+
+
+@router.get("/folders/{folder_uuid}/items/{item_uuid}/summary")
+def item_summary(folder_uuid: str, item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    row = backend.store.item_in_folder(caller.user, folder_uuid, item_uuid)
+    return wire.summary(backend.store, row, flag(request, "includeGroupLayout"))
+
+
+# --- uploads and registration jobs --------------------------------------------------------------
+
+
+@router.post("/folders/{folder_uuid}/upload-signed-urls")
+def upload_signed_urls(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    backend = _backend(request)
+    body = _object(caller.json(), "body")
+    item_type, count = body.get("itemType"), body.get("count", 1)
+    if item_type not in UPLOADABLE_TYPES:
+        raise InvalidArgument(f"itemType {item_type!r} cannot be uploaded; expected one of {UPLOADABLE_TYPES}")
+    if not isinstance(count, int) or not 1 <= count <= 1000:
+        raise InvalidArgument(f"count {count!r} must be an integer from 1 to 1000")
+    uuids = backend.store.create_placeholders(caller.user, folder_uuid, item_type, count)
+    return wire.page(
+        [
+            {
+                "itemUuid": u,
+                "objectKey": u,
+                "signedUrl": backend.blobs.signed_url(caller.base_url, u, "put", UPLOAD_URL_TTL_SECONDS),
+                "uploadHeaders": {},
+            }
+            for u in uuids
+        ]
+    )
+
+
+@router.post("/folders/{folder_uuid}/data-upload-jobs")
+def start_job(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> str:
+    backend = _backend(request)
+    folder = backend.store.folder(caller.user, folder_uuid)
+    body = _object(caller.json(), "body")
+    units, options = parse_job_request(body)
+    integration = body.get("integrationHash")
+    if integration:
+        integration = backend.store.integration(caller.user, parse_uuid(integration, "integrationHash"))["uuid"]
+    elif any(p is None for unit in units for p in unit["placeholders"]):
+        raise InvalidArgument("files given by URL need an integrationHash naming the cloud integration")
+    job_uuid = backend.store.create_job(
+        caller.user, folder["uuid"], units, bool(body.get("ignoreErrors")), body.get("fileName"), integration, options
+    )
+    backend.runner.submit(job_uuid)
+    return job_uuid
+
+
+@router.get("/folders/{folder_uuid}/data-upload-jobs/{job_uuid}")
+def poll_job(folder_uuid: str, job_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
+    """Long poll: hold the request until the job finishes or the server-side cap expires."""
+    backend = _backend(request)
+    job = backend.store.job(caller.user, folder_uuid, job_uuid)
+    raw_timeout = request.query_params.get("timeoutSeconds", "60")
+    try:
+        timeout = min(max(float(raw_timeout), 0.0), LONG_POLL_CAP_SECONDS)
+    except ValueError as exc:
+        raise InvalidArgument(f"timeoutSeconds {raw_timeout!r} is not a number") from exc
+
+    def finished() -> bool:
+        return backend.store.job(caller.user, folder_uuid, job_uuid)["status"] != "PENDING"
+
+    backend.runner.wait(finished, timeout)
+    job = backend.store.job(caller.user, folder_uuid, job_uuid)
+    return wire.job_state(job, backend.store.job_units(job["uuid"]))
+
+
+@router.post("/folders/{folder_uuid}/data-upload-jobs/{job_uuid}/cancel")
+def cancel_job(folder_uuid: str, job_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, int]:
+    backend = _backend(request)
+    job = backend.store.job(caller.user, folder_uuid, job_uuid)
+    return {"unitsCancelledCount": backend.store.cancel_job(job["uuid"])}
+
+
+# --- data groups --------------------------------------------------------------------------------
+
+
+@router.post("/folders/{folder_uuid}/create-group-items")
+def create_groups(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> list[str]:
+    backend = _backend(request)
+    body = caller.json()
+    if not isinstance(body, list) or not body:
+        raise InvalidArgument("create-group-items expects a non-empty JSON array of data groups")
+    if len(body) > 1000:
+        raise InvalidArgument(f"{len(body)} data groups in one call; the limit is 1000")
+    plans = [plan_group(raw, f"groups[{i}]") for i, raw in enumerate(body)]
+    schema = backend.metadata_schema()
+    for i, plan in enumerate(plans):
+        check_values(schema, plan.client_metadata, f"groups[{i}]")
+    return backend.store.create_groups(caller.user, folder_uuid, plans)
+
+
+# --- deletion -----------------------------------------------------------------------------------
+
+MAX_ITEMS_PER_DELETE = 1000
+
+
+@router.post("/folders/{folder_uuid}/items/delete")
+def delete_items(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, int]:
+    """``StorageItem.delete()`` / ``StorageFolder.delete_storage_items()``: one atomic deletion (see ``Store``)."""
+    backend = _backend(request)
+    body = _object(caller.json(), "body")
+    uuids, remove_frames = body.get("childUuids"), body.get("removeUnusedFrames", True)
+    if not isinstance(uuids, list) or not uuids:
+        raise InvalidArgument("childUuids must be a non-empty list of item UUIDs")
+    if len(uuids) > MAX_ITEMS_PER_DELETE:
+        raise InvalidArgument(f"{len(uuids)} items in one call; the limit is {MAX_ITEMS_PER_DELETE}")
+    if not isinstance(remove_frames, bool):
+        raise InvalidArgument(f"removeUnusedFrames {remove_frames!r} must be true or false")
+    deletion = backend.store.delete_items(caller.user, folder_uuid, uuids, remove_frames)
+    _drop_blobs(backend, deletion.blob_keys)
+    return {"removedItemsCount": len(deletion.removed_items), "removedFoldersCount": 0}
+
+
+@router.delete("/folders/{folder_uuid}")
+def delete_folder(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> Response:
+    """``StorageFolder.delete()``: an empty folder only (see ``Store.delete_folder``); 204 as the SDK allows."""
+    backend = _backend(request)
+    _drop_blobs(backend, backend.store.delete_folder(caller.user, folder_uuid))
+    return Response(status_code=204)
+
+
+def _drop_blobs(backend: Backend, keys: list[str]) -> None:
+    """Remove uploaded files no item uses any more, after the deletion committed (best effort: a leftover
+    file is harmless, a failed deletion must not turn a committed one into an error)."""
+    for key in keys:
+        path = backend.blobs.root / key
+        if path.parent != backend.blobs.root or key.startswith("."):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
