@@ -7,6 +7,7 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 from prefect_encord.extras import MissingExtraError
 
@@ -19,9 +20,11 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from prefect_encord.flows.rollback import rollback
+    from prefect_encord.tasks.deletion import DeletionResult
 
     with main_command_credentials(args) as block:
-        result = rollback(args.run_id, credentials_block=block)
+        # Called directly, a flow that returns a State returns that state's result.
+        result = cast(DeletionResult, rollback(args.run_id, credentials_block=block))
     print(f"deleted {len(result.deleted)}, already gone {len(result.already_deleted)}, failed {len(result.failed)}")
     for item, error in result.failed.items():
         print(f"  {item}: {error}")

@@ -13,7 +13,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markdown import Markdown
@@ -21,7 +21,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from prefect_encord import example_data
 from prefect_encord.blocks.credentials import ENCORD_SSH_KEY_ENV, ENCORD_SSH_KEY_FILE_ENV, EncordCredentials
-from prefect_encord.reporting import add_progress_listener
+from prefect_encord.reporting import TooManyFailures, add_progress_listener
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
+    from prefect_encord.flows.ingest import IngestSummary
 
 SANDBOX_BLOCK = "prefect-encord-sandbox"
 ENV_BLOCK = "prefect-encord-env"
@@ -40,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout", choices=["grid", "carousel"], default="grid", help="layout of every data group")
     parser.add_argument("--dataset", help="dataset title to link into (created if missing)")
     parser.add_argument("--project", help="project title or hash to attach the dataset to")
+    parser.add_argument(
+        "--max-failures", type=int, help="fail the run when more than this many files or steps fail (default: none)"
+    )
     parser.add_argument("--credentials-block", help="a saved EncordCredentials block (default: env, else sandbox)")
     parser.add_argument("--home", default=str(DEFAULT_HOME), help="where the embedded sandbox and example live")
 
@@ -112,10 +120,26 @@ def run(args: argparse.Namespace) -> int:
                 lambda fraction, message: bar.update(task, completed=fraction, description=message)
             )
             try:
-                summary = ingest(credentials_block=block, **parameters)
+                state = ingest(credentials_block=block, max_failures=args.max_failures, **parameters, return_state=True)
             finally:
                 stop()
+        summary = _summary(state)
         console.print(Markdown(summary.markdown))
         console.print(f"Run receipt: run id {summary.run_id} (undo with `prefect-encord rollback {summary.run_id}`)")
         console.print(f"Item map (source → item, one JSON line each): {summary.item_map}")
-    return 0 if summary.failed == 0 else 1
+        if state.name != "Completed":
+            console.print(f"[bold red]{state.name}[/]: {state.message}")
+    # Any failure, in any step, is a non-zero exit: a script must not take a partial run for a good one.
+    return 0 if summary.failures == 0 else 1
+
+
+def _summary(state: State[Any]) -> IngestSummary:
+    """The run's summary, from a completed state or from the TooManyFailures a failed one carries."""
+    from prefect_encord.flows.ingest import IngestSummary
+
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, TooManyFailures):
+        result = result.result
+    if not isinstance(result, IngestSummary):  # the run failed before it had a summary: show why
+        raise result if isinstance(result, BaseException) else RuntimeError(f"the ingest run ended {state.name}")
+    return result

@@ -6,6 +6,11 @@ resources, so automations can react ("labels exported for project X → train").
 called with ``.fn``) the artifact calls are skipped but listeners still hear the progress, which is
 how the CLI draws its progress bar.
 
+**Truth.** A run in which anything failed never ends plain green: :meth:`RunReport.final_state` makes it
+"Completed with failures" (a named state the UI shows) with the counts per step in its message, or
+Failed once the failures pass the run's ``max_failures``. Failures are logged at WARNING (the first
+:data:`_LOGGED_FAILURES` one by one, then a count), so they stand out in the run's logs.
+
 **Size.** A run over ten million files must not keep ten million rows, nor post them to the Prefect API
 as one artifact. So a report counts every outcome but keeps only what a person reads: up to
 :data:`MAX_FAILURE_ROWS` failures and the first :data:`MAX_OTHER_ROWS` other rows, and it says in the
@@ -27,10 +32,13 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
+from prefect.states import Completed, Failed
 
 from prefect_encord.events import resource
+from prefect_encord.tasks.run_logger import run_logger
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +48,31 @@ MAX_FAILURE_ROWS = 10_000
 MAX_OTHER_ROWS = 1_000
 #: Failures listed in the markdown summary (the table holds up to MAX_FAILURE_ROWS).
 _SUMMARY_FAILURES = 200
+#: Failures logged one by one at WARNING; the rest are counted in one line at the end.
+_LOGGED_FAILURES = 20
+#: The name of the COMPLETED state of a run in which something failed.
+COMPLETED_WITH_FAILURES = "Completed with failures"
+
+
+class TooManyFailures(Exception):
+    """A run failed more often than its ``max_failures`` allows; ``result`` is what it did all the same.
+
+    Calling the flow directly raises it; a CLI or a caller reads ``result`` to report the run.
+    """
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message, result)
+        self.result = result
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def check_max_failures(max_failures: int | None) -> None:
+    """Refuse a negative ``max_failures`` before the run does anything."""
+    if max_failures is not None and max_failures < 0:
+        raise ValueError(f"max_failures must be 0 or more (or empty for no limit), not {max_failures}")
+
 
 ProgressListener = Callable[[float, str], None]
 _listeners: list[ProgressListener] = []
@@ -72,6 +105,7 @@ class RunReport:
     failures: list[Outcome] = field(default_factory=list)
     others: list[Outcome] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
+    failed_by_step: dict[str, int] = field(default_factory=dict)
     _done: int = 0
     _artifact: UUID | None = None
 
@@ -96,6 +130,10 @@ class RunReport:
         """Count each outcome; keep it for the table while there is room (see the module on size)."""
         for outcome in outcomes:
             self.totals[outcome.status] = self.totals.get(outcome.status, 0) + 1
+            if outcome.status == "failed":
+                self.failed_by_step[outcome.step] = self.failed_by_step.get(outcome.step, 0) + 1
+                if self.totals["failed"] <= _LOGGED_FAILURES:
+                    run_logger(__name__).warning("%s failed: %s: %s", outcome.step, outcome.subject, outcome.detail)
             kept = self.failures if outcome.status == "failed" else self.others
             if len(kept) < (MAX_FAILURE_ROWS if outcome.status == "failed" else MAX_OTHER_ROWS):
                 kept.append(outcome)
@@ -143,7 +181,30 @@ class RunReport:
                 update_progress_artifact(self._artifact, 100.0, description="done")
         for listener in list(_listeners):
             listener(1.0, "done")
+        if failed:
+            run_logger(__name__).warning("%s: %s", self.title, self.failure_message())
         return markdown
+
+    @property
+    def failed(self) -> int:
+        return self.totals.get("failed", 0)
+
+    def failure_message(self) -> str:
+        """``"3 failures (2 in upload, 1 in metadata); listed in …"``, or "" when nothing failed."""
+        if not self.failed:
+            return ""
+        by_step = ", ".join(f"{count} in {step}" for step, count in sorted(self.failed_by_step.items()))
+        noun = "failure" if self.failed == 1 else "failures"
+        return f"{self.failed:,} {noun} ({by_step}); listed in the '{self.key}-outcomes' table artifact"
+
+    def final_state(self, result: Any, max_failures: int | None = None) -> State[Any]:
+        """The state the run ends in: Completed, "Completed with failures", or Failed above ``max_failures``."""
+        if not self.failed:
+            return Completed(data=result)
+        if max_failures is not None and self.failed > max_failures:
+            message = f"{self.failure_message()}; more than max_failures={max_failures}"
+            return Failed(data=TooManyFailures(message, result), message=message)
+        return Completed(data=result, name=COMPLETED_WITH_FAILURES, message=self.failure_message())
 
 
 def _in_flow_run() -> bool:

@@ -12,6 +12,7 @@ before writing, and links skip what is already linked. Every mutation is bracket
 from __future__ import annotations
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
@@ -31,7 +32,7 @@ from prefect_encord.flows.parameters import (
 )
 from prefect_encord.item_map import ItemMap, ItemMapWriter
 from prefect_encord.planning.ids import is_uuid
-from prefect_encord.reporting import Outcome, RunReport
+from prefect_encord.reporting import Outcome, RunReport, check_max_failures
 from prefect_encord.run_ledger import RunLedger
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
@@ -50,7 +51,8 @@ class IngestSummary(BaseModel):
     folder_uuid: str
     created: int = 0
     already_present: int = 0
-    failed: int = 0
+    failed: int = Field(default=0, description="Files that could not be uploaded or registered.")
+    failures: int = Field(default=0, description="Failures of every step: files, metadata, groups, links.")
     groups_created: int = 0
     groups_already_present: int = 0
     dataset_hash: str | None = None
@@ -79,8 +81,13 @@ def ingest(
     metadata: MetadataStep | None = None,
     grouping: GroupingStep | None = None,
     dataset: DatasetStep | None = None,
-) -> IngestSummary:
+    max_failures: int | None = None,
+) -> State[IngestSummary]:
     """Ingest files into Encord: folder → register/upload → metadata → data groups → dataset → project.
+
+    A run in which anything failed ends "Completed with failures" (the counts in its state message), or
+    Failed when there were more failures than ``max_failures``; the good files land either way. Called
+    directly, the flow returns the :class:`IngestSummary` (or raises ``TooManyFailures`` carrying it).
 
     Args:
         source: A local directory, or a saved cloud integration block with filters.
@@ -89,7 +96,9 @@ def ingest(
         metadata: Optional metadata schema (applied additively) and manifest to import.
         grouping: Optional rule turning items into data groups, and their layout.
         dataset: Optional dataset to link the items (or groups) into, and project to attach it to.
+        max_failures: Fail the run when more than this many files or steps fail (empty: never fail on counts).
     """
+    check_max_failures(max_failures)
     credentials = load_credentials(credentials_block)
     run_id = str(flow_run.get_id() or "local")
     ledger = RunLedger(run_id)
@@ -120,8 +129,9 @@ def ingest(
         _link(credentials, dataset, list(linkable.values()), ledger, report, summary)
 
     ledger.finish()
+    summary.failures = report.failed
     summary.markdown = report.finish(_summary_lines(summary, folder_path))
-    return summary
+    return report.final_state(summary, max_failures)
 
 
 def _ingest_files(

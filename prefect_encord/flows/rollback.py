@@ -9,6 +9,7 @@ twice is harmless: already-deleted items count as deleted.
 from __future__ import annotations
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from prefect_encord.events import RUN_ROLLED_BACK_EVENT, resource
 from prefect_encord.flows.ingest import load_credentials
@@ -19,8 +20,11 @@ from prefect_encord.tasks.deletion import DeletionResult, delete_items
 
 
 @flow(name="encord-rollback", log_prints=True)
-def rollback(run_id: str, credentials_block: str = DEFAULT_CREDENTIALS_BLOCK) -> DeletionResult:
+def rollback(run_id: str, credentials_block: str = DEFAULT_CREDENTIALS_BLOCK) -> State[DeletionResult]:
     """Delete the data groups and items one ingest run created.
+
+    Ends "Completed with failures" if any could not be deleted (the receipt is then not marked rolled back).
+    Called directly, the flow returns the :class:`DeletionResult`.
 
     Args:
         run_id: The flow run id of the ingest run (shown in its summary and receipt).
@@ -39,4 +43,4 @@ def rollback(run_id: str, credentials_block: str = DEFAULT_CREDENTIALS_BLOCK) ->
     report.emit(RUN_ROLLED_BACK_EVENT, resource("flow-run", run_id), {"deleted": len(result.deleted)})
     report.finish([f"Ingest run `{run_id}`: {len(result.deleted)} items and groups deleted, "
                    f"{len(result.failed)} could not be."])  # fmt: skip
-    return result
+    return report.final_state(result)

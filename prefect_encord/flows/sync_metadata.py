@@ -8,6 +8,7 @@ only items whose metadata differs, in bundles, and verifies by reading back.
 from __future__ import annotations
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from prefect_encord.events import METADATA_SYNCED_EVENT, resource
 from prefect_encord.flows.ingest import load_credentials
@@ -25,8 +26,11 @@ def sync_metadata(
     allow_type_changes: bool = False,
     dry_run: bool = False,
     credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
-) -> MetadataImportResult | None:
+) -> State[MetadataImportResult | None]:
     """Apply a metadata schema and import a manifest into the items of a folder.
+
+    Ends "Completed with failures" if any row or key was refused. Called directly, the flow returns the
+    :class:`MetadataImportResult` (None without a manifest).
 
     Args:
         folder_path: Storage folder whose items the manifest names (e.g. "projects/2026/cams").
@@ -62,4 +66,4 @@ def sync_metadata(
             f"- items updated: {result.updated if result else 0}, unchanged: {result.unchanged if result else 0}",
         ]
     )
-    return result
+    return report.final_state(result)
