@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -127,6 +128,8 @@ def main() -> int:
                     probe = probe_import(env, module)
                     print(f"            import {module}: {probe['seconds']:.2f} s, loads {probe['loaded'] or 'none'}")
                     checks.append((not probe["loaded"], f"import {module} loads no sandbox or extra module"))
+    for tree in (REPO, REPO / "sandbox"):  # setuptools builds a non-editable install in the source tree
+        shutil.rmtree(tree / "build", ignore_errors=True)
     if "base" in sizes:
         ratio = sizes["base"] / sizes["reference"]
         checks.append((ratio <= 1.5, f"base install {ratio:.2f}x prefect + prefect-aws (target <= 1.5x)"))

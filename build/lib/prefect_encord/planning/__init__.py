@@ -1,1 +1,0 @@
-"""Pure planning: turn listings, files and rules into Encord requests, without any I/O."""
