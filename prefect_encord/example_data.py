@@ -13,9 +13,10 @@ from typing import Any
 import yaml
 
 from prefect_encord.extras import require
+from prefect_encord.planning.layouts import GridLayout
 
 GROUP_PATTERN = r"(?P<key>scene-\d+)_(?P<role>front|rear)"
-GROUP_LAYOUT: dict[str, Any] = {"kind": "grid", "roles": ["front", "rear"]}
+GROUP_LAYOUT = GridLayout(roles=["front", "rear"])
 SCHEMA: dict[str, Any] = {
     "example.camera": "varchar",
     "example.weather": {"type": "enum", "values": ["fog", "rain", "sun"]},

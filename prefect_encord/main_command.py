@@ -78,6 +78,8 @@ def resolve_credentials(block: str | None, home: Path) -> Iterator[tuple[str, st
 def run(args: argparse.Namespace) -> int:
     from prefect_encord.flows.ingest import ingest
     from prefect_encord.flows.parameters import CloudSource, DatasetStep, GroupingStep, LocalSource, MetadataStep
+    from prefect_encord.planning.grouping import KeyPattern
+    from prefect_encord.planning.layouts import CarouselLayout, GridLayout
 
     console = Console()
     home = Path(args.home).resolve()
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         parameters["folder_path"] = args.folder or "examples/prefect-encord"
         parameters["metadata"] = MetadataStep(schema_file=str(written["schema"]), manifest=str(written["manifest"]))
         parameters["grouping"] = GroupingStep(
-            rule={"kind": "key_pattern", "pattern": example_data.GROUP_PATTERN}, layout=example_data.GROUP_LAYOUT
+            rule=KeyPattern(pattern=example_data.GROUP_PATTERN), layout=example_data.GROUP_LAYOUT
         )
         parameters["dataset"] = DatasetStep(
             title=args.dataset or "prefect-encord example", project=args.project or "prefect-encord example"
@@ -106,9 +108,8 @@ def run(args: argparse.Namespace) -> int:
                 schema_file=args.schema, manifest=args.manifest, mode=args.metadata_mode
             )
         if args.group_pattern:
-            parameters["grouping"] = GroupingStep(
-                rule={"kind": "key_pattern", "pattern": args.group_pattern}, layout={"kind": args.layout}
-            )
+            layout = GridLayout() if args.layout == "grid" else CarouselLayout()
+            parameters["grouping"] = GroupingStep(rule=KeyPattern(pattern=args.group_pattern), layout=layout)
         if args.dataset:
             parameters["dataset"] = DatasetStep(title=args.dataset, project=args.project)
 

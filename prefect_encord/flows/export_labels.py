@@ -29,7 +29,8 @@ class ExportDestination(BaseModel):
     kind: Literal["local", "cloud"] = Field(default="local", description="local directory or cloud block")
     location: str = Field(
         default="exports",
-        description="The directory (local), or the block as '<block-type-slug>/<name>' (cloud).",
+        description="The directory (local), or the block as block type slug, a slash and the block name (cloud), "
+        "e.g. 'encord-s3-integration/exports'.",
     )
     prefix: str = Field(default="", description="Folder within the destination, e.g. 'labels/nightly'.")
 

@@ -7,10 +7,12 @@ their saved block, so a run's parameters can be shown, stored and re-run safely.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from prefect_encord.planning.grouping import KeyPattern, Manifest
+from prefect_encord.planning.layouts import CarouselLayout, CustomLayout, GridLayout
 from prefect_encord.planning.manifests import check_readable
 
 DEFAULT_CREDENTIALS_BLOCK = "encord"
@@ -32,7 +34,7 @@ class CloudSource(BaseModel):
 
     kind: Literal["cloud"] = "cloud"
     block: str = Field(
-        description="A saved cloud integration block, as '<block-type-slug>/<name>', "
+        description="A saved cloud integration block, as block type slug, a slash and the block name, "
         "e.g. 'encord-s3-integration/raw-footage'."
     )
     include: list[str] = Field(default_factory=list, description="Glob patterns of keys to register (all if empty).")
@@ -40,7 +42,9 @@ class CloudSource(BaseModel):
     modified_since: datetime | None = Field(default=None, description="Only objects modified at or after this.")
 
 
-Source = Annotated[LocalSource | CloudSource, Field(discriminator="kind")]
+#: A plain union (``anyOf``), which the Prefect UI renders as a choice of forms; a discriminated one
+#: (``oneOf`` + ``discriminator``) it shows as a raw JSON box. ``kind`` still tells the two apart.
+Source = LocalSource | CloudSource
 
 
 class MetadataStep(BaseModel):
@@ -65,14 +69,14 @@ class MetadataStep(BaseModel):
 class GroupingStep(BaseModel):
     """How items form data groups, and the layout every group gets."""
 
-    rule: dict[str, Any] = Field(
-        description="A key pattern, e.g. {'kind': 'key_pattern', "
-        "'pattern': '(?P<key>scene-\\\\d+)_(?P<role>front|rear)'}, or a manifest {'kind': 'manifest', "
-        "'groups': {name: [items]}}."
+    rule: KeyPattern | Manifest = Field(
+        description="A key pattern over file names or paths (a named group 'key', optionally 'role'), or a "
+        "manifest listing each group's members."
     )
-    layout: dict[str, Any] = Field(
-        default_factory=lambda: {"kind": "grid"},
-        description="{'kind': 'grid'} or {'kind': 'carousel'}, or a custom layout template over the rule's roles.",
+    layout: GridLayout | CarouselLayout | CustomLayout = Field(
+        default=GridLayout(),
+        description="A grid (the default) or a carousel, in the order of the roles given; or a custom layout "
+        "tree over the rule's roles.",
     )
 
 

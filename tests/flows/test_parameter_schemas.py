@@ -1,0 +1,84 @@
+"""Every flow's parameters render as forms in the Prefect UI: checked on the schema Prefect computes.
+
+The Prefect UI shows a discriminated union (``oneOf`` + ``discriminator``) as a raw JSON editor, and strips
+``<…>`` from descriptions; these tests read the same schema the UI gets (``parameter_schema``), for every
+flow the package defines, so a new flow or parameter cannot bring either back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import re
+from typing import Any
+
+import pytest
+from prefect.flows import Flow
+from prefect.utilities.callables import parameter_schema
+
+import prefect_encord.flows as flows_package
+from prefect_encord.flows.parameters import GroupingStep
+from prefect_encord.planning.grouping import KeyPattern, Manifest
+from prefect_encord.planning.layouts import CarouselLayout, CustomLayout, GridLayout
+
+
+def _flows() -> list[Flow[Any, Any]]:
+    found = []
+    for module_info in pkgutil.iter_modules(flows_package.__path__):
+        module = importlib.import_module(f"{flows_package.__name__}.{module_info.name}")
+        found += [obj for obj in vars(module).values() if isinstance(obj, Flow) and obj.__module__ == module.__name__]
+    return found
+
+
+FLOWS = {flow.name: flow for flow in _flows()}
+
+
+def _descriptions(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["description"]] if isinstance(node.get("description"), str) else []
+        return own + [d for value in node.values() for d in _descriptions(value)]
+    if isinstance(node, list):
+        return [d for value in node for d in _descriptions(value)]
+    return []
+
+
+def test_every_flow_is_found() -> None:
+    assert {"encord-ingest", "encord-export-labels", "encord-sync-metadata", "encord-rollback"} <= set(FLOWS)
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_no_parameter_renders_as_a_json_box(name: str) -> None:
+    schema = json.dumps(parameter_schema(FLOWS[name]).model_dump())
+    assert '"oneOf"' not in schema and '"discriminator"' not in schema
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_no_description_loses_text_in_angle_brackets(name: str) -> None:
+    schema = parameter_schema(FLOWS[name]).model_dump()
+    stripped = [d for d in _descriptions(schema) if re.search(r"<[^>]*>", d)]
+    assert stripped == []
+
+
+def test_the_grouping_step_offers_typed_rules_and_layouts_with_a_visible_default() -> None:
+    schema = parameter_schema(FLOWS["encord-ingest"]).model_dump()
+    grouping = schema["definitions"]["GroupingStep"]["properties"]
+    assert {ref["$ref"].rsplit("/", 1)[1] for ref in grouping["rule"]["anyOf"]} == {"KeyPattern", "Manifest"}
+    layouts = {ref["$ref"].rsplit("/", 1)[1] for ref in grouping["layout"]["anyOf"]}
+    assert layouts == {"GridLayout", "CarouselLayout", "CustomLayout"}
+    assert grouping["layout"]["default"] == {"kind": "grid", "roles": None}
+
+
+def test_grouping_rules_and_layouts_still_accept_their_dict_forms() -> None:
+    step = GroupingStep.model_validate(
+        {"rule": {"kind": "manifest", "groups": {"g": ["a.png"]}}, "layout": {"kind": "carousel"}}
+    )
+    assert isinstance(step.rule, Manifest) and isinstance(step.layout, CarouselLayout)
+    pattern = GroupingStep.model_validate({"rule": {"pattern": r"(?P<key>s\d+)"}})
+    assert isinstance(pattern.rule, KeyPattern) and isinstance(pattern.layout, GridLayout)
+    custom = GroupingStep.model_validate(
+        {"rule": {"pattern": r"(?P<key>s\d+)"}, "layout": {"kind": "custom", "timeline": ["a"]}}
+    )
+    assert isinstance(custom.layout, CustomLayout)
+    with pytest.raises(ValueError, match="needs a named group"):
+        GroupingStep.model_validate({"rule": {"pattern": "no-groups"}})
