@@ -7,9 +7,12 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from prefect_encord.extras import MissingExtraError
+
+if TYPE_CHECKING:
+    from prefect_encord.blocks.credentials import EncordCredentials
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -22,9 +25,9 @@ def _rollback(args: argparse.Namespace) -> int:
     from prefect_encord.flows.rollback import rollback
     from prefect_encord.tasks.deletion import DeletionResult
 
-    with main_command_credentials(args) as block:
+    with main_command_credentials(args) as credentials:
         # Called directly, a flow that returns a State returns that state's result.
-        result = cast(DeletionResult, rollback(args.run_id, credentials_block=block))
+        result = cast(DeletionResult, rollback(args.run_id, credentials=credentials))
     print(f"deleted {len(result.deleted)}, already gone {len(result.already_deleted)}, failed {len(result.failed)}")
     for item, error in result.failed.items():
         print(f"  {item}: {error}")
@@ -37,9 +40,9 @@ def _export_labels(args: argparse.Namespace) -> int:
     destination = ExportDestination(
         kind="cloud" if args.cloud else "local", location=args.destination, prefix=args.prefix
     )
-    with main_command_credentials(args) as block:
+    with main_command_credentials(args) as credentials:
         result = export_labels(
-            args.project, destination=destination, coco=args.coco, incremental=not args.full, credentials_block=block
+            args.project, destination=destination, coco=args.coco, incremental=not args.full, credentials=credentials
         )
     print(f"{len(result.exported)} label rows exported to {result.index} ({result.reason})")
     return 0
@@ -53,11 +56,11 @@ def _relay(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def main_command_credentials(args: argparse.Namespace) -> Iterator[str]:
+def main_command_credentials(args: argparse.Namespace) -> Iterator[EncordCredentials]:
     from prefect_encord import main_command
 
-    with main_command.resolve_credentials(args.credentials_block, Path(args.home).resolve()) as (block, _):
-        yield block
+    with main_command.resolve_credentials(args.credentials_block, Path(args.home).resolve()) as (credentials, _):
+        yield credentials
 
 
 def build_parser() -> argparse.ArgumentParser:

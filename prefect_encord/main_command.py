@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
     from prefect_encord.flows.ingest import IngestSummary
 
-SANDBOX_BLOCK = "prefect-encord-sandbox"
-ENV_BLOCK = "prefect-encord-env"
 DEFAULT_HOME = Path(".prefect-encord")
 
 
@@ -53,16 +51,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def resolve_credentials(block: str | None, home: Path) -> Iterator[tuple[str, str]]:
-    """Yield (saved block name, where) for the run; starts and stops the embedded sandbox if needed."""
+def resolve_credentials(block: str | None, home: Path) -> Iterator[tuple[EncordCredentials, str]]:
+    """Yield (credentials block, where) for the run; starts and stops the embedded sandbox if needed.
+
+    Only a named block is saved; the others are handed to the flow as they are, so two commands at once
+    never share (and overwrite) one saved block, and the run's parameters still hold no key: the
+    environment's key stays in the environment, the sandbox's is a path.
+    """
     if block:
-        yield block, f"the Encord of block {block!r}"
+        loaded = EncordCredentials.load(block)
+        if not isinstance(loaded, EncordCredentials):  # called sync, Block.load returns the block itself
+            raise TypeError(f"block {block!r} did not load as an EncordCredentials block")
+        yield loaded, f"the Encord of block {block!r}"
         return
     if os.environ.get(ENCORD_SSH_KEY_FILE_ENV) or os.environ.get(ENCORD_SSH_KEY_ENV):
-        EncordCredentials(domain=os.environ.get("ENCORD_DOMAIN", "https://api.encord.com")).save(
-            ENV_BLOCK, overwrite=True
-        )
-        yield ENV_BLOCK, "Encord (credentials from ENCORD_SSH_KEY_FILE / ENCORD_SSH_KEY)"
+        credentials = EncordCredentials(domain=os.environ.get("ENCORD_DOMAIN", "https://api.encord.com"))
+        yield credentials, "Encord (credentials from ENCORD_SSH_KEY_FILE / ENCORD_SSH_KEY)"
         return
     from prefect_encord.testing import credentials_block, sandbox_class
 
@@ -71,8 +75,7 @@ def resolve_credentials(block: str | None, home: Path) -> Iterator[tuple[str, st
         "running against the embedded sandbox"
     )
     with sandbox_class(purpose)(home / "sandbox") as sandbox:
-        credentials_block(sandbox).save(SANDBOX_BLOCK, overwrite=True)
-        yield SANDBOX_BLOCK, f"the embedded sandbox at {sandbox.domain} (data in {sandbox.data_dir})"
+        yield credentials_block(sandbox), f"the embedded sandbox at {sandbox.domain} (data in {sandbox.data_dir})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         if args.dataset:
             parameters["dataset"] = DatasetStep(title=args.dataset, project=args.project)
 
-    with resolve_credentials(args.credentials_block, home) as (block, where):
+    with resolve_credentials(args.credentials_block, home) as (credentials, where):
         console.print(f"Ingesting into {where}")
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("starting Prefect…", total=1.0)
@@ -121,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 lambda fraction, message: bar.update(task, completed=fraction, description=message)
             )
             try:
-                state = ingest(credentials_block=block, max_failures=args.max_failures, **parameters, return_state=True)
+                state = ingest(credentials=credentials, max_failures=args.max_failures, **parameters, return_state=True)
             finally:
                 stop()
         summary = _summary(state)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from prefect.blocks.abstract import CredentialsBlock
+from prefect.blocks.core import Block
+from prefect.blocks.core import schema_extra as block_schema_extra
 from pydantic import ConfigDict, Field, HttpUrl, SecretStr, field_validator, model_validator
 
 if TYPE_CHECKING:  # the SDK takes a second to import; only get_client needs it
@@ -27,6 +29,21 @@ _KEY_FORMAT_HINT = (
     "Encord needs an unencrypted Ed25519 private key in OpenSSH format "
     "('-----BEGIN OPENSSH PRIVATE KEY-----'), as made by `ssh-keygen -t ed25519 -N ''`."
 )
+
+
+def _schema_extra(schema: dict[str, Any], model: type[Block]) -> None:
+    """Prefect's block schema, plus: an object with a ``$ref`` key is a reference to a block, not this block.
+
+    Prefect checks a run's parameters against ``oneOf`` [this schema, a ``{"$ref": …}`` reference]. Every
+    field here is optional, so a reference would match both and be refused: the UI's block picker and a
+    deployment's ``{"$ref": {"block_document_slug": "encord-credentials/encord"}}`` both send one. When a
+    deployment is created, Prefect checks its parameters against the schema with every ``required`` removed,
+    and the reference must pass there; ``if``/``then`` keeps both true (with ``required`` gone, the
+    condition is empty and the consequence too).
+    """
+    block_schema_extra(schema, model)
+    schema["if"] = {"required": ["$ref"]}
+    schema["then"] = {"required": ["a block reference, not a block"]}
 
 
 class EncordCredentials(CredentialsBlock):
@@ -50,7 +67,7 @@ class EncordCredentials(CredentialsBlock):
 
     # Pydantic's ValidationError messages echo the offending input, which could be the raw key
     # text; hide it (the domain errors below quote the value themselves).
-    model_config = ConfigDict(hide_input_in_errors=True)
+    model_config = ConfigDict(hide_input_in_errors=True, json_schema_extra=_schema_extra)
 
     _block_type_name = "Encord Credentials"
     _logo_url = HttpUrl("https://github.com/encord-team.png?size=256")

@@ -14,10 +14,9 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from prefect_encord.blocks import load_cloud_block
+from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration
 from prefect_encord.events import LABELS_EXPORTED_EVENT, resource
-from prefect_encord.flows.ingest import load_credentials
-from prefect_encord.flows.parameters import DEFAULT_CREDENTIALS_BLOCK
 from prefect_encord.planning.label_rows import LabelRowFilters
 from prefect_encord.reporting import Outcome, RunReport
 from prefect_encord.tasks.exports import ExportResult, export_label_rows
@@ -42,7 +41,8 @@ def export_labels(
     filters: LabelRowFilters | None = None,
     coco: bool = False,
     incremental: bool = True,
-    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
+    *,
+    credentials: EncordCredentials,
 ) -> ExportResult:
     """Export a project's labels, only what changed since the last run.
 
@@ -52,10 +52,9 @@ def export_labels(
         filters: Which label rows (status, edited before/after, titles, workflow stage …).
         coco: Also keep a COCO file of every image-like row.
         incremental: Only rows edited since the previous run's watermark; False re-exports everything.
-        credentials_block: Name of the saved EncordCredentials block.
+        credentials: A saved EncordCredentials block (the UI's block picker).
     """
     destination = destination or ExportDestination()
-    credentials = load_credentials(credentials_block)
     report = RunReport(title=f"Export labels of project {project_hash}", steps=["export"], key="encord-export")
     report.relate("project", project_hash)
     target = _target(destination)

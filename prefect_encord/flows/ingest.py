@@ -22,7 +22,6 @@ from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.crashpoints import crash_point
 from prefect_encord.events import resource
 from prefect_encord.flows.parameters import (
-    DEFAULT_CREDENTIALS_BLOCK,
     CloudSource,
     DatasetStep,
     GroupingStep,
@@ -65,23 +64,16 @@ class IngestSummary(BaseModel):
     markdown: str = ""
 
 
-def load_credentials(block: str) -> EncordCredentials:
-    """Flows take the *name* of a saved block, so parameters never carry a key."""
-    loaded = EncordCredentials.load(block)
-    if not isinstance(loaded, EncordCredentials):  # Block.load is sync-compatible: called sync, it returns the block
-        raise TypeError(f"block {block!r} is not an EncordCredentials block")
-    return loaded
-
-
 @flow(name="encord-ingest", log_prints=True)
 def ingest(
     source: Source,
     folder_path: str = "ingest",
-    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
     metadata: MetadataStep | None = None,
     grouping: GroupingStep | None = None,
     dataset: DatasetStep | None = None,
     max_failures: int | None = None,
+    *,
+    credentials: EncordCredentials,
 ) -> State[IngestSummary]:
     """Ingest files into Encord: folder → register/upload → metadata → data groups → dataset → project.
 
@@ -92,14 +84,14 @@ def ingest(
     Args:
         source: A local directory, or a saved cloud integration block with filters.
         folder_path: Storage folder path, e.g. "projects/2026/cams"; missing folders are created.
-        credentials_block: Name of the saved EncordCredentials block.
         metadata: Optional metadata schema (applied additively) and manifest to import.
         grouping: Optional rule turning items into data groups, and their layout.
         dataset: Optional dataset to link the items (or groups) into, and project to attach it to.
         max_failures: Fail the run when more than this many files or steps fail (empty: never fail on counts).
+        credentials: A saved EncordCredentials block (the UI's block picker; a run's parameters hold only a
+            reference to it, never the key).
     """
     check_max_failures(max_failures)
-    credentials = load_credentials(credentials_block)
     run_id = str(flow_run.get_id() or "local")
     ledger = RunLedger(run_id)
     steps = ["folder", "ingest", *(["metadata"] if metadata else []), *(["groups"] if grouping else [])]

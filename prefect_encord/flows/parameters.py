@@ -1,7 +1,8 @@
 """Typed flow parameters: what the Prefect UI renders as forms (defaults, descriptions, dropdowns).
 
-Only names, paths and plain values travel here — never secrets or clients: credentials are named by
-their saved block, so a run's parameters can be shown, stored and re-run safely.
+Only names, paths and plain values travel here — never secrets or clients. Credentials are a block
+parameter of each flow (an ``EncordCredentials``): a run stores a reference to the saved block, never
+the key, so its parameters can be shown, stored and re-run safely.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from pydantic import BaseModel, Field, field_validator
 from prefect_encord.planning.grouping import KeyPattern, Manifest
 from prefect_encord.planning.layouts import CarouselLayout, CustomLayout, GridLayout
 from prefect_encord.planning.manifests import check_readable
-
-DEFAULT_CREDENTIALS_BLOCK = "encord"
 
 
 class LocalSource(BaseModel):

@@ -11,16 +11,15 @@ from __future__ import annotations
 from prefect import flow
 from prefect.client.schemas.objects import State
 
+from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.events import RUN_ROLLED_BACK_EVENT, resource
-from prefect_encord.flows.ingest import load_credentials
-from prefect_encord.flows.parameters import DEFAULT_CREDENTIALS_BLOCK
 from prefect_encord.reporting import Outcome, RunReport
 from prefect_encord.run_ledger import RunLedger, items_created, load
 from prefect_encord.tasks.deletion import DeletionResult, delete_items
 
 
 @flow(name="encord-rollback", log_prints=True)
-def rollback(run_id: str, credentials_block: str = DEFAULT_CREDENTIALS_BLOCK) -> State[DeletionResult]:
+def rollback(run_id: str, *, credentials: EncordCredentials) -> State[DeletionResult]:
     """Delete the data groups and items one ingest run created.
 
     Ends "Completed with failures" if any could not be deleted (the receipt is then not marked rolled back).
@@ -28,10 +27,9 @@ def rollback(run_id: str, credentials_block: str = DEFAULT_CREDENTIALS_BLOCK) ->
 
     Args:
         run_id: The flow run id of the ingest run (shown in its summary and receipt).
-        credentials_block: Name of the saved EncordCredentials block.
+        credentials: A saved EncordCredentials block (the UI's block picker).
     """
     receipt = load(run_id)
-    credentials = load_credentials(credentials_block)
     report = RunReport(title=f"Rollback of ingest run {run_id}", steps=["delete"], key="encord-rollback")
     result = delete_items(credentials, [*receipt.groups_created, *sorted(items_created(receipt))])
     report.record(Outcome("delete", item, "deleted") for item in result.deleted)

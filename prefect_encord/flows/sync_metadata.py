@@ -10,9 +10,9 @@ from __future__ import annotations
 from prefect import flow
 from prefect.client.schemas.objects import State
 
+from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.events import METADATA_SYNCED_EVENT, resource
-from prefect_encord.flows.ingest import load_credentials
-from prefect_encord.flows.parameters import DEFAULT_CREDENTIALS_BLOCK, MetadataStep
+from prefect_encord.flows.parameters import MetadataStep
 from prefect_encord.reporting import Outcome, RunReport
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.metadata import MetadataImportResult, import_metadata
@@ -25,7 +25,8 @@ def sync_metadata(
     metadata: MetadataStep,
     allow_type_changes: bool = False,
     dry_run: bool = False,
-    credentials_block: str = DEFAULT_CREDENTIALS_BLOCK,
+    *,
+    credentials: EncordCredentials,
 ) -> State[MetadataImportResult | None]:
     """Apply a metadata schema and import a manifest into the items of a folder.
 
@@ -37,9 +38,8 @@ def sync_metadata(
         metadata: Schema file and/or manifest, the manifest's key column and merge/overwrite mode.
         allow_type_changes: Let the schema change the type of existing scalar keys.
         dry_run: Report what would change, write nothing.
-        credentials_block: Name of the saved EncordCredentials block.
+        credentials: A saved EncordCredentials block (the UI's block picker).
     """
-    credentials = load_credentials(credentials_block)
     report = RunReport(title=f"Sync metadata of {folder_path}", steps=["schema", "manifest"], key="encord-metadata")
     folder_uuid = get_or_create_folder(credentials, folder_path)
     report.relate("folder", folder_uuid, folder_path)

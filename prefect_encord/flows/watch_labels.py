@@ -13,9 +13,8 @@ from datetime import datetime
 from prefect import flow
 from prefect.variables import Variable
 
+from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.events import LABELS_COMPLETED_EVENT, project_resource
-from prefect_encord.flows.ingest import load_credentials
-from prefect_encord.flows.parameters import DEFAULT_CREDENTIALS_BLOCK
 from prefect_encord.planning.label_rows import LabelRowFilters
 from prefect_encord.reporting import RunReport
 from prefect_encord.tasks.label_rows import list_label_rows
@@ -27,17 +26,14 @@ def watermark_variable(project_hash: str) -> str:
 
 
 @flow(name="encord-watch-labels", log_prints=True)
-def watch_labels(
-    project_hash: str, stage: str = "Complete", credentials_block: str = DEFAULT_CREDENTIALS_BLOCK
-) -> list[str]:
+def watch_labels(project_hash: str, stage: str = "Complete", *, credentials: EncordCredentials) -> list[str]:
     """Emit a "labels completed" event for rows that reached ``stage`` since the last run.
 
     Args:
         project_hash: The Encord project to watch.
         stage: Title of the workflow stage that means "done" (Encord's default workflow: "Complete").
-        credentials_block: Name of the saved EncordCredentials block.
+        credentials: A saved EncordCredentials block (the UI's block picker).
     """
-    credentials = load_credentials(credentials_block)
     report = RunReport(title=f"Watch project {project_hash}", steps=["watch"], key="encord-watch")
     name = watermark_variable(project_hash)
     previous = Variable.get(name, default=None)

@@ -111,7 +111,7 @@ class Ingests:
             if source == "cloud"
             else {"kind": "local", "directory": str(self.directory), "image_groups": ["burst"]},
             "folder_path": f"crash/{name}",
-            "credentials_block": CREDENTIALS_BLOCK,
+            "credentials": self.credentials,
             "grouping": {"rule": {"kind": "key_pattern", "pattern": GROUP_PATTERN}, "layout": GROUP_LAYOUT},
             "dataset": {"title": f"crash {name}"},
         }
@@ -219,7 +219,7 @@ def test_a_run_killed_after_registering_is_rolled_back_completely(
     (receipt,) = runs.glob("*-*-*-*-*.json")
     monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", str(runs))
 
-    result = rollback(receipt.stem, credentials_block=CREDENTIALS_BLOCK)
+    result = rollback(receipt.stem, credentials=ingests.credentials)
 
     assert len(result.deleted) == sum(files.values()) and not result.failed
     assert ingests.state("rollback")["files"] == Counter()

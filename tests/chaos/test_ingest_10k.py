@@ -88,7 +88,9 @@ def test_ten_thousand_files_under_chaos_become_ten_thousand_items(
                             credentials=minio).save("chaos-10k", overwrite=True)  # fmt: skip
         started = time.perf_counter()
 
-        summary = ingest(CloudSource(block="encord-s3-integration/chaos-10k"), f"chaos/10k-{bucket}", "chaos-10k")
+        summary = ingest(
+            CloudSource(block="encord-s3-integration/chaos-10k"), f"chaos/10k-{bucket}", credentials=credentials
+        )
 
         elapsed = time.perf_counter() - started
         stats = httpx.get(domain + STATS_PATH).json()

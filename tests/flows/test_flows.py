@@ -21,6 +21,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from prefect.settings import PREFECT_API_URL
 
 from prefect_encord import example_data, run_ledger
+from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.flows.export_labels import ExportDestination, export_labels
 from prefect_encord.flows.ingest import IngestSummary, ingest
 from prefect_encord.flows.parameters import DatasetStep, GroupingStep, LocalSource, MetadataStep
@@ -37,12 +38,20 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def parameters(example: dict[str, Path]) -> dict[str, Any]:
+def credentials(prefect_harness: None, sandbox: Sandbox) -> EncordCredentials:
+    """The sandbox's credentials, saved: a flow run's parameters then hold a reference to the block."""
+    block = credentials_block(sandbox)
+    block.save(BLOCK, overwrite=True)
+    return block
+
+
+@pytest.fixture(scope="module")
+def parameters(example: dict[str, Path], credentials: EncordCredentials) -> dict[str, Any]:
     token = uuid.uuid4().hex[:6]
     return {
         "source": LocalSource(directory=str(example["media"])),
         "folder_path": f"flows/{token}/example",
-        "credentials_block": BLOCK,
+        "credentials": credentials,
         "metadata": MetadataStep(schema_file=str(example["schema"]), manifest=str(example["manifest"])),
         "grouping": GroupingStep(
             rule={"kind": "key_pattern", "pattern": example_data.GROUP_PATTERN}, layout=example_data.GROUP_LAYOUT
@@ -52,8 +61,7 @@ def parameters(example: dict[str, Path]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def first_run(prefect_harness: None, sandbox: Sandbox, parameters: dict[str, Any]) -> Iterator[IngestSummary]:
-    credentials_block(sandbox).save(BLOCK, overwrite=True)
+def first_run(parameters: dict[str, Any]) -> Iterator[IngestSummary]:
     yield ingest(**parameters)
 
 
@@ -134,11 +142,13 @@ def test_a_rerun_over_unchanged_data_writes_nothing(first_run: IngestSummary, pa
     assert run_ledger.items_created(run_ledger.load(again.run_id)) == set()
 
 
-def test_export_labels_is_incremental(first_run: IngestSummary, sandbox: Sandbox, tmp_path: Path) -> None:
+def test_export_labels_is_incremental(
+    first_run: IngestSummary, sandbox: Sandbox, credentials: EncordCredentials, tmp_path: Path
+) -> None:
     assert first_run.project_hash
     client = sandbox.credentials().get_client()
     destination = ExportDestination(kind="local", location=str(tmp_path), prefix="labels")
-    nothing_yet = export_labels(first_run.project_hash, destination=destination, credentials_block=BLOCK)
+    nothing_yet = export_labels(first_run.project_hash, destination=destination, credentials=credentials)
     assert nothing_yet.exported == []
 
     project = client.get_project(first_run.project_hash)
@@ -146,22 +156,24 @@ def test_export_labels_is_incremental(first_run: IngestSummary, sandbox: Sandbox
     row.initialise_labels()
     row.save()  # the example project's ontology is empty: a saved row without objects is still a labelled row
 
-    first = export_labels(first_run.project_hash, destination=destination, credentials_block=BLOCK)
+    first = export_labels(first_run.project_hash, destination=destination, credentials=credentials)
     assert first.exported == [row.data_hash]
     written = tmp_path / "labels" / first_run.project_hash / "labels" / f"{row.data_hash}.json"
     assert written.exists()
-    second = export_labels(first_run.project_hash, destination=destination, credentials_block=BLOCK)
+    second = export_labels(first_run.project_hash, destination=destination, credentials=credentials)
     assert second.exported == [] and second.incremental
 
 
-def test_sync_metadata_dry_run_then_write(first_run: IngestSummary, parameters: dict[str, Any], tmp_path: Path) -> None:
+def test_sync_metadata_dry_run_then_write(
+    first_run: IngestSummary, parameters: dict[str, Any], credentials: EncordCredentials, tmp_path: Path
+) -> None:
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("name,example.weather\nscene-1_front.png,fog\n")
     folder_path = parameters["folder_path"]
     step = MetadataStep(manifest=str(manifest), mode="merge")
-    dry = sync_metadata(folder_path, step, dry_run=True, credentials_block=BLOCK)
+    dry = sync_metadata(folder_path, step, dry_run=True, credentials=credentials)
     assert dry is not None and dry.updated == 1
-    done = sync_metadata(folder_path, step, credentials_block=BLOCK)
+    done = sync_metadata(folder_path, step, credentials=credentials)
     assert done is not None and done.updated == 1
-    again = sync_metadata(folder_path, step, credentials_block=BLOCK)
+    again = sync_metadata(folder_path, step, credentials=credentials)
     assert again is not None and again.updated == 0 and again.unchanged == 1

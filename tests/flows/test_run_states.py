@@ -17,6 +17,7 @@ from encord_sandbox import Sandbox
 from encord_sandbox.samples import png
 from prefect.settings import PREFECT_API_URL
 
+from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.flows.ingest import IngestSummary, ingest
 from prefect_encord.flows.parameters import LocalSource
 from prefect_encord.reporting import COMPLETED_WITH_FAILURES, TooManyFailures
@@ -37,17 +38,20 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def block(prefect_harness: None, sandbox: Sandbox) -> str:
-    credentials_block(sandbox).save(BLOCK, overwrite=True)
-    return BLOCK
+def block(prefect_harness: None, sandbox: Sandbox) -> EncordCredentials:
+    credentials = credentials_block(sandbox)
+    credentials.save(BLOCK, overwrite=True)
+    return credentials
 
 
 def _folder() -> str:
     return f"run-states/{uuid.uuid4().hex[:8]}"
 
 
-def test_a_run_with_a_failed_file_completes_with_failures_and_keeps_the_good_files(block: str, media: Path) -> None:
-    state = ingest(LocalSource(directory=str(media)), _folder(), credentials_block=block, return_state=True)
+def test_a_run_with_a_failed_file_completes_with_failures_and_keeps_the_good_files(
+    block: EncordCredentials, media: Path
+) -> None:
+    state = ingest(LocalSource(directory=str(media)), _folder(), credentials=block, return_state=True)
 
     assert state.is_completed() and state.name == COMPLETED_WITH_FAILURES
     assert state.message is not None
@@ -57,11 +61,11 @@ def test_a_run_with_a_failed_file_completes_with_failures_and_keeps_the_good_fil
     assert (summary.created, summary.failed, summary.failures) == (GOOD, 1, 1)
 
 
-def test_more_failures_than_max_failures_fail_the_run_and_carry_the_summary(block: str, media: Path) -> None:
+def test_more_failures_than_max_failures_fail_the_run_and_carry_the_summary(
+    block: EncordCredentials, media: Path
+) -> None:
     folder = _folder()
-    state = ingest(
-        LocalSource(directory=str(media)), folder, credentials_block=block, max_failures=0, return_state=True
-    )
+    state = ingest(LocalSource(directory=str(media)), folder, credentials=block, max_failures=0, return_state=True)
 
     assert state.is_failed()
     assert state.message is not None and state.message.endswith("more than max_failures=0")
@@ -69,26 +73,24 @@ def test_more_failures_than_max_failures_fail_the_run_and_carry_the_summary(bloc
     assert isinstance(carried, TooManyFailures)
     assert (carried.result.created, carried.result.failed) == (GOOD, 1)  # the good files landed all the same
     with pytest.raises(TooManyFailures, match="1 failure .*more than max_failures=0"):
-        ingest(LocalSource(directory=str(media)), folder, credentials_block=block, max_failures=0)
+        ingest(LocalSource(directory=str(media)), folder, credentials=block, max_failures=0)
 
 
-def test_enough_headroom_keeps_the_run_completed(block: str, media: Path) -> None:
-    state = ingest(
-        LocalSource(directory=str(media)), _folder(), credentials_block=block, max_failures=1, return_state=True
-    )
+def test_enough_headroom_keeps_the_run_completed(block: EncordCredentials, media: Path) -> None:
+    state = ingest(LocalSource(directory=str(media)), _folder(), credentials=block, max_failures=1, return_state=True)
     assert state.name == COMPLETED_WITH_FAILURES
 
 
-def test_a_negative_max_failures_is_refused_before_anything_is_written(block: str, media: Path) -> None:
+def test_a_negative_max_failures_is_refused_before_anything_is_written(block: EncordCredentials, media: Path) -> None:
     with pytest.raises(ValueError, match="max_failures must be 0 or more .*not -1"):
-        ingest(LocalSource(directory=str(media)), _folder(), credentials_block=block, max_failures=-1)
+        ingest(LocalSource(directory=str(media)), _folder(), credentials=block, max_failures=-1)
 
 
-def test_the_cli_exits_non_zero_and_names_the_state(block: str, media: Path, tmp_path: Path) -> None:
+def test_the_cli_exits_non_zero_and_names_the_state(block: EncordCredentials, media: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "NO_PROXY": "127.0.0.1,localhost"}
     command = [str(Path(sys.executable).parent / "prefect-encord"), "ingest", str(media), "--folder", _folder()]
     done = subprocess.run(
-        [*command, "--credentials-block", block, "--home", str(tmp_path)],
+        [*command, "--credentials-block", BLOCK, "--home", str(tmp_path)],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr

@@ -218,30 +218,43 @@ def runs(
     try:
         source = CloudSource(block="encord-s3-integration/hygiene")
         dataset = DatasetStep(title=f"hygiene {_token()}", project=f"hygiene {_token()}")
+        credentials = blocks["encord-credentials/hygiene"]
         states["ingest"] = ingest(
-            source=source, folder_path=f"hygiene/{_token()}", credentials_block="hygiene", dataset=dataset,
+            source=source, folder_path=f"hygiene/{_token()}", credentials=credentials, dataset=dataset,
             return_state=True,
         )  # fmt: skip
         summary = states["ingest"].result()
         _label_one_row(EncordCredentials(ssh_private_key=SecretStr(pem), domain=hardened.domain), summary.project_hash)
         to_bucket = ExportDestination(kind="cloud", location="encord-s3-integration/hygiene", prefix="exports")
         states["export"] = export_labels(
-            summary.project_hash, destination=to_bucket, credentials_block="hygiene", return_state=True
+            summary.project_hash,
+            destination=to_bucket,
+            credentials=blocks["encord-credentials/hygiene"],
+            return_state=True,
         )
         to_nowhere = ExportDestination(kind="cloud", location="encord-s3-integration/hygiene-missing")
         states["export to a missing bucket"] = export_labels(
-            summary.project_hash, destination=to_nowhere, credentials_block="hygiene", return_state=True
+            summary.project_hash,
+            destination=to_nowhere,
+            credentials=blocks["encord-credentials/hygiene"],
+            return_state=True,
         )
         states["ingest with an unregistered key"] = ingest(
-            source=source, folder_path="hygiene/never", credentials_block="hygiene-unregistered", return_state=True
+            source=source,
+            folder_path="hygiene/never",
+            credentials=blocks["encord-credentials/hygiene-unregistered"],
+            return_state=True,
         )
         states["ingest with a key cut short"] = ingest(
-            source=source, folder_path="hygiene/never", credentials_block="hygiene-cut-short", return_state=True
+            source=source,
+            folder_path="hygiene/never",
+            credentials=blocks["encord-credentials/hygiene-cut-short"],
+            return_state=True,
         )
         states["ingest from a missing bucket"] = ingest(
             source=CloudSource(block="encord-s3-integration/hygiene-missing"),
             folder_path=f"hygiene/{_token()}",
-            credentials_block="hygiene",
+            credentials=blocks["encord-credentials/hygiene"],
             return_state=True,
         )
         APILogWorker.drain_all(timeout=10)
@@ -438,10 +451,15 @@ def test_no_secret_in(surface: str, runs: Runs, traces: dict[str, list[str]]) ->
     assert not leaks, f"{surface} holds {sorted(leaks)}"
 
 
-def test_flow_parameters_name_blocks_never_secrets(runs: Runs) -> None:
+def test_flow_parameters_hold_credentials_blocks_with_the_key_masked(runs: Runs) -> None:
+    """A block passed to a flow called directly is stored as its fields, its secret masked by Prefect.
+
+    (A deployment stores a reference, ``{"$ref": …}``: tests/deployments.)"""
     with get_client(sync_client=True) as client:
         parameters = [client.read_flow_run(i).parameters for i in runs.flow_run_ids()]
-    assert {p["credentials_block"] for p in parameters} == {"hygiene", "hygiene-unregistered", "hygiene-cut-short"}
+    stored = [p["credentials"] for p in parameters]
+    assert len(stored) == len(parameters) > 0
+    assert all(c["block_type_slug"] == "encord-credentials" and c["ssh_private_key"] == "**********" for c in stored)
 
 
 # --- validation errors echo no secret --------------------------------------------------------------------------

@@ -41,9 +41,10 @@ from prefect_aws import MinIOCredentials
 from prefect_dask import DaskTaskRunner
 from pydantic import SecretStr
 
+from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.blocks.storage import CloudStorageIntegration
-from prefect_encord.flows.ingest import IngestSummary, ingest, load_credentials
+from prefect_encord.flows.ingest import IngestSummary, ingest
 from prefect_encord.flows.parameters import CloudSource, GroupingStep
 from prefect_encord.item_map import ItemMap
 from prefect_encord.planning.outcomes import BucketRegistration
@@ -126,7 +127,7 @@ def _ingest_parameters(block: str, runner: str) -> dict[str, Any]:
     return {
         "source": CloudSource(block=block),
         "folder_path": f"scale/dask/{uuid.uuid4().hex[:8]}/{runner}",
-        "credentials_block": CREDENTIALS_BLOCK,
+        "credentials": EncordCredentials.load(CREDENTIALS_BLOCK),
         "grouping": GROUPING,
     }
 
@@ -165,9 +166,8 @@ def test_ingest_unchanged_on_dask_gives_the_default_runners_outcome(
 
 
 @flow
-def register_on_workers(credentials_block: str, storage_block: str, folder_path: str) -> BucketRegistration:
+def register_on_workers(credentials: EncordCredentials, storage_block: str, folder_path: str) -> BucketRegistration:
     """``register_bucket`` submitted to the task runner: the way to put a bucket's registration on a worker."""
-    credentials = load_credentials(credentials_block)
     storage = Block.load(storage_block)
     assert isinstance(storage, CloudStorageIntegration)
     folder_uuid = get_or_create_folder(credentials, folder_path)
@@ -182,7 +182,8 @@ def test_register_bucket_submitted_to_dask_workers(
     folder_path = f"scale/dask/{uuid.uuid4().hex[:8]}/submitted"
     with Client(cluster) as observer, get_task_stream(observer) as stream:
         registered = _timed(
-            "register_bucket.submit on Dask s", lambda: on_dask(CREDENTIALS_BLOCK, bucket_block, folder_path)
+            "register_bucket.submit on Dask s",
+            lambda: on_dask(EncordCredentials.load(CREDENTIALS_BLOCK), bucket_block, folder_path),
         )
     figures["submitted tasks run on Dask workers"] = len(stream.data)
 
