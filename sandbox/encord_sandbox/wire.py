@@ -2,7 +2,7 @@
 
 Only translation lives here: rows from :mod:`store` in, JSON-ready dicts out. Under pydantic v2 an
 ``Optional`` field without a default is *required*, so every such key is always written, even
-when its value is null (encord-api.md §2, §6).
+when its value is null (the routes in docs/sandbox.md).
 """
 
 from __future__ import annotations

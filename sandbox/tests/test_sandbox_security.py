@@ -102,7 +102,7 @@ def _v2_signed(key: Ed25519PrivateKey, method: str, url: str, body: Any = None) 
 
 
 def _v2_stale(key: Ed25519PrivateKey, method: str, target: str, body: bytes, age: int) -> dict[str, str]:
-    """encord-api.md §1b by hand, with ``created`` ``age`` seconds in the past (a captured request replayed)."""
+    """The SDK's v2 request signature by hand, ``created`` ``age`` seconds ago (a captured request replayed)."""
     digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
     params = (
         f'("@method" "@request-target" "content-digest");created={int(time.time()) - age};'

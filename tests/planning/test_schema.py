@@ -251,7 +251,7 @@ def test_declare_schema_adds_removals_and_checks_every_key() -> None:
 
 # --- the organisation's schema -------------------------------------------------------------------------------------
 
-#: As the SDK renders what Encord stores (the probe output of encord-api.md §7, plus deletions and strict types).
+#: As the SDK renders what Encord stores (as probed against Encord, plus deletions and strict types).
 STORED = {
     "camera": {"ty": "variant", "hint": "varchar"},
     "count": {"ty": "variant", "hint": "number"},

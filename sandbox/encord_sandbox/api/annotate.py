@@ -1,4 +1,4 @@
-"""v2 routes of the annotation half (encord-api.md §11 rows 23–27): datasets, ontologies, projects.
+"""v2 routes of the annotation half (the routes in docs/sandbox.md): datasets, ontologies, projects.
 
 Plus the two title lookups the SDK makes on v2: ``get_datasets`` (``GET /datasets/list``, one
 ``{"result": [...]}`` answer) and ``list_projects`` (``GET /projects``, paged).

@@ -1,4 +1,4 @@
-"""The sandbox's own "bucket": PUT and GET on URLs it signed (encord-api.md §11 row 14)."""
+"""The sandbox's own "bucket": PUT and GET on URLs it signed (the routes in docs/sandbox.md)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ def _backend(request: Request) -> Backend:
 
 @router.get("/cloud-integrations")
 def cloud_integrations(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    """Note the key is ``result``, not ``results`` (encord-api.md §4)."""
+    """Note the key is ``result``, not ``results`` (the routes in docs/sandbox.md)."""
     uuids = set(request.query_params.getlist("filterIntegrationUuids"))
     titles = set(request.query_params.getlist("filterIntegrationTitles"))
     rows = _backend(request).store.integrations(caller.user)

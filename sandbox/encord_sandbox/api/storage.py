@@ -1,4 +1,4 @@
-"""Storage routes (encord-api.md §11 rows 2–20): folders, items, uploads, jobs, data groups."""
+"""Storage routes (the routes in docs/sandbox.md): folders, items, uploads, jobs, data groups."""
 
 from __future__ import annotations
 

@@ -61,7 +61,8 @@ def _send(prepared: requests.PreparedRequest, *, url: str | None = None, body: b
 def _manual_headers(
     key: Ed25519PrivateKey, method: str, target: str, *, body: bytes = b"", created: int | str, keyid: str
 ) -> dict[str, str]:
-    """encord-api.md §1b written out, so ``created`` and ``keyid`` can be chosen by the test."""
+    """The SDK's v2 request signature (``encord.http.v2.request_signer``) written out, so that the test
+    chooses ``created`` and ``keyid``."""
     digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
     params = f'{COVERED};created={created};keyid="{keyid}";alg="ed25519"'
     base = (

@@ -1,4 +1,4 @@
-"""Data groups through the real SDK (encord-api.md §5, encord-concepts.md §3.6).
+"""Data groups through the real SDK (the routes in docs/sandbox.md).
 
 ``folder.create_data_groups`` posts grid, carousel and custom layouts; the sandbox validates them (grid ≤ 12
 units, ≤ 50 per group, split 5–95, carousel size 10–70, keys that exist, bounded nesting, real non-group

@@ -1,4 +1,4 @@
-"""Datasets: the unmodified SDK against the running sandbox (encord-api.md §8, §11 rows 23, 29–31).
+"""Datasets: the unmodified SDK against the running sandbox (the routes in docs/sandbox.md).
 
 Creating datasets with and without a backing folder, reading their data rows back with the facts the
 sandbox probed from real media, ``list_data_rows`` filters (SQL LIKE semantics for ``title_like``) and

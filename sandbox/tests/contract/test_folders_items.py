@@ -1,6 +1,6 @@
 """Storage folders and items: the unmodified SDK against the running sandbox over HTTP.
 
-Covers encord-api.md §2 (folders), §6 (items, metadata updates, bundles), the sandbox's signed URLs
+Covers folders, items, metadata updates and bundles (docs/sandbox.md), the sandbox's signed URLs
 and blob sink, and §10's error mapping, including what one user may see of another's data.
 """
 

@@ -1,4 +1,4 @@
-"""Label rows: the unmodified SDK against the running sandbox (encord-api.md §9, §11 rows 33–36).
+"""Label rows: the unmodified SDK against the running sandbox (the routes in docs/sandbox.md).
 
 Every filter of ``list_label_rows_v2``; ``initialise_labels()`` on every data type the storage half
 accepts, with the facts the SDK builds from the skeleton; the seed's data-group flow end to end; a

@@ -1,4 +1,4 @@
-"""The custom-metadata schemas (encord-api.md §7) and the sandbox's server-side checks of item metadata.
+"""The custom-metadata schemas (the routes in docs/sandbox.md) and the sandbox's server-side checks of item metadata.
 
 The schema is organisation-wide and the sandbox lives for the whole session, so every test uses key
 names of its own and never assumes the schema starts empty. Saving replaces the whole schema, which

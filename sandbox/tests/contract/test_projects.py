@@ -1,4 +1,4 @@
-"""Ontologies and projects: the unmodified SDK against the running sandbox (encord-api.md §9, §11 rows 24–28, 32).
+"""Ontologies and projects: the unmodified SDK against the running sandbox (the routes in docs/sandbox.md).
 
 A project is created over datasets on the v1 user querier, read back on v2 with Encord's default
 workflow (Annotate → Review → Complete), and its datasets are attached and detached; its label rows

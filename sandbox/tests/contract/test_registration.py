@@ -1,4 +1,4 @@
-"""Registering data from cloud integrations through the real SDK (encord-api.md §4, encord-concepts.md §3.2–3.5).
+"""Registering data from cloud integrations through the real SDK (the routes in docs/sandbox.md).
 
 ``folder.add_private_data_to_folder_start`` sends a spec (the JSON import format as a dict, or the SDK's
 ``DataUploadItems``), and ``add_private_data_to_folder_get_result`` long-polls the job. The sandbox fetches

@@ -1,4 +1,4 @@
-"""Authorisation on every v1 route (encord-api.md §1a, §10, §11 rows 28–36).
+"""Authorisation on every v1 route (the routes in docs/sandbox.md).
 
 The v1 scheme signs the body but not the ``ResourceType``/``ResourceID`` headers, so a valid signature
 only proves *who* calls; the sandbox must then check that this user holds a role on the resource.
@@ -219,7 +219,7 @@ def test_every_route_of_the_dispatcher_has_a_case() -> None:
 
 
 def test_every_v1_route_of_the_contract_is_served() -> None:
-    contract = {  # encord-api.md §11 rows 28–36
+    contract = {  # the v1 routes of docs/sandbox.md
         ("project", "POST"),
         ("dataset", "GET"),
         ("datarows", "GET"),

@@ -1,4 +1,4 @@
-"""Local-file uploads through the real SDK (encord-api.md §3): signed-URL PUT, upload job, probed item facts.
+"""Local-file uploads through the real SDK (docs/sandbox.md): signed-URL PUT, upload job, probed item facts.
 
 Every ``folder.upload_*`` / ``create_*`` call below runs the SDK's whole flow against the sandbox over HTTP:
 reserve upload slots, PUT the bytes to the signed URL, start a data-upload job with placeholder items and
