@@ -28,11 +28,13 @@ from targets import report_targets
 REPO = Path(__file__).resolve().parent.parent
 PREFECT = "prefect==3.9.1"
 REFERENCE = [PREFECT, "prefect-aws"]
+#: What the base set's venv holds before the plugin is installed: a user's existing environment.
+USER_ENVIRONMENT = [PREFECT, "numpy>=2"]
 # Installed together, as `make` does: the plugin's [sandbox] extra names the sandbox distribution.
 SANDBOX = str(REPO / "sandbox")
 SETS: dict[str, list[str]] = {
     "reference": REFERENCE,
-    "base": [PREFECT, "numpy>=2", str(REPO)],
+    "base": [str(REPO)],  # into a venv that already holds USER_ENVIRONMENT
     "s3": [PREFECT, f"{REPO}[s3]"],
     "gcs": [PREFECT, f"{REPO}[gcs]"],
     "azure": [PREFECT, f"{REPO}[azure]"],
@@ -108,10 +110,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="footprint-") as tmp:
         for name in chosen:
             env = Path(tmp) / name
-            if name == "base":  # a user's environment that already holds the newest Prefect and numpy 2
-                install(env, [str(REPO)], preinstall=[PREFECT, "numpy>=2"])
-            else:
-                install(env, SETS[name])
+            install(env, SETS[name], preinstall=USER_ENVIRONMENT if name == "base" else None)
             megabytes, dists = measure(env)
             sizes[name] = megabytes
             line = f"{name:>10}: {megabytes:7.0f} MB, {dists:3d} distributions"

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from prefect_encord.extras import require
 from prefect_encord.planning.layouts import GridLayout
+from prefect_encord.testing import sandbox_samples
 
 GROUP_PATTERN = r"(?P<key>scene-\d+)_(?P<role>front|rear)"
 GROUP_LAYOUT = GridLayout(roles=["front", "rear"])
@@ -38,7 +38,7 @@ def write_example(root: Path) -> dict[str, Path]:
     """
     if (root / "manifest.csv").exists():
         return {"media": root / "media", "schema": root / "schema.yaml", "manifest": root / "manifest.csv"}
-    samples = require("encord_sandbox.samples", extra="sandbox", purpose="generating the bundled example")
+    samples = sandbox_samples("Generating the bundled example")
     media = root / "media"
     media.mkdir(parents=True, exist_ok=True)
     colours = {"scene-1": (200, 30, 30), "scene-2": (30, 30, 200)}

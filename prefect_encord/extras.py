@@ -16,7 +16,7 @@ EXTRAS = {
     "s3": "S3 and S3-compatible buckets (prefect-aws, boto3)",
     "gcs": "Google Cloud Storage buckets (prefect-gcp, google-cloud-storage)",
     "azure": "Azure Blob Storage containers (prefect-azure, azure-storage-blob)",
-    "coco": "COCO label exports (the encord SDK's coco extra: numpy, opencv, pycocotools, shapely)",
+    "coco": "COCO label exports (numpy, OpenCV, pycocotools, shapely)",
     "parquet": "Parquet metadata manifests (pyarrow)",
     "sandbox": "the offline Encord sandbox (encord-sandbox)",
 }

@@ -44,10 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="dataset title to link into (created if missing)")
     parser.add_argument("--project", help="project title or hash to attach the dataset to")
     parser.add_argument(
-        "--max-failures", type=int, help="fail the run when more than this many files or steps fail (default: none)"
+        "--max-failures", type=_count, help="fail the run when more than this many files or steps fail (default: none)"
     )
     parser.add_argument("--credentials-block", help="a saved EncordCredentials block (default: env, else sandbox)")
     parser.add_argument("--home", default=str(DEFAULT_HOME), help="where the embedded sandbox and example live")
+
+
+def _count(text: str) -> int:
+    """A whole number of 0 or more, refused by argparse (one line, before anything runs) otherwise."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of 0 or more, not {text!r}")
+    return int(text)
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from prefect_encord.blocks.credentials import EncordCredentials
@@ -36,3 +37,8 @@ def sandbox_class(purpose: str = "the offline Encord sandbox") -> type[Sandbox]:
     module = require("encord_sandbox", extra="sandbox", purpose=purpose)
     sandbox: type[Sandbox] = module.Sandbox
     return sandbox
+
+
+def sandbox_samples(purpose: str) -> ModuleType:
+    """The sandbox's generators of small real media (PNG, MP4, PDF, DICOM…), or an ImportError naming the extra."""
+    return require("encord_sandbox.samples", extra="sandbox", purpose=purpose)
