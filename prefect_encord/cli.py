@@ -35,10 +35,14 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _export_labels(args: argparse.Namespace) -> int:
-    from prefect_encord.flows.export_labels import ExportDestination, export_labels
+    from prefect_encord.blocks import load_cloud_block
+    from prefect_encord.flows.export_labels import export_labels
+    from prefect_encord.flows.parameters import CloudDestination, Destination, LocalDestination
 
-    destination = ExportDestination(
-        kind="cloud" if args.cloud else "local", location=args.destination, prefix=args.prefix
+    destination: Destination = (
+        CloudDestination(block=load_cloud_block(args.destination), prefix=args.prefix)
+        if args.cloud
+        else LocalDestination(directory=str(Path(args.destination).resolve()), prefix=args.prefix)
     )
     with main_command_credentials(args) as credentials:
         result = export_labels(

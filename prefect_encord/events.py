@@ -14,10 +14,16 @@ TASK_COMPLETED_EVENT = "encord.task.completed"
 """The webhook relay's event for Encord's ``task_completed_event`` (a task reached the Complete stage)."""
 
 ITEMS_REGISTERED_EVENT = "prefect-encord.items.registered"
-"""An ingest put files into a folder (resource: the folder; payload: created / already present / failed)."""
+"""An ingest put files into a folder (resource: the folder, named by its path; payload: the counts)."""
 
 GROUPS_CREATED_EVENT = "prefect-encord.groups.created"
-"""An ingest created data groups (resource: the folder)."""
+"""An ingest created data groups (resource: the folder, named by its path; payload: the counts)."""
+
+METADATA_IMPORTED_EVENT = "prefect-encord.metadata.imported"
+"""An ingest imported a metadata manifest (resource: the folder; payload: updated / unchanged / failed)."""
+
+PROJECT_ATTACHED_EVENT = "prefect-encord.project.attached"
+"""An ingest attached its dataset to a project (resource: the project, named; payload: the dataset)."""
 
 DATASET_LINKED_EVENT = "prefect-encord.dataset.linked"
 """An ingest linked items into a dataset (resource: the dataset; related: folder and project)."""

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from prefect_encord import example_data
 from prefect_encord.blocks.credentials import ENCORD_SSH_KEY_ENV, ENCORD_SSH_KEY_FILE_ENV, EncordCredentials
-from prefect_encord.reporting import TooManyFailures, add_progress_listener
+from prefect_encord.reporting import TooManyFailures, add_progress_listener, count_lines
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
@@ -86,6 +86,7 @@ def resolve_credentials(block: str | None, home: Path) -> Iterator[tuple[EncordC
 
 
 def run(args: argparse.Namespace) -> int:
+    from prefect_encord.blocks import load_cloud_block
     from prefect_encord.flows.ingest import ingest
     from prefect_encord.flows.parameters import CloudSource, DatasetStep, GroupingStep, LocalSource, MetadataStep
     from prefect_encord.planning.grouping import KeyPattern
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         source: LocalSource | CloudSource = (
-            CloudSource(block=args.bucket_block, include=args.include)
+            CloudSource(block=load_cloud_block(args.bucket_block), include=args.include)
             if args.bucket_block
             else LocalSource(directory=str(Path(args.source).resolve()))
         )
@@ -136,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
                 stop()
         summary = _summary(state)
         console.print(Markdown(summary.markdown))
+        for line in count_lines(summary.counts):
+            console.print(line, highlight=False)
         console.print(f"Run receipt: run id {summary.run_id} (undo with `prefect-encord rollback {summary.run_id}`)")
         console.print(f"Item map (source → item, one JSON line each): {summary.item_map}")
         if state.name != "Completed":

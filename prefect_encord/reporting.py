@@ -21,6 +21,7 @@ summary how many it left out. The complete per-file record of an ingest is its i
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -68,6 +69,16 @@ class TooManyFailures(Exception):
         return str(self.args[0])
 
 
+def artifact_key(flow: str, subject: str) -> str:
+    """A Prefect artifact key for ``flow`` about ``subject`` (a folder path, a project…), e.g.
+    ``encord-ingest-cams-2026``: two pipelines' artifacts keep separate histories in the UI.
+
+    Prefect allows lowercase letters, digits and dashes; the subject is cut to keep the key readable.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")[:48].strip("-")
+    return f"{flow}-{slug}" if slug else flow
+
+
 def check_max_failures(max_failures: int | None) -> None:
     """Refuse a negative ``max_failures`` before the run does anything."""
     if max_failures is not None and max_failures < 0:
@@ -86,12 +97,43 @@ def add_progress_listener(listener: ProgressListener) -> Callable[[], None]:
 
 @dataclass
 class Outcome:
-    """One row of the run's table: a step or a file, and what happened to it."""
+    """One row of the run's table: what happened to a subject (a file, a group, a key…) in a step.
+
+    ``step`` names the kind of thing counted ("files", "data groups", "metadata items"…), so that each
+    count in the summary is of one kind. ``count`` lets one row stand for several things, e.g. a manifest
+    that updated 4 items.
+    """
 
     step: str
     subject: str
-    status: str  # created | skipped | failed | linked | updated | exported
+    status: str  # created | skipped | failed | linked | updated | exported | deleted
     detail: str = ""
+    count: int = 1
+
+
+#: The kinds of thing the flows count, one row each in a summary's table (and its failure message); every
+#: flow that touches schema keys or metadata counts them under the same names.
+FILES = "files"
+SCHEMA_KEYS = "schema keys"
+METADATA_ITEMS = "metadata items"
+GROUPS = "data groups"
+LINKS = "dataset links"
+PROJECT = "project"
+
+#: Column headings of the summary's count table, in order; statuses not listed follow in name order.
+_STATUS_HEADINGS = {
+    "created": "created",
+    "updated": "updated",
+    "linked": "linked",
+    "exported": "exported",
+    "deleted": "deleted",
+    "skipped": "already there",
+    "not started": "not started",
+    "left out": "left out",
+    "failed": "failed",
+}
+#: Statuses that changed something, which the progress artifact's last words list.
+_CHANGES = ("created", "updated", "linked", "exported", "deleted")
 
 
 @dataclass
@@ -104,8 +146,8 @@ class RunReport:
     related: list[dict[str, str]] = field(default_factory=list)
     failures: list[Outcome] = field(default_factory=list)
     others: list[Outcome] = field(default_factory=list)
-    totals: dict[str, int] = field(default_factory=dict)
-    failed_by_step: dict[str, int] = field(default_factory=dict)
+    #: step → status → count: the one source of every count the run reports.
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
     _done: int = 0
     _artifact: UUID | None = None
 
@@ -129,14 +171,28 @@ class RunReport:
     def record(self, outcomes: Iterable[Outcome]) -> None:
         """Count each outcome; keep it for the table while there is room (see the module on size)."""
         for outcome in outcomes:
-            self.totals[outcome.status] = self.totals.get(outcome.status, 0) + 1
-            if outcome.status == "failed":
-                self.failed_by_step[outcome.step] = self.failed_by_step.get(outcome.step, 0) + 1
-                if self.totals["failed"] <= _LOGGED_FAILURES:
-                    run_logger(__name__).warning("%s failed: %s: %s", outcome.step, outcome.subject, outcome.detail)
+            if outcome.count == 0:  # e.g. "0 rows unchanged": nothing to count or list
+                continue
+            by_status = self.counts.setdefault(outcome.step, {})
+            by_status[outcome.status] = by_status.get(outcome.status, 0) + outcome.count
+            if outcome.status == "failed" and self.failed <= _LOGGED_FAILURES:
+                run_logger(__name__).warning("%s failed: %s: %s", outcome.step, outcome.subject, outcome.detail)
             kept = self.failures if outcome.status == "failed" else self.others
             if len(kept) < (MAX_FAILURE_ROWS if outcome.status == "failed" else MAX_OTHER_ROWS):
                 kept.append(outcome)
+
+    def count(self, step: str, status: str) -> int:
+        """How many ``status`` outcomes ``step`` recorded (e.g. ``count("files", "created")``)."""
+        return self.counts.get(step, {}).get(status, 0)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """status → count over every step."""
+        totals: dict[str, int] = {}
+        for by_status in self.counts.values():
+            for status, count in by_status.items():
+                totals[status] = totals.get(status, 0) + count
+        return totals
 
     def relate(self, kind: str, identifier: str, name: str | None = None) -> None:
         """Name an Encord object the run touched; every event of the run will point at it."""
@@ -150,10 +206,13 @@ class RunReport:
         emit_event(event, resource=subject, related=related or None, payload=dict(payload))
 
     def finish(self, summary_lines: Sequence[str]) -> str:
-        """Publish the markdown summary and the table (failures first); returns the markdown."""
-        lines = [f"# {self.title}", "", *summary_lines, "", "| outcome | count |", "|---|---|"]
-        lines += [f"| {status} | {count} |" for status, count in sorted(self.totals.items())]
-        failed = self.totals.get("failed", 0)
+        """Publish the markdown summary and the table (failures first); returns the markdown.
+
+        Every count the summary shows comes from :attr:`counts`, one row per kind of thing, so its numbers
+        cannot disagree with each other, nor with what the flow returns (built from the same counts).
+        """
+        lines = [f"# {self.title}", "", *summary_lines, "", *self._count_table()]
+        failed = self.failed
         if failed:
             lines += ["", "## Failures", "", "| step | subject | error |", "|---|---|---|"]
             lines += [
@@ -162,38 +221,70 @@ class RunReport:
             if failed > _SUMMARY_FAILURES:
                 lines.append(f"| … | {failed - _SUMMARY_FAILURES:,} more failures; the table artifact lists "
                              f"{min(failed, MAX_FAILURE_ROWS):,} in all | |")  # fmt: skip
-        left_out = sum(self.totals.values()) - len(self.failures) - len(self.others)
-        if left_out:
+        rows = len(self.failures) + len(self.others)
+        left_out = sum(self.totals.values()) - sum(o.count for o in (*self.failures, *self.others))
+        if left_out > 0:
             lines += ["", f"The table lists every failure up to {MAX_FAILURE_ROWS:,} and the first {MAX_OTHER_ROWS:,} "
                           f"other outcomes; {left_out:,} more are counted above, not listed."]  # fmt: skip
         markdown = "\n".join(lines)
+        ending = self.ending()
         if _in_flow_run():
             create_markdown_artifact(markdown, key=f"{self.key}-summary", description=self.title)
-            create_table_artifact(
-                [
-                    {"step": o.step, "subject": o.subject, "status": o.status, "detail": o.detail}
-                    for o in (*self.failures, *self.others)
-                ],
-                key=f"{self.key}-outcomes",
-                description=f"{self.title}: failures first, then the other steps and files",
-            )
+            if rows:  # an empty table artifact shows as a stray dot in the UI
+                create_table_artifact(
+                    [
+                        {"step": o.step, "subject": o.subject, "status": o.status, "detail": o.detail}
+                        for o in (*self.failures, *self.others)
+                    ],
+                    key=f"{self.key}-outcomes",
+                    description=f"{self.title}: failures first, then the other steps and files",
+                )
             if self._artifact is not None:
-                update_progress_artifact(self._artifact, 100.0, description="done")
+                update_progress_artifact(self._artifact, 100.0, description=ending)
         for listener in list(_listeners):
-            listener(1.0, "done")
+            listener(1.0, ending)
         if failed:
             run_logger(__name__).warning("%s: %s", self.title, self.failure_message())
         return markdown
 
+    def ending(self) -> str:
+        """The progress artifact's last words: ``"finished: 8 files created, 2 data groups created; 1 failure"``."""
+        parts = [
+            f"{count:,} {step} {_STATUS_HEADINGS.get(status, status)}"
+            for step, by_status in self.counts.items()
+            for status, count in by_status.items()
+            if status in _CHANGES and count
+        ]
+        failed = f"; {self.failed:,} {'failure' if self.failed == 1 else 'failures'}" if self.failed else ""
+        return f"finished: {', '.join(parts) or 'nothing to change'}{failed}"
+
+    def _count_table(self) -> list[str]:
+        """One row per kind of thing (files, data groups, metadata items…), one column per status."""
+        if not self.counts:
+            return ["Nothing was recorded."]
+        statuses = sorted(
+            {status for by_status in self.counts.values() for status in by_status},
+            key=lambda status: (list(_STATUS_HEADINGS).index(status) if status in _STATUS_HEADINGS else 99, status),
+        )
+        lines = [
+            "| | " + " | ".join(_STATUS_HEADINGS.get(status, status) for status in statuses) + " |",
+            "|---|" + "---|" * len(statuses),
+        ]
+        for step, by_status in self.counts.items():
+            lines.append(f"| {step} | " + " | ".join(f"{by_status.get(status, 0):,}" for status in statuses) + " |")
+        return lines
+
     @property
     def failed(self) -> int:
-        return self.totals.get("failed", 0)
+        return sum(by_status.get("failed", 0) for by_status in self.counts.values())
 
     def failure_message(self) -> str:
         """``"3 failures (2 in upload, 1 in metadata); listed in …"``, or "" when nothing failed."""
         if not self.failed:
             return ""
-        by_step = ", ".join(f"{count} in {step}" for step, count in sorted(self.failed_by_step.items()))
+        by_step = ", ".join(
+            f"{by_status['failed']:,} in {step}" for step, by_status in self.counts.items() if by_status.get("failed")
+        )
         noun = "failure" if self.failed == 1 else "failures"
         return f"{self.failed:,} {noun} ({by_step}); listed in the '{self.key}-outcomes' table artifact"
 
@@ -205,6 +296,14 @@ class RunReport:
             message = f"{self.failure_message()}; more than max_failures={max_failures}"
             return Failed(data=TooManyFailures(message, result), message=message)
         return Completed(data=result, name=COMPLETED_WITH_FAILURES, message=self.failure_message())
+
+
+def count_lines(counts: Mapping[str, Mapping[str, int]]) -> list[str]:
+    """``["files: 8 created, 1 failed", "data groups: 2 created"]``: a report's counts as plain lines (the CLI's)."""
+    return [
+        f"{step}: " + ", ".join(f"{n:,} {_STATUS_HEADINGS.get(status, status)}" for status, n in by_status.items())
+        for step, by_status in counts.items()
+    ]
 
 
 def _in_flow_run() -> bool:

@@ -1,8 +1,9 @@
 """Where prefect-encord keeps its local files: Prefect settings read from ``PREFECT_INTEGRATIONS_ENCORD_*``.
 
-Three directories, each defaulting to a folder of ``$PREFECT_HOME/encord``: the job ledger (registration
+Four directories, each defaulting to a folder of ``$PREFECT_HOME/encord``: the job ledger (registration
 jobs in flight, so a retry resumes them; share it between workers of several machines), the run ledger
-(receipts and each run's item map) and the item maps of ``register_bucket`` called on its own.
+(receipts and each run's item map), the item maps of ``register_bucket`` called on its own, and local
+label exports (outside any repository, so a deployment's pull step never puts exports in the code).
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ from prefect.settings import get_current_settings
 from prefect.settings.base import PrefectBaseSettings, build_settings_config
 from pydantic import Field
 
-Directory = Literal["job_ledger", "run_ledger", "item_map"]
+Directory = Literal["job_ledger", "run_ledger", "item_map", "export"]
 
 #: The folder of ``$PREFECT_HOME/encord`` each directory defaults to.
-_DEFAULT_NAMES: dict[Directory, str] = {"job_ledger": "job-ledger", "run_ledger": "runs", "item_map": "item-maps"}
+_DEFAULT_NAMES: dict[Directory, str] = {
+    "job_ledger": "job-ledger",
+    "run_ledger": "runs",
+    "item_map": "item-maps",
+    "export": "exports",
+}
 
 
 class EncordSettings(PrefectBaseSettings):
@@ -28,6 +34,7 @@ class EncordSettings(PrefectBaseSettings):
     job_ledger_directory: Path | None = Field(default=None, description="Directory of the registration job ledger.")
     run_ledger_directory: Path | None = Field(default=None, description="Directory of run receipts and item maps.")
     item_map_directory: Path | None = Field(default=None, description="Directory of item maps written without a path.")
+    export_directory: Path | None = Field(default=None, description="Root of local label exports.")
 
 
 def local_directory(kind: Directory) -> Path:

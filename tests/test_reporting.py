@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from prefect_encord.events import resource
-from prefect_encord.reporting import MAX_FAILURE_ROWS, MAX_OTHER_ROWS, Outcome, RunReport, add_progress_listener
+from prefect_encord.reporting import (
+    MAX_FAILURE_ROWS,
+    MAX_OTHER_ROWS,
+    Outcome,
+    RunReport,
+    add_progress_listener,
+    artifact_key,
+)
 
 
 def test_progress_listeners_hear_each_step_and_the_end() -> None:
@@ -16,7 +23,7 @@ def test_progress_listeners_hear_each_step_and_the_end() -> None:
         report.finish([])
     finally:
         stop()
-    assert heard == [(0.5, "folder: ready"), (1.0, "ingest: 2 uploaded"), (1.0, "done")]
+    assert heard == [(0.5, "folder: ready"), (1.0, "ingest: 2 uploaded"), (1.0, "finished: nothing to change")]
 
 
 def test_summary_counts_outcomes_and_lists_failures_with_their_errors() -> None:
@@ -29,8 +36,28 @@ def test_summary_counts_outcomes_and_lists_failures_with_their_errors() -> None:
         ]
     )
     markdown = report.finish(["Folder **x**."])
-    assert "| created | 1 |" in markdown and "| skipped | 1 |" in markdown and "| failed | 1 |" in markdown
+    assert "| | created | already there | failed |" in markdown and "| upload | 1 | 1 | 1 |" in markdown
     assert "| upload | bad\\|name.png | bad.png: not a readable image |" in markdown
+
+
+def test_counts_stay_apart_by_kind_and_one_row_can_stand_for_many() -> None:
+    report = RunReport(title="Ingest", steps=["files", "metadata"])
+    report.record([Outcome("files", "a.png", "created"), Outcome("files", "b.png", "created")])
+    report.record([Outcome("data groups", "scene-1", "created")])
+    report.record([Outcome("metadata items", "manifest.csv", "updated", count=4)])
+    report.record([Outcome("metadata items", "manifest.csv", "skipped", count=0)])  # nothing: no row, no column
+    markdown = report.finish([])
+    assert report.count("files", "created") == 2 and report.count("metadata items", "updated") == 4
+    assert "| | created | updated |" in markdown
+    assert "| files | 2 | 0 |" in markdown and "| data groups | 1 | 0 |" in markdown
+    assert "| metadata items | 0 | 4 |" in markdown
+    assert report.ending() == "finished: 2 files created, 1 data groups created, 4 metadata items updated"
+
+
+def test_artifact_keys_keep_pipelines_apart() -> None:
+    assert artifact_key("encord-ingest", "Cams/2026 Front") == "encord-ingest-cams-2026-front"
+    assert artifact_key("encord-ingest", "///") == "encord-ingest"
+    assert len(artifact_key("encord-export", "x" * 200)) <= len("encord-export-") + 48
 
 
 def test_resources_name_encord_objects_for_automations() -> None:
@@ -51,6 +78,6 @@ def test_a_huge_run_is_counted_in_full_but_keeps_bounded_rows() -> None:
     assert report.others[0].subject == "s3://b/0.png" and report.failures[-1].subject.endswith(
         f"-{MAX_FAILURE_ROWS - 1}.png"
     )
-    assert f"| created | {MAX_OTHER_ROWS + 500} |" in markdown and f"| failed | {MAX_FAILURE_ROWS + 5} |" in markdown
+    assert f"| register | {MAX_OTHER_ROWS + 500:,} | {MAX_FAILURE_ROWS + 5:,} |" in markdown
     assert f"{MAX_FAILURE_ROWS + 5 - 200:,} more failures" in markdown
     assert "505 more are counted above, not listed" in markdown

@@ -9,7 +9,7 @@ other blocks keep working.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union, cast
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.extras import MissingExtraError
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from prefect_encord.blocks.azure import EncordAzureIntegration
     from prefect_encord.blocks.gcs import EncordGcsIntegration
     from prefect_encord.blocks.s3 import EncordS3Integration
-    from prefect_encord.blocks.storage import CloudStorageIntegration
 
 #: class name -> (module, block type slug) of each cloud block.
 CLOUD_BLOCKS = {
@@ -34,13 +33,25 @@ for _name, (_module, _slug) in CLOUD_BLOCKS.items():
         _missing[_name] = _error
 
 
+if TYPE_CHECKING:
+    CloudBlock = EncordS3Integration | EncordGcsIntegration | EncordAzureIntegration
+else:
+    _available = tuple(globals()[name] for name in CLOUD_BLOCKS if name not in _missing)
+    if _available:
+        CloudBlock = Union[_available]  # noqa: UP007 (a union built from a tuple of classes)
+    else:
+        from prefect_encord.blocks.storage import CloudStorageIntegration as CloudBlock
+"""The type of a flow parameter that takes a saved cloud integration block: a union of the cloud blocks
+whose extras are installed, which the Prefect UI renders as a choice of block pickers (one per type)."""
+
+
 def __getattr__(name: str) -> Any:
     if name in _missing:
         raise _missing[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def load_cloud_block(reference: str) -> CloudStorageIntegration:
+def load_cloud_block(reference: str) -> CloudBlock:
     """Load a saved cloud integration block by ``'block-type-slug/name'``, e.g. ``encord-s3-integration/raw``.
 
     Raises:
@@ -61,11 +72,12 @@ def load_cloud_block(reference: str) -> CloudStorageIntegration:
     block = Block.load(reference)
     if not isinstance(block, CloudStorageIntegration):
         raise TypeError(f"block {reference!r} is a {type(block).__name__}, not a cloud integration block")
-    return block
+    return cast("CloudBlock", block)
 
 
 __all__ = [
     "CLOUD_BLOCKS",
+    "CloudBlock",
     "EncordAzureIntegration",
     "EncordCredentials",
     "EncordGcsIntegration",

@@ -28,7 +28,7 @@ class EncordAzureIntegration(CloudStorageIntegration):
     with `DefaultAzureCredential`). Without one, set `account_url` and `DefaultAzureCredential` applies
     (managed identity, workload identity, environment, Azure CLI). The block talks to the storage
     synchronously, so it builds azure-storage-blob's sync client from the same settings rather than the
-    credentials block's async one. Object URLs are `https://<account>.blob.core.windows.net/<container>/<blob>`,
+    credentials block's async one. Object URLs are `https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB`,
     or the same path under the connection string's `BlobEndpoint` (e.g. Azurite).
 
     Example:

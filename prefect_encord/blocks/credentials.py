@@ -39,9 +39,12 @@ def _schema_extra(schema: dict[str, Any], model: type[Block]) -> None:
     deployment's ``{"$ref": {"block_document_slug": "encord-credentials/encord"}}`` both send one. When a
     deployment is created, Prefect checks its parameters against the schema with every ``required`` removed,
     and the reference must pass there; ``if``/``then`` keeps both true (with ``required`` gone, the
-    condition is empty and the consequence too).
+    condition is empty and the consequence too). The Prefect UI drops ``if``/``then`` from the schema it
+    validates a Custom Run form against, so ``domain`` is also listed as required (it keeps its default, which
+    the UI fills in): a reference has no ``domain`` and matches only the reference there.
     """
     block_schema_extra(schema, model)
+    schema["required"] = ["domain"]
     schema["if"] = {"required": ["$ref"]}
     schema["then"] = {"required": ["a block reference, not a block"]}
 

@@ -30,7 +30,7 @@ class EncordGcsIntegration(CloudStorageIntegration):
     Credentials reuse the prefect-gcp block. Without one, Application Default Credentials apply (workload
     identity, a VM's service account, `gcloud auth application-default login`), except against a custom
     endpoint such as an emulator, where requests are anonymous because emulators take no credentials.
-    Object URLs are `https://storage.googleapis.com/<bucket>/<key>`, or `<gcs_endpoint>/<bucket>/<key>`.
+    Object URLs are `https://storage.googleapis.com/BUCKET/KEY`, or `GCS_ENDPOINT/BUCKET/KEY`.
 
     Example:
         List the videos of a bucket:

@@ -32,8 +32,8 @@ class EncordS3Integration(CloudStorageIntegration):
 
     Credentials reuse prefect-aws blocks. Without one, boto3's default chain applies (environment,
     shared config, IAM role), which is what workers on AWS normally use. Object URLs are what Encord's S3
-    integrations expect: `https://<bucket>.s3.<region>.amazonaws.com/<key>` on AWS, or
-    `<endpoint_url>/<bucket>/<key>` (path style) on another endpoint.
+    integrations expect: `https://BUCKET.s3.REGION.amazonaws.com/KEY` on AWS, or
+    `ENDPOINT_URL/BUCKET/KEY` (path style) on another endpoint.
 
     Example:
         List new images in a bucket and register them with Encord:

@@ -7,37 +7,20 @@ COCO), then announces what it wrote with a ``prefect-encord.labels.exported`` ev
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
-
 from prefect import flow
-from pydantic import BaseModel, Field
 
-from prefect_encord.blocks import load_cloud_block
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.blocks.storage import CloudStorageIntegration
 from prefect_encord.events import LABELS_EXPORTED_EVENT, resource
+from prefect_encord.flows.parameters import CloudDestination, Destination, LocalDestination
 from prefect_encord.planning.label_rows import LabelRowFilters
-from prefect_encord.reporting import Outcome, RunReport
+from prefect_encord.reporting import Outcome, RunReport, artifact_key
 from prefect_encord.tasks.exports import ExportResult, export_label_rows
-
-
-class ExportDestination(BaseModel):
-    """Where the export goes: a local directory, or a saved cloud integration block."""
-
-    kind: Literal["local", "cloud"] = Field(default="local", description="local directory or cloud block")
-    location: str = Field(
-        default="exports",
-        description="The directory (local), or the block as block type slug, a slash and the block name (cloud), "
-        "e.g. 'encord-s3-integration/exports'.",
-    )
-    prefix: str = Field(default="", description="Folder within the destination, e.g. 'labels/nightly'.")
 
 
 @flow(name="encord-export-labels", log_prints=True)
 def export_labels(
     project_hash: str,
-    destination: ExportDestination | None = None,
+    destination: Destination = LocalDestination(),  # noqa: B008 (an immutable model, shown as the form's default)
     filters: LabelRowFilters | None = None,
     coco: bool = False,
     incremental: bool = True,
@@ -48,16 +31,18 @@ def export_labels(
 
     Args:
         project_hash: The Encord project.
-        destination: Local directory or cloud block, and a prefix within it.
+        destination: A local directory (by default under PREFECT_HOME) or a cloud block, and a prefix within it.
         filters: Which label rows (status, edited before/after, titles, workflow stage …).
         coco: Also keep a COCO file of every image-like row.
         incremental: Only rows edited since the previous run's watermark; False re-exports everything.
         credentials: A saved EncordCredentials block (the UI's block picker).
     """
-    destination = destination or ExportDestination()
-    report = RunReport(title=f"Export labels of project {project_hash}", steps=["export"], key="encord-export")
-    report.relate("project", project_hash)
-    target = _target(destination)
+    report = RunReport(
+        title=f"Export labels of project {project_hash}",
+        steps=["export"],
+        key=artifact_key("encord-export", project_hash),
+    )
+    target = destination.block if isinstance(destination, CloudDestination) else destination.root()
     result = export_label_rows(
         credentials,
         project_hash,
@@ -67,26 +52,36 @@ def export_labels(
         coco=coco,
         incremental=incremental,
     )
-    report.record(Outcome("export", data_hash, "exported", result.index) for data_hash in result.exported)
+    report.title = f"Export labels of {result.project_title or project_hash}"
+    report.relate("project", project_hash, result.project_title or None)
+    report.record(
+        Outcome("label rows", result.titles.get(data_hash, data_hash), "exported", location)
+        for data_hash, location in result.files.items()
+    )
+    report.record([Outcome("label rows", "listed again, unchanged", "skipped", count=result.unchanged)])
+    report.record([Outcome("label rows", "nobody started them", "not started", count=result.not_started)])
+    if coco:
+        report.record([Outcome("COCO images", result.coco or "", "exported", count=result.coco_images)])
+        report.record(Outcome("COCO images", title, "left out", "no pixels: COCO cannot express it")
+                      for title in result.coco_left_out)  # fmt: skip
     report.step_done("export", f"{len(result.exported)} rows exported ({result.reason}), {result.unchanged} unchanged")
     report.emit(
         LABELS_EXPORTED_EVENT,
-        resource("project", project_hash),
-        {"exported": len(result.exported), "index": result.index, "coco": result.coco,
+        resource("project", project_hash, result.project_title or None),
+        {"exported": len(result.exported), "unchanged": result.unchanged, "index": result.index,
+         "coco": result.coco, "coco_images": result.coco_images, "coco_annotations": result.coco_annotations,
+         "coco_left_out": len(result.coco_left_out),
          "watermark": result.watermark.isoformat() if result.watermark else None},
     )  # fmt: skip
-    report.finish(
-        [
-            f"Project `{project_hash}` → `{result.index}`",
-            f"- {len(result.exported)} rows exported, {result.unchanged} unchanged, {result.not_started} not started",
-            f"- {'incremental' if result.incremental else 'full'} run: {result.reason}",
-            f"- watermark for the next run: {result.watermark.isoformat() if result.watermark else 'none'}",
-        ]
-    )
+    lines = [
+        f"Project **{result.project_title}** (`{project_hash}`) → index `{result.index}`",
+        f"- {'incremental' if result.incremental else 'full'} run: {result.reason}",
+        f"- watermark for the next run: {result.watermark.isoformat() if result.watermark else 'none'}",
+    ]
+    if result.coco:
+        left_out = ", ".join(result.coco_left_out[:20]) + (" …" if len(result.coco_left_out) > 20 else "")
+        lines.append(f"- COCO `{result.coco}`: {result.coco_images} images, {result.coco_annotations} annotations")
+        if left_out:
+            lines.append(f"- left out of COCO (no pixels): {len(result.coco_left_out)}: {left_out}")
+    report.finish(lines)
     return result
-
-
-def _target(destination: ExportDestination) -> CloudStorageIntegration | Path:
-    if destination.kind == "local":
-        return Path(destination.location)
-    return load_cloud_block(destination.location)

@@ -17,7 +17,6 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from prefect_encord import events
-from prefect_encord.blocks import load_cloud_block
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.crashpoints import crash_point
 from prefect_encord.events import resource
@@ -31,7 +30,18 @@ from prefect_encord.flows.parameters import (
 )
 from prefect_encord.item_map import ItemMap, ItemMapWriter
 from prefect_encord.planning.ids import is_uuid
-from prefect_encord.reporting import Outcome, RunReport, check_max_failures
+from prefect_encord.reporting import (
+    FILES,
+    GROUPS,
+    LINKS,
+    METADATA_ITEMS,
+    PROJECT,
+    SCHEMA_KEYS,
+    Outcome,
+    RunReport,
+    artifact_key,
+    check_max_failures,
+)
 from prefect_encord.run_ledger import RunLedger
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
@@ -47,6 +57,7 @@ class IngestSummary(BaseModel):
     """What an ingest run did, in numbers and ids (the flow's return value)."""
 
     run_id: str
+    folder_path: str = ""
     folder_uuid: str
     created: int = 0
     already_present: int = 0
@@ -55,9 +66,14 @@ class IngestSummary(BaseModel):
     groups_created: int = 0
     groups_already_present: int = 0
     dataset_hash: str | None = None
+    dataset_title: str | None = None
     linked: int = 0
     project_hash: str | None = None
+    project_title: str | None = None
     metadata_updated: int = 0
+    counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Kind of thing (files, data groups…) → status → count: the summary's table."
+    )
     item_map: str = Field(
         default="", description="JSON-lines file of source (path or URL) → item UUID, one line per item present."
     )
@@ -96,19 +112,20 @@ def ingest(
     ledger = RunLedger(run_id)
     steps = ["folder", "ingest", *(["metadata"] if metadata else []), *(["groups"] if grouping else [])]
     steps += ["dataset"] if dataset else []
-    report = RunReport(title=f"Ingest into {folder_path}", steps=steps, key="encord-ingest")
+    report = RunReport(title=f"Ingest into {folder_path}", steps=steps, key=artifact_key("encord-ingest", folder_path))
 
     folder_uuid = get_or_create_folder(credentials, folder_path)
     report.relate("folder", folder_uuid, folder_path)
     report.step_done("folder", f"folder {folder_path} is {folder_uuid}")
-    summary = IngestSummary(run_id=run_id, folder_uuid=folder_uuid)
+    summary = IngestSummary(run_id=run_id, folder_path=folder_path, folder_uuid=folder_uuid)
 
     item_map = _ingest_files(credentials, source, folder_uuid, ledger, report, summary)
     report.emit(
         events.ITEMS_REGISTERED_EVENT,
         resource("folder", folder_uuid, folder_path),
-        {"created": summary.created, "already_present": summary.already_present, "failed": summary.failed},
-    )
+        {"created": summary.created, "already_present": summary.already_present, "failed": summary.failed,
+         "folder_path": folder_path},
+    )  # fmt: skip
     summary.item_map = str(item_map.path)
     # Only grouping and linking need every item at once; a plain ingest of millions never loads the map.
     items = item_map.to_dict() if grouping is not None or dataset is not None else {}
@@ -118,11 +135,12 @@ def ingest(
     if grouping is not None:
         linkable = _group(credentials, grouping, folder_uuid, items, ledger, report, summary)
     if dataset is not None:
-        _link(credentials, dataset, list(linkable.values()), ledger, report, summary)
+        _link(credentials, dataset, linkable, ledger, report, summary)
 
     ledger.finish()
     summary.failures = report.failed
-    summary.markdown = report.finish(_summary_lines(summary, folder_path))
+    summary.counts = report.counts
+    summary.markdown = report.finish(_summary_lines(summary))
     return report.final_state(summary, max_failures)
 
 
@@ -152,33 +170,26 @@ def _ingest_files(
             item_map = writer.close()
         crash_point("ingest.after-files")
         ledger.after(jobs=uploaded.jobs)
-        report.record(Outcome("upload", path, "created", item) for path, item in created.items())
-        report.record(Outcome("upload", path, "skipped", "already in the folder") for path in uploaded.skipped)
-        report.record(Outcome("upload", path, "failed", error) for path, error in uploaded.failed.items())
-        summary.created, summary.already_present, summary.failed = (
-            len(created), len(uploaded.skipped), len(uploaded.failed)
-        )  # fmt: skip
-        report.step_done("ingest", f"{len(created)} uploaded, {len(uploaded.skipped)} already there, "
-                                   f"{len(uploaded.failed)} failed")  # fmt: skip
+        report.record(Outcome(FILES, path, "created", f"item {item}") for path, item in created.items())
+        report.record(Outcome(FILES, path, "skipped", "already in the folder") for path in uploaded.skipped)
+        report.record(Outcome(FILES, path, "failed", error) for path, error in uploaded.failed.items())
+        _count_files(report, summary)
+        report.step_done("ingest", _files_progress(summary, "uploaded"))
         return item_map
-    storage = load_cloud_block(source.block)
-    ledger.before(f"register objects of {source.block} into folder {folder_uuid}")
+    ledger.before(f"register objects of {source.block.root_url} into folder {folder_uuid}")
     registered = register_bucket.submit(
-        credentials, storage, folder_uuid, include=source.include, exclude=source.exclude,
+        credentials, source.block, folder_uuid, include=source.include, exclude=source.exclude,
         modified_since=source.modified_since, item_map=ledger.item_map_path,
     ).result()  # fmt: skip
     item_map = registered.item_map
     crash_point("ingest.after-files")
     ledger.after(jobs=[job.job_id for job in registered.jobs])
-    report.record(Outcome("register", m.source, "created" if m.status == "created" else "skipped", m.item)
+    report.record(Outcome(FILES, m.source, "created" if m.status == "created" else "skipped", f"item {m.item}")
                   for m in item_map)  # fmt: skip
-    report.record(Outcome("register", f.urls[0] if f.urls else "?", "failed", f.error) for f in registered.unit_errors)
-    report.record(Outcome("plan", s.url, "failed", s.reason) for s in registered.skipped)
-    summary.created = item_map.created
-    summary.already_present = item_map.present
-    summary.failed = len(registered.unit_errors) + len(registered.skipped)
-    report.step_done("ingest", f"{summary.created} registered, {summary.already_present} already there, "
-                               f"{summary.failed} failed or skipped")  # fmt: skip
+    report.record(Outcome(FILES, f.urls[0] if f.urls else "?", "failed", f.error) for f in registered.unit_errors)
+    report.record(Outcome(FILES, s.url, "failed", f"not registered: {s.reason}") for s in registered.skipped)
+    _count_files(report, summary)
+    report.step_done("ingest", _files_progress(summary, "registered"))
     return item_map
 
 
@@ -197,17 +208,19 @@ def _group(
     new = {name: uuid for name, uuid in result.groups.items() if name not in set(result.skipped)}
     crash_point("ingest.after-groups")
     ledger.after(groups=new.values())
-    report.record(Outcome("groups", name, "created", uuid) for name, uuid in new.items())
-    report.record(Outcome("groups", name, "skipped", "already in the folder") for name in result.skipped)
-    report.record(Outcome("groups", name, "failed", error) for name, error in result.failed.items())
-    summary.groups_created, summary.groups_already_present = len(new), len(result.skipped)
+    report.record(Outcome(GROUPS, name, "created", f"group {uuid}") for name, uuid in new.items())
+    report.record(Outcome(GROUPS, name, "skipped", "already in the folder") for name in result.skipped)
+    report.record(Outcome(GROUPS, name, "failed", error) for name, error in result.failed.items())
+    summary.groups_created = report.count(GROUPS, "created")
+    summary.groups_already_present = report.count(GROUPS, "skipped")
     report.step_done("groups", f"{len(new)} groups created, {len(result.skipped)} already there, "
                                f"{len(result.failed)} failed")  # fmt: skip
     report.emit(
         events.GROUPS_CREATED_EVENT,
-        resource("folder", folder_uuid),
-        {"created": len(new), "failed": len(result.failed)},
-    )
+        resource("folder", folder_uuid, summary.folder_path),
+        {"created": len(new), "already_present": len(result.skipped), "failed": len(result.failed),
+         "folder_path": summary.folder_path},
+    )  # fmt: skip
     return {**{source: items[source] for source in result.unmatched}, **result.groups}
 
 
@@ -218,76 +231,109 @@ def _apply_metadata(
     if step.schema_file:
         diff = apply_metadata_schema(credentials, step.schema_file)
         # A refused change (type change, removal) raises before anything is written: the run stops there.
-        report.record(Outcome("schema", key, "created", str(kind)) for key, kind in diff.added.items())
+        report.record(Outcome(SCHEMA_KEYS, key, "created", str(kind)) for key, kind in diff.added.items())
     if step.manifest:
         imported = import_metadata(
             credentials, step.manifest, key_by=step.key_by, folder_uuid=folder_uuid, mode=step.mode
         )
-        summary.metadata_updated = imported.updated
         problems = [*imported.not_found, *imported.invalid, *imported.rejected]
-        report.record(Outcome("metadata", p.item or f"row {p.row}", "failed", str(p)) for p in problems)
-        report.record(
-            [Outcome("metadata", step.manifest, "updated", f"{imported.updated} items")] if imported.updated else []
-        )
+        report.record(Outcome(METADATA_ITEMS, p.item or f"row {p.row}", "failed", str(p)) for p in problems)
+        report.record([Outcome(METADATA_ITEMS, step.manifest, "updated", "from the manifest", count=imported.updated)])
+        report.record([Outcome(METADATA_ITEMS, step.manifest, "skipped", "unchanged", count=imported.unchanged)])
+        summary.metadata_updated = report.count(METADATA_ITEMS, "updated")
+        report.emit(
+            events.METADATA_IMPORTED_EVENT,
+            resource("folder", folder_uuid, summary.folder_path),
+            {"updated": imported.updated, "unchanged": imported.unchanged, "failed": len(problems),
+             "manifest": step.manifest, "folder_path": summary.folder_path},
+        )  # fmt: skip
     report.step_done("metadata", f"{summary.metadata_updated} items' metadata updated")
 
 
 def _link(
     credentials: EncordCredentials,
     step: DatasetStep,
-    item_uuids: list[str],
+    linkable: dict[str, str],
     ledger: RunLedger,
     report: RunReport,
     summary: IngestSummary,
 ) -> None:
-    """Get or create the dataset, link what is not linked yet, and attach it to the project if asked."""
+    """Get or create the dataset, link what is not linked yet, and attach it to the project if asked.
+
+    ``linkable`` maps each source (file path, URL or group name) to its item: the table names what it links.
+    """
+    item_uuids = list(linkable.values())
+    names = {uuid: name for name, uuid in linkable.items()}
     dataset = get_or_create_dataset(credentials, step.title)
-    summary.dataset_hash = dataset.dataset_hash
+    summary.dataset_hash, summary.dataset_title = dataset.dataset_hash, step.title
     report.relate("dataset", dataset.dataset_hash, step.title)
     ledger.before(f"link {len(item_uuids)} items into dataset {dataset.dataset_hash}")
     crash_point("ingest.before-link")
     linked = link_items_to_dataset(credentials, dataset.dataset_hash, item_uuids)
     crash_point("ingest.after-link")
     ledger.after(dataset=dataset.dataset_hash, linked=linked.linked)
-    summary.linked = len(linked.linked)
-    report.record(Outcome("dataset", item, "linked", data_hash) for item, data_hash in linked.linked.items())
-    report.record(Outcome("dataset", item, "failed", error) for item, error in linked.failed.items())
+    report.record(Outcome(LINKS, names.get(item, item), "linked", f"item {item} → data {data_hash}")
+                  for item, data_hash in linked.linked.items())  # fmt: skip
+    report.record(Outcome(LINKS, names.get(item, item), "skipped", f"item {item}") for item in linked.already_present)
+    report.record(Outcome(LINKS, names.get(item, item), "failed", error) for item, error in linked.failed.items())
+    summary.linked = report.count(LINKS, "linked")
     if step.project:
-        summary.project_hash = _attach(credentials, step.project, dataset.dataset_hash, report)
+        summary.project_hash, summary.project_title = _attach(
+            credentials, step.project, dataset.dataset_hash, step.title, report
+        )
     report.step_done(
         "dataset", f"{summary.linked} linked into {step.title}, {len(linked.already_present)} already there"
     )
     report.emit(
-        events.DATASET_LINKED_EVENT, resource("dataset", dataset.dataset_hash, step.title), {"linked": summary.linked}
+        events.DATASET_LINKED_EVENT,
+        resource("dataset", dataset.dataset_hash, step.title),
+        {"linked": summary.linked, "already_present": len(linked.already_present), "failed": len(linked.failed)},
     )
 
 
-def _attach(credentials: EncordCredentials, project: str, dataset_hash: str, report: RunReport) -> str:
-    """Attach to a project given by hash, or get/create one by title; returns the project hash."""
+def _attach(
+    credentials: EncordCredentials, project: str, dataset_hash: str, dataset_title: str, report: RunReport
+) -> tuple[str, str]:
+    """Attach to a project given by hash, or get/create one by title; returns the project's hash and title."""
     if is_uuid(project):
         attached = attach_datasets(credentials, project, [dataset_hash])
     else:
         attached = get_or_create_project(credentials, project, dataset_hashes=[dataset_hash]).datasets
-    report.relate("project", attached.project_hash, project)
+    title = attached.title or project
+    report.relate("project", attached.project_hash, title)
     status = "linked" if dataset_hash in attached.attached else "skipped"
-    report.record([Outcome("project", project, status, f"dataset {dataset_hash}")])
-    return attached.project_hash
+    report.record([Outcome(PROJECT, title, status, f"dataset {dataset_title} ({dataset_hash})")])
+    report.emit(
+        events.PROJECT_ATTACHED_EVENT,
+        resource("project", attached.project_hash, title),
+        {"dataset_hash": dataset_hash, "dataset_title": dataset_title, "newly_attached": status == "linked"},
+    )
+    return attached.project_hash, title
 
 
-def _summary_lines(summary: IngestSummary, folder_path: str) -> list[str]:
+def _count_files(report: RunReport, summary: IngestSummary) -> None:
+    """The summary's file counts, read from the report: the table and the return value say the same."""
+    summary.created = report.count(FILES, "created")
+    summary.already_present = report.count(FILES, "skipped")
+    summary.failed = report.count(FILES, "failed")
+
+
+def _files_progress(summary: IngestSummary, verb: str) -> str:
+    """``"8 of 9 files uploaded, 0 already there, 1 failed"``: the progress artifact's line for the files step."""
+    total = summary.created + summary.already_present + summary.failed
+    return (
+        f"{summary.created} of {total} files {verb}, {summary.already_present} already there, {summary.failed} failed"
+    )
+
+
+def _summary_lines(summary: IngestSummary) -> list[str]:
+    """What the run touched, by name and id; every count is in the report's table below these lines."""
     lines = [
-        f"Folder **{folder_path}** (`{summary.folder_uuid}`).",
-        f"- items: {summary.created} created, {summary.already_present} already present, {summary.failed} failed",
+        f"Folder **{summary.folder_path}** (`{summary.folder_uuid}`).",
         f"- item map (source → item of every item present): `{summary.item_map}`",
     ]
-    if summary.groups_created or summary.groups_already_present:
-        lines.append(
-            f"- data groups: {summary.groups_created} created, {summary.groups_already_present} already present"
-        )
-    if summary.metadata_updated:
-        lines.append(f"- metadata: {summary.metadata_updated} items updated")
     if summary.dataset_hash:
-        lines.append(f"- dataset `{summary.dataset_hash}`: {summary.linked} linked")
+        lines.append(f"- dataset **{summary.dataset_title}** (`{summary.dataset_hash}`)")
     if summary.project_hash:
-        lines.append(f"- project `{summary.project_hash}`")
+        lines.append(f"- project **{summary.project_title}** (`{summary.project_hash}`)")
     return lines

@@ -1,20 +1,24 @@
 """Typed flow parameters: what the Prefect UI renders as forms (defaults, descriptions, dropdowns).
 
-Only names, paths and plain values travel here — never secrets or clients. Credentials are a block
-parameter of each flow (an ``EncordCredentials``): a run stores a reference to the saved block, never
-the key, so its parameters can be shown, stored and re-run safely.
+Only names, paths, plain values and blocks travel here — never secrets or clients. Credentials are a
+block parameter of each flow (an ``EncordCredentials``) and a bucket is a cloud integration block
+(:data:`~prefect_encord.blocks.CloudBlock`): the UI offers a block picker for each, and a run stores a
+reference to the saved block, never its keys, so its parameters can be shown, stored and re-run safely.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from prefect_encord.blocks import CloudBlock
 from prefect_encord.planning.grouping import KeyPattern, Manifest
 from prefect_encord.planning.layouts import CarouselLayout, CustomLayout, GridLayout
 from prefect_encord.planning.manifests import check_readable
+from prefect_encord.settings import local_directory
 
 
 class LocalSource(BaseModel):
@@ -32,9 +36,9 @@ class CloudSource(BaseModel):
     """Objects in a bucket, registered through an Encord cloud integration (Encord reads them itself)."""
 
     kind: Literal["cloud"] = "cloud"
-    block: str = Field(
-        description="A saved cloud integration block, as block type slug, a slash and the block name, "
-        "e.g. 'encord-s3-integration/raw-footage'."
+    block: CloudBlock = Field(
+        description="A saved cloud integration block (S3, GCS or Azure): the bucket and the Encord integration "
+        "that reads it."
     )
     include: list[str] = Field(default_factory=list, description="Glob patterns of keys to register (all if empty).")
     exclude: list[str] = Field(default_factory=list, description="Glob patterns of keys to leave out.")
@@ -84,3 +88,33 @@ class DatasetStep(BaseModel):
 
     title: str = Field(description="Dataset title; created if no dataset has it.")
     project: str | None = Field(default=None, description="Project title or hash to attach the dataset to.")
+
+
+class LocalDestination(BaseModel):
+    """Label exports into a directory of the machine running the flow."""
+
+    kind: Literal["local"] = "local"
+    directory: str = Field(
+        default="",
+        description="Where exports go. Empty: the 'encord/exports' folder of PREFECT_HOME on the machine running "
+        "the flow (or PREFECT_INTEGRATIONS_ENCORD_EXPORT_DIRECTORY). A relative path is taken within that folder, "
+        "never within the deployment's working directory.",
+    )
+    prefix: str = Field(default="", description="Folder within the directory, e.g. 'labels/nightly'.")
+
+    def root(self) -> Path:
+        """The absolute directory: ``directory`` if absolute, else within the configured exports folder."""
+        directory = Path(self.directory).expanduser()
+        return directory if directory.is_absolute() else local_directory("export") / directory
+
+
+class CloudDestination(BaseModel):
+    """Label exports into a bucket, through a saved cloud integration block."""
+
+    kind: Literal["cloud"] = "cloud"
+    block: CloudBlock = Field(description="A saved cloud integration block (S3, GCS or Azure) to write into.")
+    prefix: str = Field(default="", description="Folder within the bucket, e.g. 'labels/nightly'.")
+
+
+#: Where an export goes; a plain union, like :data:`Source`.
+Destination = LocalDestination | CloudDestination

@@ -13,7 +13,7 @@ from prefect.client.schemas.objects import State
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.events import METADATA_SYNCED_EVENT, resource
 from prefect_encord.flows.parameters import MetadataStep
-from prefect_encord.reporting import Outcome, RunReport
+from prefect_encord.reporting import METADATA_ITEMS, SCHEMA_KEYS, Outcome, RunReport, artifact_key
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.metadata import MetadataImportResult, import_metadata
 from prefect_encord.tasks.metadata_schema import apply_metadata_schema
@@ -40,15 +40,19 @@ def sync_metadata(
         dry_run: Report what would change, write nothing.
         credentials: A saved EncordCredentials block (the UI's block picker).
     """
-    report = RunReport(title=f"Sync metadata of {folder_path}", steps=["schema", "manifest"], key="encord-metadata")
+    report = RunReport(
+        title=f"Sync metadata of {folder_path}",
+        steps=["schema", "manifest"],
+        key=artifact_key("encord-metadata", folder_path),
+    )
     folder_uuid = get_or_create_folder(credentials, folder_path)
     report.relate("folder", folder_uuid, folder_path)
     if metadata.schema_file:
         diff = apply_metadata_schema(
             credentials, metadata.schema_file, allow_type_changes=allow_type_changes, dry_run=dry_run
         )
-        report.record(Outcome("schema", key, "created", str(kind)) for key, kind in diff.added.items())
-        report.record(Outcome("schema", r.key, "failed", str(r)) for r in diff.refused)
+        report.record(Outcome(SCHEMA_KEYS, key, "created", str(kind)) for key, kind in diff.added.items())
+        report.record(Outcome(SCHEMA_KEYS, r.key, "failed", str(r)) for r in diff.refused)
     report.step_done("schema", "schema applied" if metadata.schema_file else "no schema given")
     result = None
     if metadata.manifest:
@@ -57,13 +61,15 @@ def sync_metadata(
             dry_run=dry_run,
         )  # fmt: skip
         problems = [*result.not_found, *result.invalid, *result.rejected]
-        report.record(Outcome("metadata", p.item or f"row {p.row}", "failed", str(p)) for p in problems)
+        report.record(Outcome(METADATA_ITEMS, p.item or f"row {p.row}", "failed", str(p)) for p in problems)
+        status = "would update" if dry_run else "updated"
+        report.record([Outcome(METADATA_ITEMS, str(metadata.manifest), status, "from the manifest", result.updated)])
+        report.record([Outcome(METADATA_ITEMS, str(metadata.manifest), "skipped", "unchanged", result.unchanged)])
         report.emit(METADATA_SYNCED_EVENT, resource("folder", folder_uuid, folder_path), {"updated": result.updated})
     report.step_done("manifest", f"{result.updated if result else 0} items updated")
     report.finish(
         [
             f"Folder **{folder_path}** (`{folder_uuid}`){' — dry run, nothing written' if dry_run else ''}.",
-            f"- items updated: {result.updated if result else 0}, unchanged: {result.unchanged if result else 0}",
         ]
     )
     return report.final_state(result)

@@ -51,8 +51,11 @@ COCO_NAME = "coco.json"
 WATERMARK_NAME = "_watermark.json"
 #: How far before the watermark a run lists again (see the module docstring); unchanged rows cost nothing.
 DEFAULT_OVERLAP = timedelta(minutes=10)
-#: Label-row data types the COCO exporter turns into images; text, audio, PDF and data groups have none.
+#: Label-row data types the COCO exporter turns into images; text, audio and PDF have none, and data groups
+#: are split into their image and video spaces first (:func:`coco_rows`).
 COCO_DATA_TYPES = frozenset({"image", "img_group", "video", "dicom", "nifti"})
+#: Rows whose labels a COCO file is built from: the image-like ones and data groups.
+COCO_SOURCES = COCO_DATA_TYPES | {"group"}
 
 
 class UnsafeExportPath(ValueError):
@@ -138,6 +141,8 @@ class IndexEntry(LabelRowSummary):
     """One exported row: its summary at the time it was listed, and its file relative to the export root."""
 
     path: str
+    members: dict[str, str] | None = None
+    """A data group's members: space id → file name (Encord's label JSON of a group does not name them)."""
 
 
 def render_index(entries: Iterable[IndexEntry]) -> bytes:
@@ -210,12 +215,15 @@ class RunPlan:
     reason: str
 
 
+_COCO_MARK = "+coco"
+
+
 def selection_key(filters: LabelRowFilters, coco: bool) -> str:
     """What a watermark is valid for: the filters, and whether the export keeps a COCO file.
 
     Turning COCO on makes the next run a full one, so the COCO file covers every row from the start.
     """
-    return f"{filters.fingerprint()}{'+coco' if coco else ''}"
+    return f"{filters.fingerprint()}{_COCO_MARK if coco else ''}"
 
 
 def plan_run(
@@ -233,7 +241,9 @@ def plan_run(
     if previous is None:
         return RunPlan(False, None, "no watermark yet")
     if previous.selection != selection:
-        return RunPlan(False, None, "the filters changed since the watermark was written")
+        options_only = previous.selection.removesuffix(_COCO_MARK) == selection.removesuffix(_COCO_MARK)
+        what = "the export options changed (COCO on or off)" if options_only else "the filters changed"
+        return RunPlan(False, None, f"{what} since the watermark was written")
     if previous.last_edited_at is None:
         return RunPlan(False, None, "no row was exported before")
     if not has_index:
@@ -291,13 +301,94 @@ def render_json(document: Any, indent: int | None = None) -> bytes:
     return json.dumps(document, sort_keys=True, indent=indent, separators=separators, ensure_ascii=False).encode()
 
 
-def coco_document(labels: Iterable[dict[str, Any]], ontology: OntologyStructure) -> dict[str, Any]:
-    """COCO (with Encord's extra fields) of the image-like rows among ``labels`` (Encord JSON dicts).
+@dataclass(frozen=True)
+class CocoExport:
+    """A COCO document, and the rows (or data-group spaces) it could not express, by title."""
+
+    document: dict[str, Any]
+    left_out: tuple[str, ...]
+
+    @property
+    def images(self) -> int:
+        return len(self.document.get("images", []))
+
+    @property
+    def annotations(self) -> int:
+        return len(self.document.get("annotations", []))
+
+
+#: Data-group space types COCO can express, and the data-unit MIME type each becomes for the exporter.
+_COCO_SPACES = {"image": "image", "video": "video/mp4"}
+
+
+def coco_rows(
+    labels: Iterable[dict[str, Any]], members: Mapping[str, Mapping[str, str]] | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows COCO takes (each data-group image or video space as a row of its own), and what it cannot take.
+
+    Encord's exporter reads only a row's ``data_units``; a data group keeps its members' labels in
+    ``spaces`` instead, so without this its boxes would vanish from the COCO file. Each space becomes an
+    image (or video) titled ``group/member`` whose id is the group's data hash and the space's, so a member
+    that is also a row of its own (its own labels) stays a separate image. Text, audio, PDF and HTML
+    (rows or spaces) have no pixels: they are returned by title, for the summary to name. ``members``
+    names each group's spaces (group data hash → space id → file name); a space it does not name is
+    titled by its id.
+    """
+    members = members or {}
+    taken: list[dict[str, Any]] = []
+    left_out: list[str] = []
+    for row in labels:
+        if row.get("data_type") in COCO_DATA_TYPES:
+            taken.append(row)
+        elif row.get("data_type") == "group":
+            for space_id, space in sorted((row.get("spaces") or {}).items()):
+                member = f"{row['data_title']}/{members.get(row['data_hash'], {}).get(space_id, space_id)}"
+                if space.get("space_type") in _COCO_SPACES:
+                    taken.append(_space_row(row, space_id, space, member))
+                else:
+                    left_out.append(member)
+        else:
+            left_out.append(str(row.get("data_title", row.get("data_hash"))))
+    return taken, left_out
+
+
+def _space_row(row: dict[str, Any], space_id: str, space: dict[str, Any], title: str) -> dict[str, Any]:
+    """One data-group space as the image (or video) row Encord's COCO exporter reads."""
+    mime = _COCO_SPACES[space["space_type"]]
+    labels = space.get("labels") or {}
+    unit_labels = labels if mime.startswith("video") else labels.get("0", {"objects": [], "classifications": []})
+    data_hash = f"{row['data_hash']}:{space_id}"
+    unit = {
+        "data_hash": data_hash,
+        "data_title": title,
+        "data_type": mime,
+        "data_link": "",
+        "width": space.get("width"),
+        "height": space.get("height"),
+        "labels": unit_labels,
+    }
+    return {
+        **{key: row[key] for key in ("label_hash", "object_answers", "classification_answers") if key in row},
+        "object_actions": row.get("object_actions", {}),
+        "data_hash": data_hash,
+        "data_title": title,
+        "data_type": "video" if mime.startswith("video") else "image",
+        "data_units": {data_hash: unit},
+    }
+
+
+def coco_document(
+    labels: Iterable[dict[str, Any]],
+    ontology: OntologyStructure,
+    members: Mapping[str, Mapping[str, str]] | None = None,
+) -> CocoExport:
+    """COCO (with Encord's extra fields) of the image-like rows and data-group spaces among ``labels``.
 
     Rows are ordered by data hash first, because the exporter numbers images and annotations in the
     order it is given them: the same rows always get the same ids.
     """
     from encord.utilities.coco.exporter import CocoExporter  # needs the coco extra (numpy, pycocotools, …)
 
-    selected = sorted((row for row in labels if row.get("data_type") in COCO_DATA_TYPES), key=lambda r: r["data_hash"])
-    return CocoExporter(selected, ontology=ontology).export()
+    taken, left_out = coco_rows(labels, members)
+    selected = sorted(taken, key=lambda r: r["data_hash"])
+    return CocoExport(CocoExporter(selected, ontology=ontology).export(), tuple(sorted(left_out)))

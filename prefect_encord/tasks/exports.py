@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from encord.constants.enums import DataType
 from encord.objects import LabelRowV2
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -37,8 +38,9 @@ from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration
 from prefect_encord.extras import require
 from prefect_encord.planning.exports import (
-    COCO_DATA_TYPES,
+    COCO_SOURCES,
     DEFAULT_OVERLAP,
+    CocoExport,
     ExportLayout,
     IndexEntry,
     UnsafeExportPath,
@@ -144,11 +146,19 @@ class ExportResult(BaseModel):
     project_hash: str
     incremental: bool = Field(description="False if this run exported the whole selection.")
     reason: str = Field(description="Why the run was incremental or full.")
+    project_title: str = ""
     exported: list[str] = Field(default_factory=list, description="Data hashes of the rows written by this run.")
+    files: dict[str, str] = Field(default_factory=dict, description="Data hash → location of its exported file.")
+    titles: dict[str, str] = Field(default_factory=dict, description="Data hash → data title of the exported rows.")
     unchanged: int = Field(default=0, description="Rows listed again (overlap) but already exported as they are.")
     not_started: int = Field(default=0, description="Rows nobody has started: no labels, not exported.")
     index: str = Field(description="Location of the JSON Lines index.")
     coco: str | None = Field(default=None, description="Location of the COCO file, if one is kept.")
+    coco_images: int = Field(default=0, description="Images in the COCO file (frames of videos count one each).")
+    coco_annotations: int = 0
+    coco_left_out: list[str] = Field(
+        default_factory=list, description="Titles of rows (or data-group members) COCO cannot express: no pixels."
+    )
     watermark: datetime | None = Field(description="The watermark left for the next run.")
     previous_watermark: datetime | None = None
 
@@ -210,6 +220,7 @@ def export_label_rows(
 
     fresh: list[IndexEntry] = []
     labels: dict[str, dict[str, Any]] = {}
+    coco_export: CocoExport | None = None
     with ThreadPoolExecutor(max_workers=_TRANSFERS, thread_name_prefix="label-export") as pool:
         for bundle in initialise_in_bundles(project, [by_hash[s.data_hash] for s in chosen.to_fetch], bundle_size):
             writes = []
@@ -224,8 +235,18 @@ def export_label_rows(
         if fresh or not plan.incremental:
             if coco:
                 labels.update(_read_back(pool, target, layout, entries.values(), skip=labels.keys()))
-                document = coco_document(labels.values(), project.ontology_structure)
-                target.write(layout.coco_key, render_json(document), _JSON)
+                members = {e.data_hash: e.members for e in entries.values() if e.members}
+                coco_export = coco_document(labels.values(), project.ontology_structure, members)
+                # Rows without pixels that this run did not fetch are named from the index, not read back.
+                unread = tuple(e.data_title for e in entries.values() if e.data_hash not in labels)
+                coco_export = CocoExport(coco_export.document, tuple(sorted((*coco_export.left_out, *unread))))
+                target.write(layout.coco_key, render_json(coco_export.document), _JSON)
+                if coco_export.left_out:
+                    named = ", ".join(coco_export.left_out[:20])
+                    logger.warning(
+                        "COCO cannot express %d rows or data-group spaces (no pixels), left out of %s: %s",
+                        len(coco_export.left_out), target.location(layout.coco_key), named,
+                    )  # fmt: skip
             target.write(layout.index_key, render_index(entries.values()), "application/x-ndjson")
 
     carried = previous.last_edited_at if plan.incremental and previous is not None else None
@@ -246,6 +267,12 @@ def export_label_rows(
         incremental=plan.incremental,
         reason=plan.reason,
         exported=[entry.data_hash for entry in fresh],
+        files={entry.data_hash: target.location(layout.key(entry.path)) for entry in fresh},
+        titles={entry.data_hash: entry.data_title for entry in fresh},
+        project_title=project.title,
+        coco_images=coco_export.images if coco_export else 0,
+        coco_annotations=coco_export.annotations if coco_export else 0,
+        coco_left_out=list(coco_export.left_out) if coco_export else [],
         unchanged=len(chosen.unchanged),
         not_started=len(chosen.not_started),
         index=target.location(layout.index_key),
@@ -260,8 +287,19 @@ def _export_row(
 ) -> tuple[IndexEntry, dict[str, Any], bytes]:
     """An initialised row's index entry, its Encord JSON, and the bytes of its file."""
     blob = row.to_encord_dict()
-    entry = IndexEntry(**summary, path=layout.label_path(row.data_hash))
+    entry = IndexEntry(**summary, path=layout.label_path(row.data_hash), members=_members(row))
     return entry, blob, render_json(blob, indent=2)
+
+
+def _members(row: LabelRowV2) -> dict[str, str] | None:
+    """A data group's members by space id (their file names), which its label JSON does not carry."""
+    if row.data_type != DataType.GROUP:
+        return None
+    return {
+        space.space_id: str(getattr(space.metadata, "file_name", space.space_id))
+        for space in row.get_spaces()
+        if space.space_id != "root"
+    }
 
 
 def _read_back(
@@ -271,8 +309,8 @@ def _read_back(
     entries: Iterable[IndexEntry],
     skip: Set[str],
 ) -> dict[str, dict[str, Any]]:
-    """The Encord JSON of earlier-exported image-like rows, read from the destination (for COCO)."""
-    wanted = [e for e in entries if e.data_type in COCO_DATA_TYPES and e.data_hash not in skip]
+    """The Encord JSON of earlier-exported image-like and data-group rows, read from the destination (for COCO)."""
+    wanted = [e for e in entries if e.data_type in COCO_SOURCES and e.data_hash not in skip]
     reads = {e.data_hash: pool.submit(target.read, layout.key(e.path)) for e in wanted}
     found: dict[str, dict[str, Any]] = {}
     for data_hash, future in reads.items():

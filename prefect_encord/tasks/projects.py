@@ -33,6 +33,7 @@ class AttachResult(BaseModel):
     """Which datasets an attach call added, and which the project already had."""
 
     project_hash: str
+    title: str = ""
     attached: list[str] = Field(default_factory=list, description="Datasets this call attached.")
     already_attached: list[str] = Field(default_factory=list, description="Datasets the project already had.")
 
@@ -108,7 +109,7 @@ def get_or_create_project(
             title=title,
             ontology_hash=project.ontology_hash,
             created=True,
-            datasets=AttachResult(project_hash=project.project_hash, attached=wanted),
+            datasets=AttachResult(project_hash=project.project_hash, title=title, attached=wanted),
         )
     if ontology_hash is not None and project.ontology_hash != ontology_hash:
         raise OntologyMismatch(
@@ -157,7 +158,10 @@ def _attach(project: Project, dataset_hashes: Sequence[str]) -> AttachResult:
             f"attaching {len(missing)} datasets to project {project.project_hash}",
         )
     result = AttachResult(
-        project_hash=project.project_hash, attached=missing, already_attached=[d for d in wanted if d in present]
+        project_hash=project.project_hash,
+        title=project.title,
+        attached=missing,
+        already_attached=[d for d in wanted if d in present],
     )
     run_logger(__name__).info(
         "Project %s: %d datasets attached, %d already attached",

@@ -184,7 +184,7 @@ def test_a_clean_run_registers_every_good_file_once_and_reports_the_bad_one(
     assert code == 0 and ingests.state("cloud") == clean["cloud"]
     with get_client(sync_client=True) as prefect:
         (table,) = prefect.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["encord-ingest-outcomes"])),
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="encord-ingest-%-outcomes")),
             sort=ArtifactSort.CREATED_DESC, limit=1,
         )  # fmt: skip
     rows = json.loads(str(table.data))

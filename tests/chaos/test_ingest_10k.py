@@ -84,13 +84,12 @@ def test_ten_thousand_files_under_chaos_become_ten_thousand_items(
             minio_root_password=SecretStr(MOTO_SECRET_ACCESS_KEY),
             region_name=MOTO_REGION,
         )
-        EncordS3Integration(bucket_name=bucket, integration="chaos-s3", endpoint_url=s3_endpoint,
-                            credentials=minio).save("chaos-10k", overwrite=True)  # fmt: skip
+        block = EncordS3Integration(bucket_name=bucket, integration="chaos-s3", endpoint_url=s3_endpoint,
+                                    credentials=minio)  # fmt: skip
+        block.save("chaos-10k", overwrite=True)
         started = time.perf_counter()
 
-        summary = ingest(
-            CloudSource(block="encord-s3-integration/chaos-10k"), f"chaos/10k-{bucket}", credentials=credentials
-        )
+        summary = ingest(CloudSource(block=block), f"chaos/10k-{bucket}", credentials=credentials)
 
         elapsed = time.perf_counter() - started
         stats = httpx.get(domain + STATS_PATH).json()
@@ -111,7 +110,7 @@ def _failed_rows() -> list[dict[str, str]]:
     """The failures the latest ingest run published in its outcomes table artifact."""
     with get_client(sync_client=True) as prefect:
         (table,) = prefect.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["encord-ingest-outcomes"])),
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="encord-ingest-%-outcomes")),
             sort=ArtifactSort.CREATED_DESC, limit=1,
         )  # fmt: skip
     return [row for row in json.loads(str(table.data)) if row["status"] == "failed"]

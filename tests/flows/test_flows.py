@@ -22,11 +22,12 @@ from prefect.settings import PREFECT_API_URL
 
 from prefect_encord import example_data, run_ledger
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.flows.export_labels import ExportDestination, export_labels
+from prefect_encord.flows.export_labels import export_labels
 from prefect_encord.flows.ingest import IngestSummary, ingest
-from prefect_encord.flows.parameters import DatasetStep, GroupingStep, LocalSource, MetadataStep
+from prefect_encord.flows.parameters import DatasetStep, GroupingStep, LocalDestination, LocalSource, MetadataStep
 from prefect_encord.flows.sync_metadata import sync_metadata
 from prefect_encord.item_map import ItemMap
+from prefect_encord.reporting import artifact_key
 from prefect_encord.testing import credentials_block
 
 BLOCK = "flows-sandbox"
@@ -102,7 +103,8 @@ def test_ingest_creates_everything_the_example_declares(first_run: IngestSummary
 
 def test_a_user_sees_artifacts_events_and_a_receipt(first_run: IngestSummary) -> None:
     with get_client(sync_client=True) as prefect:
-        keys = ["encord-ingest-summary", "encord-ingest-outcomes", "encord-ingest-progress"]
+        key = artifact_key("encord-ingest", first_run.folder_path)
+        keys = [f"{key}-summary", f"{key}-outcomes", f"{key}-progress"]
         artifacts = prefect.read_artifacts(
             artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=keys),
@@ -111,16 +113,30 @@ def test_a_user_sees_artifacts_events_and_a_receipt(first_run: IngestSummary) ->
         )
     by_key = {a.key: a for a in artifacts}
     assert set(by_key) == set(keys)
-    assert "items: 8 created, 0 already present, 0 failed" in str(by_key["encord-ingest-summary"].data)
-    assert by_key["encord-ingest-progress"].data == 100.0
+    summary = str(by_key[f"{key}-summary"].data)
+    # One row per kind of thing, so files, groups, keys and links are never added up together.
+    assert "| | created | updated | linked |" in summary
+    assert "| files | 8 | 0 | 0 |" in summary and "| data groups | 2 | 0 | 0 |" in summary
+    assert "| metadata items | 0 | 4 | 0 |" in summary and "| dataset links | 0 | 0 | 6 |" in summary
+    assert f"dataset **{first_run.dataset_title}**" in summary and f"project **{first_run.project_title}**" in summary
+    assert by_key[f"{key}-progress"].data == 100.0
+    assert by_key[f"{key}-progress"].description is not None
+    assert by_key[f"{key}-progress"].description.startswith("finished: 8 files created, 3 schema keys created")
     folder = f"encord.folder.{first_run.folder_uuid}"
-    events = _events("prefect-encord.", about=folder, since=time.time() - 3600, expected=3)
+    events = _events("prefect-encord.", about=folder, since=time.time() - 3600, expected=5)
     names = {e["event"] for e in events}
     assert {
         "prefect-encord.items.registered",
+        "prefect-encord.metadata.imported",
         "prefect-encord.groups.created",
         "prefect-encord.dataset.linked",
+        "prefect-encord.project.attached",
     } <= names
+    # Every event names what it is about, so the feed reads "… in examples/…", not a bare UUID.
+    assert all(e["resource"].get("prefect.resource.name") for e in events)
+    registered = next(e for e in events if e["event"] == "prefect-encord.items.registered")
+    assert registered["resource"]["prefect.resource.name"] == first_run.folder_path
+    assert (registered["payload"]["created"], registered["payload"]["failed"]) == (8, 0)
     linked = next(
         e
         for e in events
@@ -147,7 +163,7 @@ def test_export_labels_is_incremental(
 ) -> None:
     assert first_run.project_hash
     client = sandbox.credentials().get_client()
-    destination = ExportDestination(kind="local", location=str(tmp_path), prefix="labels")
+    destination = LocalDestination(directory=str(tmp_path), prefix="labels")
     nothing_yet = export_labels(first_run.project_hash, destination=destination, credentials=credentials)
     assert nothing_yet.exported == []
 

@@ -42,14 +42,14 @@ def _visible_items(home: Path) -> int:
 def test_ingest_the_example_twice_then_roll_the_first_run_back(prefect_harness: None, tmp_path: Path) -> None:
     first = _run("ingest", home=tmp_path)
     assert "Ingesting into the embedded sandbox" in first
-    assert "items: 8 created, 0 already present, 0 failed" in first
-    assert "data groups: 2 created" in first and "metadata: 4 items updated" in first
+    assert "files: 8 created\n" in first
+    assert "data groups: 2 created\n" in first and "metadata items: 4 updated\n" in first
     run_id = re.search(r"rollback ([0-9a-f-]{36})", first)
     assert run_id, first
     assert _visible_items(tmp_path) == 10  # 8 files + 2 data groups
 
     again = _run("ingest", home=tmp_path)
-    assert "items: 0 created, 8 already present, 0 failed" in again
+    assert "files: 8 already there\n" in again
 
     undone = _run("rollback", run_id.group(1), home=tmp_path)
     assert "deleted 10, already gone 0, failed 0" in undone

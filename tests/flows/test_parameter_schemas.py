@@ -11,14 +11,16 @@ import importlib
 import json
 import pkgutil
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prefect.flows import Flow
+from prefect.settings import PREFECT_HOME, temporary_settings
 from prefect.utilities.callables import parameter_schema
 
 import prefect_encord.flows as flows_package
-from prefect_encord.flows.parameters import GroupingStep
+from prefect_encord.flows.parameters import GroupingStep, LocalDestination
 from prefect_encord.planning.grouping import KeyPattern, Manifest
 from prefect_encord.planning.layouts import CarouselLayout, CustomLayout, GridLayout
 
@@ -82,3 +84,27 @@ def test_grouping_rules_and_layouts_still_accept_their_dict_forms() -> None:
     assert isinstance(custom.layout, CustomLayout)
     with pytest.raises(ValueError, match="needs a named group"):
         GroupingStep.model_validate({"rule": {"pattern": "no-groups"}})
+
+
+def test_buckets_are_block_pickers_not_text() -> None:
+    """A cloud source or destination is a choice of the cloud block types, each rendered as a block picker."""
+    for flow_name, model in (("encord-ingest", "CloudSource"), ("encord-export-labels", "CloudDestination")):
+        schema = parameter_schema(FLOWS[flow_name]).model_dump()
+        choices = [
+            ref["$ref"].rsplit("/", 1)[1] for ref in schema["definitions"][model]["properties"]["block"]["anyOf"]
+        ]
+        slugs = {schema["definitions"][choice]["block_type_slug"] for choice in choices}
+        assert slugs == {"encord-s3-integration", "encord-gcs-integration", "encord-azure-integration"}
+
+
+def test_every_encord_flow_takes_credentials_as_a_block() -> None:
+    for name, flow in FLOWS.items():
+        schema = parameter_schema(flow).model_dump()
+        assert schema["properties"]["credentials"]["$ref"] == "#/definitions/EncordCredentials", name
+
+
+def test_local_exports_land_under_prefect_home_unless_given_an_absolute_directory(tmp_path: Path) -> None:
+    with temporary_settings(updates={PREFECT_HOME: str(tmp_path / "home")}):
+        assert LocalDestination().root() == tmp_path / "home" / "encord" / "exports"
+        assert LocalDestination(directory="nightly").root() == tmp_path / "home" / "encord" / "exports" / "nightly"
+        assert LocalDestination(directory=str(tmp_path / "out")).root() == tmp_path / "out"

@@ -55,7 +55,7 @@ def test_a_run_with_a_failed_file_completes_with_failures_and_keeps_the_good_fil
 
     assert state.is_completed() and state.name == COMPLETED_WITH_FAILURES
     assert state.message is not None
-    assert state.message.startswith("1 failure (1 in upload); listed in the 'encord-ingest-outcomes'")
+    assert state.message.startswith("1 failure (1 in files); listed in the 'encord-ingest-run-states-")
     summary = state.result()
     assert isinstance(summary, IngestSummary)
     assert (summary.created, summary.failed, summary.failures) == (GOOD, 1, 1)
@@ -94,4 +94,4 @@ def test_the_cli_exits_non_zero_and_names_the_state(block: EncordCredentials, me
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
-    assert f"{COMPLETED_WITH_FAILURES}: 1 failure (1 in upload)" in " ".join(done.stdout.split())
+    assert f"{COMPLETED_WITH_FAILURES}: 1 failure (1 in files)" in " ".join(done.stdout.split())

@@ -63,9 +63,9 @@ from prefect_encord import (
     EncordS3Integration,
     run_ledger,
 )
-from prefect_encord.flows.export_labels import ExportDestination, export_labels
+from prefect_encord.flows.export_labels import export_labels
 from prefect_encord.flows.ingest import ingest
-from prefect_encord.flows.parameters import CloudSource, DatasetStep
+from prefect_encord.flows.parameters import CloudDestination, CloudSource, DatasetStep
 from prefect_encord.job_ledger import default_directory as job_ledger_directory
 
 HYGIENE_EMAIL = "hygiene@sandbox.local"
@@ -216,7 +216,7 @@ def runs(
     root.setLevel(logging.DEBUG)
     states: dict[str, State[Any]] = {}
     try:
-        source = CloudSource(block="encord-s3-integration/hygiene")
+        source = CloudSource(block=blocks["encord-s3-integration/hygiene"])
         dataset = DatasetStep(title=f"hygiene {_token()}", project=f"hygiene {_token()}")
         credentials = blocks["encord-credentials/hygiene"]
         states["ingest"] = ingest(
@@ -225,14 +225,14 @@ def runs(
         )  # fmt: skip
         summary = states["ingest"].result()
         _label_one_row(EncordCredentials(ssh_private_key=SecretStr(pem), domain=hardened.domain), summary.project_hash)
-        to_bucket = ExportDestination(kind="cloud", location="encord-s3-integration/hygiene", prefix="exports")
+        to_bucket = CloudDestination(block=blocks["encord-s3-integration/hygiene"], prefix="exports")
         states["export"] = export_labels(
             summary.project_hash,
             destination=to_bucket,
             credentials=blocks["encord-credentials/hygiene"],
             return_state=True,
         )
-        to_nowhere = ExportDestination(kind="cloud", location="encord-s3-integration/hygiene-missing")
+        to_nowhere = CloudDestination(block=blocks["encord-s3-integration/hygiene-missing"])
         states["export to a missing bucket"] = export_labels(
             summary.project_hash,
             destination=to_nowhere,
@@ -252,7 +252,7 @@ def runs(
             return_state=True,
         )
         states["ingest from a missing bucket"] = ingest(
-            source=CloudSource(block="encord-s3-integration/hygiene-missing"),
+            source=CloudSource(block=blocks["encord-s3-integration/hygiene-missing"]),
             folder_path=f"hygiene/{_token()}",
             credentials=blocks["encord-credentials/hygiene"],
             return_state=True,

@@ -15,6 +15,7 @@ from prefect_encord.planning.exports import (
     UnsafeExportPath,
     Watermark,
     coco_document,
+    coco_rows,
     merge_index,
     next_watermark,
     parse_index,
@@ -145,6 +146,7 @@ def test_an_incremental_run_lists_from_the_watermark_less_the_overlap() -> None:
     [
         (None, True, False, "no watermark yet"),
         (watermark(T0, selection="other"), True, True, "the filters changed"),
+        (watermark(T0, selection="s+coco"), True, True, "the export options changed (COCO on or off)"),
         (watermark(None), True, True, "no row was exported before"),
         (watermark(T0), True, False, "the index of the previous export is missing"),
         (watermark(T0), False, True, "a full export was asked for"),
@@ -231,8 +233,32 @@ def test_coco_numbers_images_by_data_hash_and_leaves_out_rows_without_images() -
     ontology.add_object(name="box", shape=Shape.BOUNDING_BOX)
     labels = [_image_label("b"), _image_label("a"), _image_label("t", data_type="plain_text")]
 
-    document = coco_document(labels, ontology)
+    exported = coco_document(labels, ontology)
 
+    document = exported.document
     assert [(i["id"], i["image_title"]) for i in document["images"]] == [(0, "a.png"), (1, "b.png")]
     assert [c["name"] for c in document["categories"]] == ["box"]
-    assert coco_document(list(reversed(labels)), ontology) == document
+    assert exported.left_out == ("t.png",)  # named, never dropped silently
+    assert coco_document(list(reversed(labels)), ontology) == exported
+
+
+def test_a_data_group_becomes_one_image_per_image_space_titled_by_its_member() -> None:
+    box = {"objectHash": "o1", "featureHash": "f", "name": "box", "shape": "bounding_box", "value": "box",
+           "boundingBox": {"x": 0.5, "y": 0.5, "w": 0.25, "h": 0.5}}  # fmt: skip
+    group = {"data_hash": "g", "data_title": "scene-1", "data_type": "group", "object_answers": {},
+             "object_actions": {}, "classification_answers": {}, "data_units": {},
+             "spaces": {"s1": {"space_type": "image", "width": 8, "height": 6, "labels": {"0": {"objects": [box]}}},
+                        "s2": {"space_type": "image", "width": 4, "height": 4, "labels": {}},
+                        "s3": {"space_type": "text", "labels": {}}}}  # fmt: skip
+
+    taken, left_out = coco_rows([group], {"g": {"s1": "front.png", "s2": "rear.png", "s3": "notes.txt"}})
+
+    assert [(row["data_hash"], row["data_title"], row["data_type"]) for row in taken] == [
+        ("g:s1", "scene-1/front.png", "image"),
+        ("g:s2", "scene-1/rear.png", "image"),
+    ]
+    ((unit_hash, unit),) = taken[0]["data_units"].items()
+    assert unit_hash == "g:s1" and unit["labels"]["objects"] == [box] and (unit["width"], unit["height"]) == (8, 6)
+    assert taken[1]["data_units"]["g:s2"]["labels"] == {"objects": [], "classifications": []}
+    assert left_out == ["scene-1/notes.txt"]
+    assert coco_rows([group])[1] == ["scene-1/s3"]  # members not named: titled by space id

@@ -41,6 +41,7 @@ from prefect_aws import MinIOCredentials
 from prefect_dask import DaskTaskRunner
 from pydantic import SecretStr
 
+from prefect_encord.blocks import load_cloud_block
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.blocks.storage import CloudStorageIntegration
@@ -125,7 +126,7 @@ def _timed(name: str, run: Any) -> Any:
 
 def _ingest_parameters(block: str, runner: str) -> dict[str, Any]:
     return {
-        "source": CloudSource(block=block),
+        "source": CloudSource(block=load_cloud_block(block)),
         "folder_path": f"scale/dask/{uuid.uuid4().hex[:8]}/{runner}",
         "credentials": EncordCredentials.load(CREDENTIALS_BLOCK),
         "grouping": GROUPING,

@@ -186,7 +186,9 @@ def test_export_json_index_and_coco_to_a_local_directory(
     )
 
     coco = json.loads((root / "coco.json").read_text())
-    assert sorted(i["image_title"] for i in coco["images"]) == ["blue.png", "red.png"]  # text and groups have none
+    # The group's image space is an image of its own; its text member has no pixels and is named, not dropped.
+    assert sorted(i["image_title"] for i in coco["images"]) == ["blue.png", "grp/blue.png", "red.png"]
+    assert result.coco_left_out == ["grp/notes.txt"] and result.coco_images == 3
     (annotation,) = coco["annotations"]
     assert annotation["bbox"] == pytest.approx([2.0, 0.75, 2.0, 3.0])  # 8×6 px
 
@@ -229,7 +231,8 @@ def test_incremental_export_after_a_label_edit_exports_only_the_edited_row(
     index = parse_index(after["index.jsonl"].read_bytes(), "index")
     assert len(index) == 3 and index[blue.data_hash].last_edited_at == blue.last_edited_at
     coco = json.loads(after["coco.json"].read_text())  # rebuilt from every exported row, not only the new one
-    assert len(coco["images"]) == 2 and len(coco["annotations"]) == 2
+    # red, blue and the group's image space (blue.png); a box on red and on blue
+    assert len(coco["images"]) == 3 and len(coco["annotations"]) == 2
 
     unchanged = versions(root)
     third = export_label_rows.fn(credentials, project.project_hash, tmp_path, coco=True)
@@ -360,3 +363,33 @@ def test_link_attach_list_and_export_inside_a_flow(
     assert LinkResult.model_validate_json(linked.model_dump_json()) == linked
     assert ExportResult.model_validate_json(exported.model_dump_json()) == exported
     assert (tmp_path / "labels" / project.project_hash / "index.jsonl").exists()
+
+
+def test_coco_of_a_grid_group_holds_the_boxes_drawn_on_each_of_its_image_spaces(
+    client: EncordUserClient, media_dir: Path, ontology_hash: str, credentials: EncordCredentials, tmp_path: Path
+) -> None:
+    folder = client.create_storage_folder(f"coco-groups-{_token()}")
+    front, rear = folder.upload_image(media_dir / "red.png"), folder.upload_image(media_dir / "blue.png")
+    group = folder.create_data_group(DataGroupGrid(name="scene-1", layout_contents=[front, rear]))
+    dataset = client.create_dataset(f"coco-groups-{_token()}", DatasetType.CORD_STORAGE)
+    client.get_dataset(dataset.dataset_hash).link_items([group])
+    project = client.get_project(
+        client.create_project(f"coco-groups-{_token()}", [dataset.dataset_hash], ontology_hash=ontology_hash)
+    )
+    (row,) = [r for r in project.list_label_rows_v2() if r.data_title == "scene-1"]
+    row.initialise_labels()
+    box = project.ontology_structure.get_child_by_title("box", type_=Object)
+    spaces = [space for space in row.get_spaces() if space.space_id != "root"]
+    assert len(spaces) == 2
+    for space in spaces:
+        space.put_object_instance(box.create_instance(), coordinates=BOX)  # type: ignore[attr-defined]
+    row.save()
+
+    result = export_label_rows.fn(credentials, project.project_hash, tmp_path, coco=True)
+
+    coco = json.loads((tmp_path / project.project_hash / "coco.json").read_text())
+    titles = {image["id"]: image["image_title"] for image in coco["images"]}
+    assert sorted(titles.values()) == ["scene-1/blue.png", "scene-1/red.png"]
+    boxes_per_image = sorted(titles[a["image_id"]] for a in coco["annotations"])
+    assert boxes_per_image == ["scene-1/blue.png", "scene-1/red.png"]  # one box on each space
+    assert (result.coco_images, result.coco_annotations, result.coco_left_out) == (2, 2, [])

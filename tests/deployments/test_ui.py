@@ -1,0 +1,140 @@
+"""What a person sees in the Prefect UI, in a real browser: Debian's Chromium driven by Playwright.
+
+The ingest deployment's Custom Run page must be a form (tabs to choose a local or cloud source, a text
+field for the directory and the grouping pattern, a block picker for the credentials and for the cloud
+block), never a JSON editor; a run submitted from that form must complete and show its artifacts.
+Screenshots of each page are written to ``build/ui-screenshots/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from prefect_encord.reporting import artifact_key
+
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by the dev extra")
+expect = playwright.expect
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "build" / "ui-screenshots"
+#: Debian's Chromium (``apt-get install chromium``, which ``make test`` does where it can); Playwright's own
+#: browser download cannot run offline.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: Without the background-networking flags Chromium keeps dialling Google's hosts, which this closed network refuses.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: A parameter the UI could not render as a form: its JSON editor.
+JSON_EDITOR = ".schema-form-property .p-code-input, .schema-form-property-kind-json"
+
+
+@pytest.fixture(scope="module")
+def page(stack: dict[str, Any]) -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium package (make test does, as root)")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+def _deployment(stack: dict[str, Any], name: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{stack['api']}/deployments/name/{name}").json())
+
+
+def _property(page: Any, label: str) -> Any:
+    """The form property whose label is exactly ``label`` (the innermost one, for nested models)."""
+    return (
+        page.locator(".schema-form-property")
+        .filter(has=page.locator(".schema-form-property__label", has_text=label))
+        .last
+    )
+
+
+def test_the_ingest_form_is_a_form_not_a_json_editor(stack: dict[str, Any], page: Any) -> None:
+    deployment = _deployment(stack, "encord-ingest/ingest-directory")
+    page.goto(f"{stack['ui']}/deployments/deployment/{deployment['id']}/run", wait_until="networkidle")
+    page.get_by_text("Parameters", exact=True).wait_for()
+    page.screenshot(path=SCREENSHOTS / "ingest-custom-run-local.png", full_page=True)
+
+    assert page.locator(JSON_EDITOR).count() == 0
+    # The source: a choice of two forms, the local one filled with the deployment's directory.
+    assert page.get_by_role("button", name="LocalSource").is_visible()
+    directory = _property(page, "Directory").locator("textarea, input").first
+    assert directory.input_value().endswith(".prefect-encord/example/media")
+    # The grouping rule: a pattern field, with the layout's choice of grid / carousel / custom.
+    pattern = _property(page, "Pattern").locator("textarea, input").first
+    assert pattern.input_value() == r"(?P<key>scene-\d+)_(?P<role>front|rear)"
+    for layout in ("GridLayout", "CarouselLayout", "CustomLayout"):
+        assert page.get_by_role("button", name=layout).is_visible()
+    # The credentials: Prefect's block picker.
+    assert _property(page, "credentials").locator(".schema-form-property-block-document").count() == 1
+
+    page.get_by_role("button", name="CloudSource").click()
+    block = _property(page, "Block")
+    block.locator(".schema-form-property-block-document").wait_for()
+    page.screenshot(path=SCREENSHOTS / "ingest-custom-run-cloud.png", full_page=True)
+    for block_type in ("EncordS3Integration", "EncordGcsIntegration", "EncordAzureIntegration"):
+        assert block.get_by_role("button", name=block_type).is_visible()
+    assert page.locator(JSON_EDITOR).count() == 0
+    page.get_by_role("button", name="LocalSource").click()
+
+
+def test_a_run_submitted_from_the_form_completes_and_shows_its_artifacts(stack: dict[str, Any], page: Any) -> None:
+    deployment = _deployment(stack, "encord-ingest/ingest-directory")
+    page.goto(f"{stack['ui']}/deployments/deployment/{deployment['id']}/run", wait_until="networkidle")
+    # Submit once the form holds the deployment's values (before that, it would submit an empty source).
+    expect(_property(page, "Directory").locator("textarea, input").first).to_have_value(re.compile("example/media$"))
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url(re.compile(r".*/deployments/deployment/[^/]+(\?.*)?$"))  # the deployment's page: submitted
+
+    run = _finished_run(stack, deployment["id"])
+    assert run["state_type"] == "COMPLETED", stack["processes"].logs()
+    # The form sent the credentials as the deployment's reference to the saved block, never the key.
+    assert run["parameters"]["credentials"] == {"$ref": {"block_document_slug": "encord-credentials/encord"}}
+
+    page.goto(f"{stack['ui']}/runs/flow-run/{run['id']}", wait_until="networkidle")
+    page.get_by_role("tab", name="Artifacts").or_(page.get_by_text("Artifacts", exact=True)).first.click()
+    key = artifact_key("encord-ingest", run["parameters"]["folder_path"])  # one history per folder
+    page.get_by_text(f"{key}-summary").first.wait_for()
+    page.screenshot(path=SCREENSHOTS / "ingest-run-artifacts.png", full_page=True)
+    for artifact in ("summary", "outcomes", "progress"):
+        assert page.get_by_text(f"{key}-{artifact}").first.is_visible()
+    # The summary reads as a person would want: names next to ids, one count per kind of thing.
+    body = {"artifacts": {"key": {"any_": [f"{key}-summary"]}, "flow_run_id": {"any_": [run["id"]]}}}
+    (summary,) = httpx.post(f"{stack['api']}/artifacts/filter", json=body).json()
+    page.goto(f"{stack['ui']}/artifacts/artifact/{summary['id']}", wait_until="networkidle")
+    page.get_by_text("dataset links").first.wait_for()
+    page.screenshot(path=SCREENSHOTS / "ingest-run-summary.png", full_page=True)
+    text = page.locator("body").inner_text()
+    assert "examples/prefect-encord" in text and "prefect-encord example" in text
+    for kind in ("files", "schema keys", "metadata items", "data groups", "dataset links", "project"):
+        assert kind in text
+
+
+def _finished_run(stack: dict[str, Any], deployment_id: str, timeout: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body = {"deployments": {"id": {"any_": [deployment_id]}}}
+    while time.monotonic() < deadline:
+        runs = httpx.post(f"{stack['api']}/flow_runs/filter", json=body).json()
+        if runs and runs[0]["state_type"] in ("COMPLETED", "FAILED", "CRASHED"):
+            return dict(runs[0])
+        time.sleep(1)
+    raise AssertionError(f"the run submitted from the form did not finish:\n{stack['processes'].logs()}")
