@@ -107,7 +107,7 @@ class Ingests:
 
     def _parameters(self, name: str, source: str) -> dict[str, Any]:
         return {
-            "source": {"kind": "cloud", "block": f"encord-s3-integration/{BUCKET_BLOCK}"}
+            "source": {"kind": "cloud", "block": self.bucket}
             if source == "cloud"
             else {"kind": "local", "directory": str(self.directory), "image_groups": ["burst"]},
             "folder_path": f"crash/{name}",
