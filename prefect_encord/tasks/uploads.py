@@ -50,6 +50,7 @@ from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.crashpoints import crash_point
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.planning.retries import RetryPolicy
+from prefect_encord.planning.signatures import HEAD_BYTES, refusal
 from prefect_encord.planning.uploads import (
     IDENTITY_KEY,
     SlotType,
@@ -191,35 +192,41 @@ def upload_directory(
 def _identify(
     pool: ThreadPoolExecutor, root: Path, units: Sequence[UploadUnit], failed: dict[str, str]
 ) -> tuple[list[UploadUnit], dict[str, str]]:
-    """Hash every file in parallel; return the units whose files are all readable and their digests (key → digest),
-    recording the others in ``failed``."""
+    """Hash every file in parallel; return the units whose files are all readable media and their digests
+    (key → digest), recording the others in ``failed`` (see :mod:`prefect_encord.planning.signatures`)."""
     paths = [p for unit in units for p in unit.files]
     file_digests: dict[str, str] = {}
-    unreadable: dict[str, str] = {}
-    for path, outcome in zip(paths, pool.map(lambda p: _sha256(root / p), paths), strict=True):
+    unusable: dict[str, str] = {}
+    for path, outcome in zip(paths, pool.map(lambda p: _read(root / p), paths), strict=True):
         if isinstance(outcome, OSError):
-            unreadable[path] = f"cannot read: {outcome.strerror or outcome}"
+            unusable[path] = f"{path}: cannot read: {outcome.strerror or outcome}"
+        elif (refused := refusal(path, outcome[1])) is not None:
+            unusable[path] = refused
         else:
-            file_digests[path] = outcome
-    readable = []
+            file_digests[path] = outcome[0]
+    usable = []
     for unit in units:
-        broken = [f"{p}: {unreadable[p]}" for p in unit.files if p in unreadable]
+        broken = [unusable[p] for p in unit.files if p in unusable]
         if broken:
             failed[unit.key] = "; ".join(broken)
         else:
-            readable.append(unit)
-    return readable, {unit.key: unit_digest(unit, file_digests) for unit in readable}
+            usable.append(unit)
+    return usable, {unit.key: unit_digest(unit, file_digests) for unit in usable}
 
 
-def _sha256(path: Path) -> str | OSError:
+def _read(path: Path) -> tuple[str, bytes] | OSError:
+    """The file's SHA-256 and its first bytes, from one pass over it."""
     digest = hashlib.sha256()
+    head = b""
     try:
         with path.open("rb") as stream:
             while chunk := stream.read(_CHUNK_BYTES):
+                if len(head) < HEAD_BYTES:
+                    head += chunk[: HEAD_BYTES - len(head)]
                 digest.update(chunk)
     except OSError as exc:
         return exc
-    return digest.hexdigest()
+    return digest.hexdigest(), head
 
 
 def _existing_digests(folder: StorageFolder) -> dict[str, str]:

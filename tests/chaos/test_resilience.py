@@ -114,7 +114,8 @@ def test_units_that_fail_once_are_registered_by_the_retry(
 
 
 def _tree(root: Path, singles: int) -> Path:
-    """``singles`` PNGs, two image groups of three frames, and one corrupt file; every content distinct."""
+    """``singles`` PNGs, two image groups of three frames, and one truncated PNG (its signature is right, so it
+    is uploaded and fails in Encord); every content distinct."""
     root.mkdir()
     for n in range(singles):
         (root / f"img-{n:03d}.png").write_bytes(samples.png(color=(n, 9, 9)))
@@ -122,7 +123,7 @@ def _tree(root: Path, singles: int) -> Path:
         (root / group).mkdir()
         for n in range(3):
             (root / group / f"{n}.png").write_bytes(samples.png(color=(n, ord(group[-1]), 1)))
-    (root / "corrupt.png").write_bytes(b"not an image")
+    (root / "corrupt.png").write_bytes(samples.png(color=(1, 2, 3))[:40])
     return root
 
 

@@ -1,7 +1,8 @@
 """A run with failures never looks green: "Completed with failures", or Failed above ``max_failures``.
 
 Real parts: the ingest flow under a real Prefect API, uploading a directory with one corrupt image into the
-sandbox, which probes every upload as Encord does and refuses the corrupt one.
+sandbox, which probes every upload as Encord does. The corrupt file does not even start like an image, so the
+upload refuses it before sending it: no run, first or re-run, spends a job on it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ def test_a_run_with_a_failed_file_completes_with_failures_and_keeps_the_good_fil
     summary = state.result()
     assert isinstance(summary, IngestSummary)
     assert (summary.created, summary.failed, summary.failures) == (GOOD, 1, 1)
+
+
+def test_a_re_run_keeps_the_good_files_and_never_sends_the_corrupt_one(
+    block: EncordCredentials, sandbox: Sandbox, media: Path
+) -> None:
+    folder = _folder()
+    first = ingest(LocalSource(directory=str(media)), folder, credentials=block)
+    again = ingest(LocalSource(directory=str(media)), folder, credentials=block, return_state=True)
+
+    assert again.name == COMPLETED_WITH_FAILURES  # the file is still not in Encord, and the run says so
+    summary = again.result()
+    assert isinstance(summary, IngestSummary) and isinstance(first, IngestSummary)
+    assert (summary.created, summary.already_present, summary.failed) == (0, GOOD, 1)
+    jobs = sandbox.backend.store.query_one("SELECT count(*) AS n FROM jobs WHERE folder = ?", (first.folder_uuid,))
+    assert jobs is not None and jobs["n"] == 1  # the first run's job, for the good files; none since
 
 
 def test_more_failures_than_max_failures_fail_the_run_and_carry_the_summary(

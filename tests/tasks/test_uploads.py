@@ -130,10 +130,26 @@ def test_a_corrupt_or_unsupported_file_fails_alone(
     result = upload_directory.fn(credentials, folder.uuid, tmp_path)
 
     assert set(result.items) == {"good.png", "notes.txt"}
-    assert result.failed["corrupt.png"] == "corrupt.png: not a readable image: unrecognised image format"
+    assert result.failed["corrupt.png"] == (
+        "corrupt.png: not a PNG, JPEG, GIF, WebP, BMP or TIFF image (it starts b'this is not '), so it was not uploaded"
+    )
     assert result.failed["archive.zip"] == "unsupported file type '.zip'"
     assert "broken.dcm" in result.failed["series"]
     assert set(_items(folder)) == {"good.png", "notes.txt"}
+    assert len(result.jobs) == 1  # what cannot be media is never sent, so no job retries it
+
+
+def test_a_file_encord_cannot_decode_is_reported_after_one_retry(
+    credentials: EncordCredentials, folder: StorageFolder, tmp_path: Path
+) -> None:
+    """A truncated PNG starts like one, so only Encord can tell: its unit fails, is retried once, and is reported."""
+    (tmp_path / "good.png").write_bytes(png())
+    (tmp_path / "truncated.png").write_bytes(png(color=(0, 0, 1))[:40])
+
+    result = upload_directory.fn(credentials, folder.uuid, tmp_path)
+
+    assert set(result.items) == {"good.png"} and "truncated.png: not a readable image" in result.failed["truncated.png"]
+    assert len(result.jobs) == 2
 
 
 def test_a_failed_transfer_fails_only_its_unit(
