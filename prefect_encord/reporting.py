@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -136,6 +137,39 @@ _STATUS_HEADINGS = {
 _CHANGES = ("created", "updated", "linked", "exported", "deleted")
 
 
+#: The least time between two updates of a step's progress, so a step of 10,000 jobs is not 10,000 API calls.
+_PROGRESS_INTERVAL_SECONDS = 1.0
+
+
+@dataclass
+class StepProgress:
+    """How far a step is, told from inside the task that does it (files done of total) to the run's progress
+    artifact and listeners. It holds only the artifact's id and fractions, so it pickles: a task on a Dask
+    worker updates the same artifact through the Prefect API."""
+
+    artifact: UUID | None
+    step: str
+    start: float  # the fraction of the run done before this step
+    span: float  # the fraction this step is worth
+    _told: float = 0.0
+
+    def tell(self, done: int, total: int | None, what: str, *, phase: int = 0, phases: int = 1) -> None:
+        """``"ingest: 4,000 of 10,000 files sent"``, or with ``total`` None ``"ingest: 4,000 files registered so
+        far"``; a step in ``phases`` parts (send, then settle) fills its share of the bar in that many turns.
+        At most once a second, and always when ``done`` reaches ``total``."""
+        now = time.monotonic()
+        if done != total and now - self._told < _PROGRESS_INTERVAL_SECONDS:
+            return
+        self._told = now
+        within = min(done / total, 1.0) if total else 0.0
+        fraction = self.start + self.span * (phase + within) / phases
+        message = f"{self.step}: {done:,} of {total:,} {what}" if total else f"{self.step}: {done:,} {what} so far"
+        if self.artifact is not None:
+            update_progress_artifact(self.artifact, fraction * 100, description=message)
+        for listener in list(_listeners):
+            listener(fraction, message)
+
+
 @dataclass
 class RunReport:
     """Progress, outcomes and events of one flow run."""
@@ -167,6 +201,11 @@ class RunReport:
             update_progress_artifact(self._artifact, fraction * 100, description=f"{step}: {message}")
         for listener in list(_listeners):
             listener(fraction, f"{step}: {message}")
+
+    def step_progress(self, step: str) -> StepProgress:
+        """A handle for the task doing the next step to tell how far it is."""
+        steps = max(len(self.steps), 1)
+        return StepProgress(self._artifact, step, min(self._done / steps, 1.0), 1 / steps)
 
     def record(self, outcomes: Iterable[Outcome]) -> None:
         """Count each outcome; keep it for the table while there is room (see the module on size)."""

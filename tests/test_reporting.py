@@ -26,6 +26,37 @@ def test_progress_listeners_hear_each_step_and_the_end() -> None:
     assert heard == [(0.5, "folder: ready"), (1.0, "ingest: 2 uploaded"), (1.0, "finished: nothing to change")]
 
 
+def test_a_step_tells_how_far_it_is_from_inside_its_task_without_going_backwards() -> None:
+    heard: list[tuple[float, str]] = []
+    stop = add_progress_listener(lambda fraction, message: heard.append((fraction, message)))
+    try:
+        report = RunReport(title="t", steps=["folder", "ingest"])
+        report.step_done("folder", "ready")
+        progress = report.step_progress("ingest")
+        progress.tell(10, 10, "files sent", phases=2)  # a finished phase is always told
+        progress.tell(4, 10, "files registered", phase=1, phases=2)  # within a second of the last: not told
+        progress.tell(5, 10, "files registered", phase=1, phases=2)
+        progress.tell(10, 10, "files registered", phase=1, phases=2)
+        progress.tell(7, None, "files registered")
+    finally:
+        stop()
+    assert heard == [
+        (0.5, "folder: ready"),
+        (0.75, "ingest: 10 of 10 files sent"),
+        (1.0, "ingest: 10 of 10 files registered"),
+    ]
+
+
+def test_a_step_of_unknown_size_tells_its_count_so_far() -> None:
+    heard: list[str] = []
+    stop = add_progress_listener(lambda fraction, message: heard.append(message))
+    try:
+        RunReport(title="t", steps=["ingest"]).step_progress("ingest").tell(12_000, None, "files registered")
+    finally:
+        stop()
+    assert heard == ["ingest: 12,000 files registered so far"]
+
+
 def test_summary_counts_outcomes_and_lists_failures_with_their_errors() -> None:
     report = RunReport(title="Ingest", steps=["ingest"])
     report.record(

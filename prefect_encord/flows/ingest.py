@@ -160,8 +160,9 @@ def _ingest_files(
     if isinstance(source, LocalSource):
         ledger.before(f"upload {source.directory} into folder {folder_uuid}")
         uploaded = upload_directory.submit(
-            credentials, folder_uuid, source.directory, image_groups=source.image_groups, exclude=source.exclude
-        ).result()
+            credentials, folder_uuid, source.directory, image_groups=source.image_groups, exclude=source.exclude,
+            progress=report.step_progress("ingest"),
+        ).result()  # fmt: skip
         already = set(uploaded.skipped)
         created = {path: item for path, item in uploaded.items.items() if path not in already}
         with ItemMapWriter(ledger.item_map_path) as writer:
@@ -179,7 +180,7 @@ def _ingest_files(
     ledger.before(f"register objects of {source.block.root_url} into folder {folder_uuid}")
     registered = register_bucket.submit(
         credentials, source.block, folder_uuid, include=source.include, exclude=source.exclude,
-        modified_since=source.modified_since, item_map=ledger.item_map_path,
+        modified_since=source.modified_since, item_map=ledger.item_map_path, progress=report.step_progress("ingest"),
     ).result()  # fmt: skip
     item_map = registered.item_map
     crash_point("ingest.after-files")

@@ -66,6 +66,7 @@ from prefect_encord.planning.specs import (
     plan_registration,
     registration_spec,
 )
+from prefect_encord.reporting import StepProgress
 from prefect_encord.tasks.run_logger import run_logger
 
 #: How long one job may take before the task gives up polling (the ledger keeps it for a retry to resume).
@@ -312,6 +313,7 @@ def register_bucket(
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
     unit_retries: int = DEFAULT_UNIT_RETRIES,
     item_map: Path | str | None = None,
+    progress: StepProgress | None = None,
 ) -> BucketRegistration:
     """List a bucket, plan its registration, and register it in jobs of ``job_size`` units.
 
@@ -336,6 +338,8 @@ def register_bucket(
         unit_retries: Times failed units are registered again, each time in a job of their own.
         item_map: File to write every registered object's URL -> item UUID to (JSON lines, see
             :mod:`prefect_encord.item_map`); by default a new file in the item-map directory.
+        progress: Where to tell how many objects are registered so far (a flow's run report hands it out); the
+            total is known only once the listing ends, since the listing streams.
 
     Returns:
         The jobs' outcomes in counts and failures, the item map, the objects skipped with reasons, and the
@@ -371,18 +375,26 @@ def register_bucket(
 
     jobs: list[JobSummary] = []
     in_flight: deque[tuple[SubmittedJob, tuple[Entry, ...]]] = deque()
+    settled = 0
     with ItemMapWriter(item_map if item_map is not None else default_item_map(folder_uuid)) as writer:
 
         def settle_oldest() -> None:
-            result = registrar.settle(*in_flight.popleft())
+            nonlocal settled
+            job, chunk = in_flight.popleft()
+            result = registrar.settle(job, chunk)
             writer.write(result.created, "created")
             writer.write(result.skipped_duplicates, "present")
             jobs.append(result.summary())
+            settled += len(chunk)
+            if progress is not None:
+                progress.tell(settled, None if in_flight or not listing_done else settled, "files registered")
 
+        listing_done = False
         for chunk in chunked(entries(), job_size):
             if len(in_flight) >= max_in_flight:
                 settle_oldest()
             in_flight.append((registrar.submit(chunk), chunk))
+        listing_done = True
         while in_flight:
             settle_oldest()
         written = writer.close()

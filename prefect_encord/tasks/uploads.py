@@ -66,6 +66,7 @@ from prefect_encord.planning.uploads import (
     slot_requests,
     unit_digest,
 )
+from prefect_encord.reporting import StepProgress
 from prefect_encord.tasks.run_logger import run_logger
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
@@ -106,6 +107,7 @@ def upload_directory(
     poll_timeout_seconds: int = 3600,
     ledger_dir: Path | str | None = None,
     unit_retries: int = DEFAULT_UNIT_RETRIES,
+    progress: StepProgress | None = None,
 ) -> UploadResult:
     """Upload every media file under ``directory`` into the storage folder ``folder_uuid``.
 
@@ -132,6 +134,7 @@ def upload_directory(
         poll_timeout_seconds: How long to wait for each job; units still pending afterwards are reported as failed.
         ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
         unit_retries: Times the units a job failed are registered again, each time in a job of their own.
+        progress: Where to tell how many files are sent, then registered (a flow's run report hands it out).
 
     Returns:
         An :class:`UploadResult`.
@@ -167,15 +170,23 @@ def upload_directory(
         started = []
         with httpx.Client(timeout=_PUT_TIMEOUT, limits=httpx.Limits(max_connections=max_concurrency)) as http:
             batches = _Batches(storage_folder, ledger, pool, http, root, digests, client_metadata, retry_policy)
+            sent = 0
             for batch in job_batches(pending.upload, job_size):
                 job = batches.send(batch, result)
                 if job is not None:
                     started.append(job)
+                sent += len(batch)
+                if progress is not None:
+                    progress.tell(sent, len(pending.upload), "files sent", phases=2)
 
+    settled = len(pending.upload) - sum(len(job.units) for job in started)  # those that failed before a job
     for job in started:  # long polls: by now the first jobs have had time to finish
         created, failed = batches.settle(job, poll_timeout_seconds, unit_retries, result)
         result.items.update(created)
         result.failed.update(failed)
+        settled += len(job.units)
+        if progress is not None:
+            progress.tell(settled, len(pending.upload), "files registered", phase=1, phases=2)
     for twin, original in pending.twins.items():
         if original in result.items:
             result.items[twin] = result.items[original]

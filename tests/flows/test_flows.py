@@ -27,7 +27,7 @@ from prefect_encord.flows.ingest import IngestSummary, ingest
 from prefect_encord.flows.parameters import DatasetStep, GroupingStep, LocalDestination, LocalSource, MetadataStep
 from prefect_encord.flows.sync_metadata import sync_metadata
 from prefect_encord.item_map import ItemMap
-from prefect_encord.reporting import artifact_key
+from prefect_encord.reporting import add_progress_listener, artifact_key
 from prefect_encord.testing import credentials_block
 
 BLOCK = "flows-sandbox"
@@ -62,8 +62,19 @@ def parameters(example: dict[str, Path], credentials: EncordCredentials) -> dict
 
 
 @pytest.fixture(scope="module")
-def first_run(parameters: dict[str, Any]) -> Iterator[IngestSummary]:
-    yield ingest(**parameters)
+def heard() -> list[tuple[float, str]]:
+    """The progress the first run told (fraction, message), as the CLI's progress bar hears it."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def first_run(parameters: dict[str, Any], heard: list[tuple[float, str]]) -> Iterator[IngestSummary]:
+    stop = add_progress_listener(lambda fraction, message: heard.append((fraction, message)))
+    try:
+        summary = ingest(**parameters)
+    finally:
+        stop()
+    yield summary
 
 
 def _events(prefix: str, about: str, since: float, expected: int, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -147,6 +158,18 @@ def test_a_user_sees_artifacts_events_and_a_receipt(first_run: IngestSummary) ->
     assert {"folder", "project"} <= related_roles
     receipt = run_ledger.load(first_run.run_id)
     assert len(run_ledger.items_created(receipt)) == 8 and len(receipt.groups_created) == 2 and receipt.finished_at
+
+
+def test_the_files_step_tells_how_far_it_is_while_it_runs(
+    first_run: IngestSummary, heard: list[tuple[float, str]]
+) -> None:
+    messages = [message for _, message in heard]
+    folder = next(i for i, message in enumerate(messages) if message.startswith("folder: "))
+    sent, registered = messages.index("ingest: 8 of 8 files sent"), messages.index("ingest: 8 of 8 files registered")
+    done = messages.index("ingest: 8 of 8 files uploaded, 0 already there, 0 failed")
+    assert folder < sent < registered < done
+    fractions = [fraction for fraction, _ in heard]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # never backwards
 
 
 def test_a_rerun_over_unchanged_data_writes_nothing(first_run: IngestSummary, parameters: dict[str, Any]) -> None:

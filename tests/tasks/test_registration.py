@@ -8,6 +8,7 @@ items already there, and a resumed task really polls the job an earlier attempt 
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -31,6 +32,7 @@ from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.planning.objects import Skipped
 from prefect_encord.planning.outcomes import BucketRegistration
 from prefect_encord.planning.specs import Entry, PlanOptions, plan_registration, registration_spec
+from prefect_encord.reporting import StepProgress, add_progress_listener
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.registration import Registrar, register_bucket, register_chunk
 from prefect_encord.testing import credentials_block
@@ -114,6 +116,24 @@ def test_every_data_type_registers_from_each_cloud_and_a_rerun_creates_nothing(
     assert again.skipped_duplicates == first.created  # the same items, found again
     assert {item.uuid for item in folder.list_items()} == items_before
     assert list(tmp_path.iterdir()) == []  # finished jobs leave no ledger records
+
+
+def test_a_bucket_registration_tells_its_progress_and_its_total_at_the_end(
+    request: pytest.FixtureRequest, sandbox: Sandbox, folder: StorageFolder, tmp_path: Path
+) -> None:
+    """The listing streams, so the total is unknown until it ends: "N files registered so far", then "5 of 5"."""
+    integration = add_sandbox_integration(sandbox, "s3", request)
+    block = new_bucket("s3", request, {f"p-{n}.png": samples.png(color=(n, 5, 5)) for n in range(5)},
+                       integration=integration)  # fmt: skip
+    heard: list[tuple[float, str]] = []
+    stop = add_progress_listener(lambda fraction, message: heard.append((fraction, message)))
+    try:
+        register_bucket.fn(credentials_block(sandbox), block, str(folder.uuid), job_size=2, max_in_flight=1,
+                           ledger_dir=tmp_path, progress=StepProgress(None, "ingest", 0.25, 0.5))  # fmt: skip
+    finally:
+        stop()
+    assert heard[-1] == (0.75, "ingest: 5 of 5 files registered")
+    assert all(re.fullmatch(r"ingest: \d files registered so far", m) and f == 0.25 for f, m in heard[:-1])
 
 
 def big_header_dicom(series_uid: str, instance_number: int) -> bytes:
