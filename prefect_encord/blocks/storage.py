@@ -20,6 +20,7 @@ from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field
 
 from prefect_encord.planning.objects import ObjectRecord, folder_prefix, is_modified_since, is_selected
+from prefect_encord.planning.patterns import check_patterns
 
 if TYPE_CHECKING:  # the SDK takes a second to import; only a flow's run needs it
     from encord import EncordUserClient
@@ -176,6 +177,7 @@ class CloudStorageIntegration(Block, ABC):
         """
         if page_size < 1:
             raise ValueError(f"page_size {page_size} must be at least 1")
+        check_patterns(include=include, exclude=exclude)
         base = folder_prefix(self.prefix)
         for page in self._pages(base, page_size):
             selected = [

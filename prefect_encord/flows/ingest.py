@@ -45,12 +45,12 @@ from prefect_encord.reporting import (
 from prefect_encord.run_ledger import RunLedger
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
-from prefect_encord.tasks.folders import get_or_create_folder
+from prefect_encord.tasks.folders import folder_path_segments, get_or_create_folder
 from prefect_encord.tasks.metadata import import_metadata
 from prefect_encord.tasks.metadata_schema import apply_metadata_schema
 from prefect_encord.tasks.projects import attach_datasets, get_or_create_project
 from prefect_encord.tasks.registration import register_bucket
-from prefect_encord.tasks.uploads import upload_directory
+from prefect_encord.tasks.uploads import source_root, upload_directory
 
 
 class IngestSummary(BaseModel):
@@ -108,6 +108,9 @@ def ingest(
             reference to it, never the key).
     """
     check_max_failures(max_failures)
+    folder_path_segments(folder_path)  # what can be checked is, before the first write
+    if isinstance(source, LocalSource):
+        source_root(source.directory)
     run_id = str(flow_run.get_id() or "local")
     ledger = RunLedger(run_id)
     steps = ["folder", "ingest", *(["metadata"] if metadata else []), *(["groups"] if grouping else [])]

@@ -71,7 +71,7 @@ def refusal(path: str, head: bytes) -> str | None:
     or None if it may be what its name says. ``head`` is the whole file when it is shorter than
     :data:`HEAD_BYTES`."""
     if not head:
-        return f"{path}: the file is empty"
+        return f"{path}: file is empty"
     kind = data_kind(path)
     if kind not in _SIGNATURES:
         return None

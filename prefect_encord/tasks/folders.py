@@ -30,14 +30,23 @@ def folder_path_segments(path: str) -> list[str]:
     """The folder names of ``path`` (``"projects/2026/cams"``); outer slashes are ignored.
 
     Raises:
-        ValueError: If the path is empty, has an empty segment (``"a//b"``), or is not valid UTF-8 (a name
-            read from a non-UTF-8 file system).
+        ValueError: If the path is empty, has an empty segment (``"a//b"``), a ``.`` or ``..`` segment (Encord
+            would make a folder of that name: paths are names, never resolved), a control character (NUL,
+            newline…), or is not valid UTF-8 (a name read from a non-UTF-8 file system).
     """
     if not is_utf8(path):
         raise ValueError(f"folder path '{printable(path)}' is not valid UTF-8 (undecodable bytes shown as \\xNN)")
     segments = path.strip().strip("/").split("/")
     if any(not segment.strip() for segment in segments):
         raise ValueError(f"folder path {path!r} must be folder names separated by single '/'")
+    for segment in segments:
+        if segment.strip() in (".", ".."):
+            raise ValueError(
+                f"folder path {path!r} has the segment {segment!r}; folder paths are names, not resolved: "
+                "write the path without it"
+            )
+        if any(ord(char) < 32 or ord(char) == 127 for char in segment):
+            raise ValueError(f"folder path {path!r} has a control character in the segment {segment!r}")
     return segments
 
 

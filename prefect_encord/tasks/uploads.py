@@ -49,6 +49,7 @@ from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.crashpoints import crash_point
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.planning.patterns import check_patterns
 from prefect_encord.planning.retries import RetryPolicy
 from prefect_encord.planning.signatures import HEAD_BYTES, refusal
 from prefect_encord.planning.uploads import (
@@ -139,10 +140,9 @@ def upload_directory(
     Returns:
         An :class:`UploadResult`.
     """
+    check_patterns(image_groups=image_groups, image_sequences=image_sequences, exclude=exclude)
     logger = run_logger(__name__)
-    root = Path(directory).expanduser().resolve()
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root} is not a directory")
+    root = source_root(directory)
     paths = sorted(
         relative
         for path in root.rglob("*")
@@ -198,6 +198,18 @@ def upload_directory(
         root, len(result.items) - len(result.skipped), len(result.skipped), len(result.failed),
     )  # fmt: skip
     return result
+
+
+def source_root(directory: str | Path) -> Path:
+    """The absolute directory to upload; checked before a flow writes anything, so a typo creates no folder.
+
+    Raises:
+        NotADirectoryError: Naming the path, if it is not a directory.
+    """
+    root = Path(directory).expanduser().resolve()
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a directory" + ("" if root.exists() else " (it does not exist)"))
+    return root
 
 
 def _identify(

@@ -36,6 +36,8 @@ from pydantic import SecretStr, ValidationError
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import IntegrationNotFound
+from prefect_encord.flows.ingest import ingest
+from prefect_encord.flows.parameters import LocalSource
 from prefect_encord.planning.exports import UnsafeExportPath
 from prefect_encord.planning.label_rows import LabelRowFilters
 from prefect_encord.planning.manifests import ManifestError
@@ -411,6 +413,9 @@ EMPTY_OR_UNSENDABLE_NAMES: dict[str, tuple[Callable[[EncordCredentials], Any], s
         lambda c: get_or_create_folder.fn(c, os.fsdecode(b"caf\xe9/2026")),
         "folder path 'caf\\xe9/2026' is not valid UTF-8",
     ),
+    "folder-path-with-dot-dot": (lambda c: get_or_create_folder.fn(c, "x/../y"), "has the segment '..'"),
+    "folder-path-with-dot": (lambda c: get_or_create_folder.fn(c, "./z"), "has the segment '.'"),
+    "folder-path-with-nul": (lambda c: get_or_create_folder.fn(c, "a\x00b"), "control character in the segment"),
     "dataset-title-blank": (lambda c: get_or_create_dataset.fn(c, "   "), "got '   '"),
     "project-title-blank": (lambda c: get_or_create_project.fn(c, ""), "got ''"),
 }
@@ -513,6 +518,38 @@ def test_a_directory_that_does_not_exist_is_named(
         upload_directory.fn(admin, world.folder, tmp_path / "nowhere")
 
 
+def test_an_ingest_checks_its_directory_and_folder_path_before_creating_the_folder(
+    hardened: Sandbox, admin: EncordCredentials, tmp_path: Path
+) -> None:
+    with unchanged(hardened), _raises(NotADirectoryError, str(tmp_path / "nowhere"), "does not exist"):
+        ingest.fn(LocalSource(directory=str(tmp_path / "nowhere")), f"new/{_token()}", credentials=admin)
+    with unchanged(hardened), _raises(ValueError, "'x/../y'", "segment '..'"):
+        ingest.fn(LocalSource(directory=str(tmp_path)), "x/../y", credentials=admin)
+
+
+PATTERNS_AS_ONE_STRING: dict[str, tuple[Callable[[EncordCredentials, str, Path], Any], str]] = {
+    "upload-exclude": (
+        lambda c, folder, root: upload_directory.fn(c, folder, root, exclude="*.mp4"),
+        "exclude='*.mp4'",
+    ),
+    "upload-image-groups": (
+        lambda c, folder, root: upload_directory.fn(c, folder, root, image_groups="burst"),
+        "image_groups='burst'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PATTERNS_AS_ONE_STRING))
+def test_a_pattern_list_given_as_one_string_is_refused(
+    case: str, hardened: Sandbox, admin: EncordCredentials, world: World, tmp_path: Path
+) -> None:
+    """Python sees "*.mp4" as the patterns "*", ".", "m"…, and "*" matches everything: refused, not guessed."""
+    (tmp_path / "clip.png").write_bytes(samples.png())
+    call, fragment = PATTERNS_AS_ONE_STRING[case]
+    with unchanged(hardened), _raises(TypeError, fragment, "is one string"):
+        call(admin, world.folder, tmp_path)
+
+
 def test_an_empty_directory_uploads_nothing(
     hardened: Sandbox, admin: EncordCredentials, world: World, tmp_path: Path
 ) -> None:
@@ -611,6 +648,15 @@ def test_a_bucket_that_does_not_exist_is_named(
     block.bucket_name = "no-such-bucket-" + _token()
     with unchanged(hardened), _raises(FileNotFoundError, f"bucket '{block.bucket_name}' does not exist"):
         register_bucket.fn(admin, block, world.folder, ledger_dir=tmp_path)
+
+
+def test_a_bucket_include_given_as_one_string_is_refused(
+    hardened: Sandbox, admin: EncordCredentials, world: World, s3_integration: str,
+    request: pytest.FixtureRequest, tmp_path: Path,
+) -> None:  # fmt: skip
+    block = new_bucket("s3", request, {"a.png": samples.png()}, integration=s3_integration)
+    with unchanged(hardened), _raises(TypeError, "include='*.png' is one string"):
+        register_bucket.fn(admin, block, world.folder, include="*.png", ledger_dir=tmp_path)
 
 
 LOCAL_URL_CASES: dict[str, tuple[Callable[[Path], str], str]] = {

@@ -88,5 +88,5 @@ def test_bytes_of_no_format_of_the_kind_are_refused_naming_the_file(name: str, d
 
 
 def test_an_empty_file_is_refused_whatever_its_kind() -> None:
-    assert refusal("notes.txt", b"") == "notes.txt: the file is empty"
-    assert refusal("a.png", b"") == "a.png: the file is empty"
+    assert refusal("notes.txt", b"") == "notes.txt: file is empty"
+    assert refusal("a.png", b"") == "a.png: file is empty"
