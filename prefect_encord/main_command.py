@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,9 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folder", default=None, help="storage folder path (default: examples/<source name>)")
     parser.add_argument("--schema", help="metadata schema file (JSON/YAML) to apply additively")
     parser.add_argument("--manifest", help="metadata manifest (CSV/JSON/JSONL/Parquet) to import")
-    parser.add_argument("--metadata-mode", choices=["merge", "overwrite"], default="merge")
+    parser.add_argument(
+        "--metadata-mode", choices=["merge", "overwrite"], help="how --manifest updates (default: merge)"
+    )
     parser.add_argument("--group-pattern", help=r"regex with named groups key/role, e.g. '(?P<key>s\d+)_(?P<role>a|b)'")
-    parser.add_argument("--layout", choices=["grid", "carousel"], default="grid", help="layout of every data group")
+    parser.add_argument("--layout", choices=["grid", "carousel"], help="layout of every data group (default: grid)")
     parser.add_argument("--dataset", help="dataset title to link into (created if missing)")
     parser.add_argument("--project", help="project title or hash to attach the dataset to")
     parser.add_argument(
@@ -48,6 +51,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--credentials-block", help="a saved EncordCredentials block (default: env, else sandbox)")
     parser.add_argument("--home", default=str(DEFAULT_HOME), help="where the embedded sandbox and example live")
+
+
+#: Options that shape a run over the user's own data; the bundled example brings its own.
+_OWN_DATA_OPTIONS = ("schema", "manifest", "group_pattern", "layout", "metadata_mode")
+
+
+def usage_problems(args: argparse.Namespace) -> list[str]:
+    """What is wrong with the ingest options, before anything runs: an option that would be ignored because the
+    one it needs is missing, or options for one's own data given with no source (the example would run)."""
+    own_data = args.source is not None or args.bucket_block is not None
+    problems = ["give a directory or --bucket-block, not both"] if args.source and args.bucket_block else []
+    ignored = [f"--{name.replace('_', '-')}" for name in _OWN_DATA_OPTIONS if getattr(args, name) is not None]
+    if not own_data and ignored:
+        problems.append(f"{', '.join(ignored)}: give a directory or --bucket-block (without either, the bundled "
+                        "example runs with its own)")  # fmt: skip
+    needs = (
+        ("--include", "--bucket-block", args.include and args.bucket_block is None),
+        ("--metadata-mode", "--manifest", own_data and args.metadata_mode is not None and args.manifest is None),
+        ("--layout", "--group-pattern", own_data and args.layout is not None and args.group_pattern is None),
+        ("--project", "--dataset", own_data and args.project is not None and args.dataset is None),
+    )
+    problems += [f"{option} needs {needed}" for option, needed, missing in needs if missing]
+    return problems
 
 
 def _count(text: str) -> int:
@@ -92,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
     from prefect_encord.planning.grouping import KeyPattern
     from prefect_encord.planning.layouts import CarouselLayout, GridLayout
 
+    problems = usage_problems(args)
+    if problems:  # one line each, before anything runs
+        for problem in problems:
+            print(f"prefect-encord ingest: {problem}", file=sys.stderr)
+        return 2
     console = Console()
     home = Path(args.home).resolve()
     parameters: dict[str, Any] = {}
@@ -116,10 +147,10 @@ def run(args: argparse.Namespace) -> int:
         parameters["folder_path"] = args.folder or f"ingest/{Path(args.source or args.bucket_block).name}"
         if args.schema or args.manifest:
             parameters["metadata"] = MetadataStep(
-                schema_file=args.schema, manifest=args.manifest, mode=args.metadata_mode
+                schema_file=args.schema, manifest=args.manifest, mode=args.metadata_mode or "merge"
             )
         if args.group_pattern:
-            layout = GridLayout() if args.layout == "grid" else CarouselLayout()
+            layout = CarouselLayout() if args.layout == "carousel" else GridLayout()
             parameters["grouping"] = GroupingStep(rule=KeyPattern(pattern=args.group_pattern), layout=layout)
         if args.dataset:
             parameters["dataset"] = DatasetStep(title=args.dataset, project=args.project)

@@ -1,9 +1,10 @@
 """Where prefect-encord keeps its local files: Prefect settings read from ``PREFECT_INTEGRATIONS_ENCORD_*``.
 
-Four directories, each defaulting to a folder of ``$PREFECT_HOME/encord``: the job ledger (registration
+Five directories, each defaulting to a folder of ``$PREFECT_HOME/encord``: the job ledger (registration
 jobs in flight, so a retry resumes them; share it between workers of several machines), the run ledger
-(receipts and each run's item map), the item maps of ``register_bucket`` called on its own, and local
-label exports (outside any repository, so a deployment's pull step never puts exports in the code).
+(receipts and each run's item map), the item maps of ``register_bucket`` called on its own, local label
+exports (outside any repository, so a deployment's pull step never puts exports in the code), and the
+locks that keep two runs into one folder from duplicating (see :mod:`prefect_encord.locks`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from prefect.settings import get_current_settings
 from prefect.settings.base import PrefectBaseSettings, build_settings_config
 from pydantic import Field
 
-Directory = Literal["job_ledger", "run_ledger", "item_map", "export"]
+Directory = Literal["job_ledger", "run_ledger", "item_map", "export", "lock"]
 
 #: The folder of ``$PREFECT_HOME/encord`` each directory defaults to.
 _DEFAULT_NAMES: dict[Directory, str] = {
@@ -23,6 +24,7 @@ _DEFAULT_NAMES: dict[Directory, str] = {
     "run_ledger": "runs",
     "item_map": "item-maps",
     "export": "exports",
+    "lock": "locks",
 }
 
 
@@ -35,6 +37,7 @@ class EncordSettings(PrefectBaseSettings):
     run_ledger_directory: Path | None = Field(default=None, description="Directory of run receipts and item maps.")
     item_map_directory: Path | None = Field(default=None, description="Directory of item maps written without a path.")
     export_directory: Path | None = Field(default=None, description="Root of local label exports.")
+    lock_directory: Path | None = Field(default=None, description="Directory of the locks runs take on folders.")
 
 
 def local_directory(kind: Directory) -> Path:

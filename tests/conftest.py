@@ -13,11 +13,12 @@ pytest_plugins = ["encord_sandbox.pytest_plugin"]
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 use_emulator_credentials()
-# Run receipts, item maps and the job ledger of tests stay out of the developer's $PREFECT_HOME.
+# Run receipts, item maps, locks and the job ledger of tests stay out of the developer's $PREFECT_HOME.
 _ledgers = tempfile.mkdtemp(prefix="prefect-encord-tests-")
 os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", os.path.join(_ledgers, "runs"))
 os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_DIRECTORY", os.path.join(_ledgers, "jobs"))
 os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_ITEM_MAP_DIRECTORY", os.path.join(_ledgers, "item-maps"))
+os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_LOCK_DIRECTORY", os.path.join(_ledgers, "locks"))
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from prefect import task
 
 from prefect_encord.api_retries import call_with_retries, create_once
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.locks import exclusive
 from prefect_encord.planning.ids import is_utf8, printable
 
 #: Folders per listing page; the most Encord serves, so a name search is usually one request.
@@ -61,7 +62,8 @@ def get_or_create_folder(
 
     Idempotent: an existing folder is reused (the oldest, if several share the name) and returned
     unchanged. ``description`` and ``client_metadata`` are given to the last folder of the path when this
-    call creates it. Two concurrent first runs can each create a folder: Encord offers no unique key.
+    call creates it. Encord offers no unique key, so two concurrent first runs could each create the folder;
+    a lock on the path (:mod:`prefect_encord.locks`) makes the second wait and find the first's.
 
     Args:
         credentials: Encord credentials.
@@ -76,14 +78,15 @@ def get_or_create_folder(
     client = credentials.get_client()
     parent: StorageFolder | None = None
     creating = False  # once a folder had to be created, none of its descendants can exist yet
-    for depth, name in enumerate(segments):
-        last = depth == len(segments) - 1
-        found = None if creating else _find_child(client, parent, name)
-        if found is None:
-            found = _create_child(client, parent, name, description if last else None,
-                                  client_metadata if last else None)  # fmt: skip
-            creating = True
-        parent = found
+    with exclusive(f"folder-path:{'/'.join(segments)}", f"folder {path}"):  # two first runs make one folder
+        for depth, name in enumerate(segments):
+            last = depth == len(segments) - 1
+            found = None if creating else _find_child(client, parent, name)
+            if found is None:
+                found = _create_child(client, parent, name, description if last else None,
+                                      client_metadata if last else None)  # fmt: skip
+                creating = True
+            parent = found
     assert parent is not None  # folder_path_segments returns at least one name
     return str(parent.uuid)
 

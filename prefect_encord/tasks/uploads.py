@@ -49,6 +49,7 @@ from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.crashpoints import crash_point
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.locks import exclusive
 from prefect_encord.planning.patterns import check_patterns
 from prefect_encord.planning.retries import RetryPolicy
 from prefect_encord.planning.signatures import HEAD_BYTES, refusal
@@ -152,41 +153,43 @@ def upload_directory(
     result = UploadResult(failed=dict(plan.rejected))
     ledger = JobLedger(ledger_dir)
 
-    with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="encord-upload") as pool:
-        units, digests = _identify(pool, root, plan.units, result.failed)
-        client = credentials.get_client()
-        storage_folder = call_with_retries(
-            lambda: client.get_storage_folder(UUID(str(folder_uuid))), f"fetching folder {folder_uuid}"
-        )
-        _finish_earlier_jobs(storage_folder, ledger, poll_timeout_seconds)
-        existing = call_with_retries(lambda: _existing_digests(storage_folder), f"listing folder {folder_uuid}")
-        pending = pending_units(units, digests, existing)
-        result.items.update(pending.present)
-        result.skipped.extend(pending.present)
-        logger.info(
-            "%d units under %s: %d already in folder %s, %d to upload, %d unusable",
-            len(plan.units), root, len(pending.present), folder_uuid, len(pending.upload), len(result.failed),
-        )  # fmt: skip
-        started = []
-        with httpx.Client(timeout=_PUT_TIMEOUT, limits=httpx.Limits(max_connections=max_concurrency)) as http:
-            batches = _Batches(storage_folder, ledger, pool, http, root, digests, client_metadata, retry_policy)
-            sent = 0
-            for batch in job_batches(pending.upload, job_size):
-                job = batches.send(batch, result)
-                if job is not None:
-                    started.append(job)
-                sent += len(batch)
-                if progress is not None:
-                    progress.tell(sent, len(pending.upload), "files sent", phases=2)
+    # From the listing to the last settled job: a second run into this folder waits, then finds it all there.
+    with exclusive(f"folder:{folder_uuid}", f"folder {folder_uuid}"):
+        with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="encord-upload") as pool:
+            units, digests = _identify(pool, root, plan.units, result.failed)
+            client = credentials.get_client()
+            storage_folder = call_with_retries(
+                lambda: client.get_storage_folder(UUID(str(folder_uuid))), f"fetching folder {folder_uuid}"
+            )
+            _finish_earlier_jobs(storage_folder, ledger, poll_timeout_seconds)
+            existing = call_with_retries(lambda: _existing_digests(storage_folder), f"listing folder {folder_uuid}")
+            pending = pending_units(units, digests, existing)
+            result.items.update(pending.present)
+            result.skipped.extend(pending.present)
+            logger.info(
+                "%d units under %s: %d already in folder %s, %d to upload, %d unusable",
+                len(plan.units), root, len(pending.present), folder_uuid, len(pending.upload), len(result.failed),
+            )  # fmt: skip
+            started = []
+            with httpx.Client(timeout=_PUT_TIMEOUT, limits=httpx.Limits(max_connections=max_concurrency)) as http:
+                batches = _Batches(storage_folder, ledger, pool, http, root, digests, client_metadata, retry_policy)
+                sent = 0
+                for batch in job_batches(pending.upload, job_size):
+                    job = batches.send(batch, result)
+                    if job is not None:
+                        started.append(job)
+                    sent += len(batch)
+                    if progress is not None:
+                        progress.tell(sent, len(pending.upload), "files sent", phases=2)
 
-    settled = len(pending.upload) - sum(len(job.units) for job in started)  # those that failed before a job
-    for job in started:  # long polls: by now the first jobs have had time to finish
-        created, failed = batches.settle(job, poll_timeout_seconds, unit_retries, result)
-        result.items.update(created)
-        result.failed.update(failed)
-        settled += len(job.units)
-        if progress is not None:
-            progress.tell(settled, len(pending.upload), "files registered", phase=1, phases=2)
+        settled = len(pending.upload) - sum(len(job.units) for job in started)  # those that failed before a job
+        for job in started:  # long polls: by now the first jobs have had time to finish
+            created, failed = batches.settle(job, poll_timeout_seconds, unit_retries, result)
+            result.items.update(created)
+            result.failed.update(failed)
+            settled += len(job.units)
+            if progress is not None:
+                progress.tell(settled, len(pending.upload), "files registered", phase=1, phases=2)
     for twin, original in pending.twins.items():
         if original in result.items:
             result.items[twin] = result.items[original]

@@ -1,4 +1,5 @@
-"""What a crash-test child process runs: one ``ingest`` flow run, in an environment and a log of its own.
+"""What a child process of the crash and concurrency tests runs: one ``ingest`` flow run, in an environment and a
+log of its own.
 
 Children are forked from a ``forkserver`` that imported this module (and so Prefect, the SDK and the flow)
 once: each run then starts in well under a second instead of the ten an interpreter takes to import them,
