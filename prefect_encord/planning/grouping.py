@@ -12,11 +12,15 @@ template places. Two rules cover what people do by hand today:
 
 Nothing here can fail halfway: :func:`group_items` returns every group it could build, the problems of the
 others (named by group, role and source), and the items no rule claimed.
+
+Patterns run on the ``regex`` module (``re``'s syntax, its V0 mode) for one reason: a time limit. A pattern
+that backtracks catastrophically (``(?P<key>(a|a)+)b``) would otherwise stall a run on one 34-character name
+for hours, deaf to Ctrl-C; with :data:`MATCH_TIMEOUT_SECONDS` it fails the grouping, naming the pattern and
+the name, before any group is created.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +28,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import regex
 from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
 
 from prefect_encord.planning.ordering import natural_key
@@ -57,11 +62,20 @@ class Grouping:
     unmatched: list[str] = field(default_factory=list)
 
 
+#: The longest one name may take to match. A sane pattern takes microseconds on a file name or URL; one that
+#: takes this long is backtracking catastrophically, and would take far longer on the next name.
+MATCH_TIMEOUT_SECONDS = 0.5
+
+
+class PatternTooSlow(ValueError):
+    """A grouping pattern took longer than :data:`MATCH_TIMEOUT_SECONDS` on one name."""
+
+
 class KeyPattern(BaseModel):
     """Group items by a key taken from their name or path with a regular expression.
 
     The pattern must have a named group ``key``; an optional named group ``role`` (or ``tile``) gives the
-    member's role. It is searched (``re.search``) in the item's file name, or in its whole source string
+    member's role. It is searched (like ``re.search``) in the item's file name, or in its whole source string
     with ``match_on="path"``. The group is named by ``name_format``, filled with the pattern's named groups.
     """
 
@@ -78,8 +92,8 @@ class KeyPattern(BaseModel):
     @classmethod
     def _has_key_group(cls, pattern: str) -> str:
         try:
-            groups = re.compile(pattern).groupindex
-        except re.error as exc:
+            groups = regex.compile(pattern).groupindex
+        except regex.error as exc:
             raise ValueError(f"pattern {pattern!r} is not a regular expression: {exc}") from exc
         if "key" not in groups:
             raise ValueError(f"pattern {pattern!r} needs a named group (?P<key>...) naming the data group")
@@ -89,7 +103,7 @@ class KeyPattern(BaseModel):
 
     @model_validator(mode="after")
     def _name_format_fits(self) -> KeyPattern:
-        groups = re.compile(self.pattern).groupindex
+        groups = regex.compile(self.pattern).groupindex
         try:
             self.name_format.format(**dict.fromkeys(groups, "x"))
         except (KeyError, IndexError, ValueError) as exc:
@@ -128,13 +142,20 @@ def group_items(items: Mapping[str, str | UUID], rule: GroupingRule) -> Grouping
 
 
 def _by_pattern(items: Mapping[str, str | UUID], rule: KeyPattern) -> Grouping:
-    regex = re.compile(rule.pattern)
-    role_group = next((g for g in _ROLE_GROUPS if g in regex.groupindex), None)
+    compiled = regex.compile(rule.pattern)
+    role_group = next((g for g in _ROLE_GROUPS if g in compiled.groupindex), None)
     result = Grouping()
     members: dict[str, list[Member]] = defaultdict(list)
     for source in sorted(items, key=natural_key):
         subject = source if rule.match_on == "path" else PurePosixPath(source).name
-        match = regex.search(subject)
+        try:
+            match = compiled.search(subject, timeout=MATCH_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise PatternTooSlow(
+                f"the group pattern {rule.pattern!r} took over {MATCH_TIMEOUT_SECONDS} s on {subject!r} "
+                f"({len(subject)} characters): it backtracks catastrophically; rewrite it without nested or "
+                "overlapping repetition such as (a|a)+ or (a+)+"
+            ) from None
         if match is None or match.group("key") is None:
             result.unmatched.append(source)
             continue

@@ -190,6 +190,18 @@ def test_an_invalid_layout_or_rule_is_refused_before_any_request(
         create_data_groups.fn(admin, world.folder, items, rule, layout)
 
 
+def test_a_catastrophic_group_pattern_fails_in_a_bounded_time_before_any_group(
+    hardened: Sandbox, admin: EncordCredentials, world: World
+) -> None:
+    """``(a|a)+`` before a ``b`` that never comes tries 2^34 ways on 34 a's: hours, without the time limit."""
+    items = {"a" * 34: _tiles(world, 0)[0]}
+    started = time.monotonic()
+    with unchanged(hardened), _raises(ValueError, "'(?P<key>(a|a)+)b'", f"'{'a' * 34}' (34 characters)"):
+        create_data_groups.fn(admin, world.folder, items, {"kind": "key_pattern", "pattern": "(?P<key>(a|a)+)b"},
+                              {"kind": "grid"})  # fmt: skip
+    assert time.monotonic() - started < 30
+
+
 def test_a_batch_size_of_zero_is_refused(hardened: Sandbox, admin: EncordCredentials, world: World) -> None:
     with unchanged(hardened), _raises(ValueError, "batch_size 0"):
         create_data_groups.fn(admin, world.folder, {}, KEY_RULE, {"kind": "grid"}, batch_size=0)

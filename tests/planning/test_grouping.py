@@ -7,7 +7,15 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from prefect_encord.planning.grouping import KeyPattern, Manifest, Member, group_items, parse_rule
+from prefect_encord.planning.grouping import (
+    MATCH_TIMEOUT_SECONDS,
+    KeyPattern,
+    Manifest,
+    Member,
+    PatternTooSlow,
+    group_items,
+    parse_rule,
+)
 
 SCENES = {
     "cams/scene-2_rear.png": "u2r",
@@ -98,3 +106,9 @@ def test_rules_parse_from_their_dict_form() -> None:
     assert isinstance(parse_rule({"kind": "manifest", "groups": {"g": ["a"]}}), Manifest)
     with pytest.raises(ValidationError):
         parse_rule({"kind": "folders"})
+
+
+def test_a_pattern_that_backtracks_catastrophically_is_stopped_and_named() -> None:
+    rule = KeyPattern(pattern="(?P<key>(a|a)+)b")
+    with pytest.raises(PatternTooSlow, match=rf"took over {MATCH_TIMEOUT_SECONDS} s on '{'a' * 40}' \(40 characters\)"):
+        group_items({"ok-1.png": "u1", "a" * 40: "u2"}, rule)
