@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -144,13 +145,9 @@ def upload_directory(
     check_patterns(image_groups=image_groups, image_sequences=image_sequences, exclude=exclude)
     logger = run_logger(__name__)
     root = source_root(directory)
-    paths = sorted(
-        relative
-        for path in root.rglob("*")
-        if path.is_file() and is_candidate(relative := path.relative_to(root).as_posix(), exclude)
-    )
+    paths, unusable = _walk(root, exclude)
     plan = plan_units(paths, root.name, image_groups, image_sequences)
-    result = UploadResult(failed=dict(plan.rejected))
+    result = UploadResult(failed={**unusable, **plan.rejected})
     ledger = JobLedger(ledger_dir)
 
     # From the listing to the last settled job: a second run into this folder waits, then finds it all there.
@@ -213,6 +210,62 @@ def source_root(directory: str | Path) -> Path:
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a directory" + ("" if root.exists() else " (it does not exist)"))
     return root
+
+
+def _walk(root: Path, exclude: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The files to upload under ``root`` (relative POSIX paths, sorted) and the entries that cannot be, with why.
+
+    Symbolic links are followed only within ``root``: a link that leads out of it (to ``/etc/passwd``) would
+    upload what the user never meant to share, so it is listed, not followed. Every directory is walked once,
+    under its own path; a link to one walked already (or a loop of links) adds nothing. An unreadable
+    directory or a broken link is listed too: nothing drops out silently. Hidden entries and excluded files
+    are left out, as :func:`is_candidate` says.
+    """
+    files: list[str] = []
+    unusable: dict[str, str] = {}
+    walked: dict[Path, str] = {}
+    linked: list[tuple[Path, str]] = []  # directory links, walked after the real tree so it is walked as itself
+
+    def visit(directory: Path, relative: str) -> None:
+        walked[directory.resolve()] = relative
+        try:
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except OSError as exc:
+            unusable[relative or "."] = f"cannot read the directory: {exc.strerror or exc}"
+            return
+        for entry in entries:
+            path = f"{relative}/{entry.name}" if relative else entry.name
+            if not is_candidate(path, exclude):
+                continue
+            try:
+                if entry.is_symlink():
+                    target = Path(entry.path).resolve(strict=True)
+                    if not target.is_relative_to(root):
+                        unusable[path] = f"a symbolic link to {target}, outside the directory uploaded; not followed"
+                        continue
+                if entry.is_dir():
+                    if entry.is_symlink():
+                        linked.append((Path(entry.path), path))
+                    else:
+                        visit(Path(entry.path), path)
+                elif entry.is_file():
+                    files.append(path)
+                else:
+                    unusable[path] = "not a regular file (a socket, pipe or device)"
+            except (FileNotFoundError, RuntimeError):  # RuntimeError: a loop of links
+                unusable[path] = "a broken symbolic link"
+            except OSError as exc:
+                unusable[path] = f"cannot read: {exc.strerror or exc}"
+
+    visit(root, "")
+    while linked:
+        link, path = linked.pop(0)
+        real = link.resolve()
+        if real in walked:
+            run_logger(__name__).info("%s links to %s, uploaded under its own path", path, walked[real] or ".")
+        else:
+            visit(link, path)
+    return sorted(files), unusable
 
 
 def _identify(

@@ -523,6 +523,33 @@ def test_a_bad_file_fails_alone_and_is_named(
     assert _item_names(hardened, folder) == ["good.png"]  # the bad unit's reserved slots stay placeholders
 
 
+def test_links_are_followed_only_within_the_source_and_each_directory_once(
+    hardened: Sandbox, admin: EncordCredentials, tmp_path: Path
+) -> None:
+    """A link out of the source (here to this test's own file) is listed, never uploaded; a broken link is
+    listed; a link to a directory inside, or back to the source itself (a loop), adds nothing twice."""
+    media = tmp_path / "media"
+    (media / "inner").mkdir(parents=True)
+    (media / "good.png").write_bytes(samples.png(color=(5, 5, 5)))
+    (media / "inner" / "a.png").write_bytes(samples.png(color=(6, 6, 6)))
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(samples.png(color=(7, 7, 7)))
+    (media / "shared.png").symlink_to(secret)
+    (media / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (media / "also-inner").symlink_to(media / "inner", target_is_directory=True)
+    (media / "inner" / "loop").symlink_to(media, target_is_directory=True)
+    folder = get_or_create_folder.fn(admin, f"uploads/{_token()}")
+
+    result = upload_directory.fn(admin, folder, media)
+
+    assert sorted(result.items) == ["good.png", "inner/a.png"]
+    assert result.failed == {
+        "shared.png": f"a symbolic link to {secret}, outside the directory uploaded; not followed",
+        "gone.png": "a broken symbolic link",
+    }
+    assert _item_names(hardened, folder) == ["a.png", "good.png"]
+
+
 def test_a_directory_that_does_not_exist_is_named(
     hardened: Sandbox, admin: EncordCredentials, world: World, tmp_path: Path
 ) -> None:
