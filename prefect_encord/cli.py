@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from prefect_encord.extras import MissingExtraError
 
@@ -71,19 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     from prefect_encord import main_command
 
     parser = argparse.ArgumentParser(prog="prefect-encord", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error, not only its message")
     commands = parser.add_subparsers(dest="command", required=True)
     ingest = commands.add_parser(
-        "ingest", help="ingest a directory or bucket into Encord (no arguments: the example, into a local sandbox)"
+        "ingest",
+        help="ingest a directory or bucket into Encord (no arguments: the example, into a local sandbox)",
+        parents=[common],
     )
     main_command.add_arguments(ingest)
     ingest.set_defaults(run=_ingest)
 
-    undo = commands.add_parser("rollback", help="delete what one ingest run created, from its receipt")
+    undo = commands.add_parser("rollback", help="delete what one ingest run created (its receipt)", parents=[common])
     undo.add_argument("run_id", help="the ingest run's id (printed at the end of `prefect-encord ingest`)")
     _add_credentials_arguments(undo)
     undo.set_defaults(run=_rollback)
 
-    export = commands.add_parser("export-labels", help="export a project's labels, incrementally")
+    export = commands.add_parser("export-labels", help="export a project's labels, incrementally", parents=[common])
     export.add_argument("project", help="project hash")
     export.add_argument("--destination", default="exports", help="local directory, or a cloud block with --cloud")
     export.add_argument("--cloud", action="store_true", help="--destination names a cloud integration block")
@@ -93,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_credentials_arguments(export)
     export.set_defaults(run=_export_labels)
 
-    relay = commands.add_parser("webhook-relay", help="turn Encord workflow webhooks into Prefect events")
+    relay = commands.add_parser(
+        "webhook-relay", help="turn Encord workflow webhooks into Prefect events", parents=[common]
+    )
     relay.add_argument("--host", default="127.0.0.1")
     relay.add_argument("--port", type=int, default=8787)
     relay.set_defaults(run=_relay)
@@ -123,12 +130,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     timeout = max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), 180)
     # Telemetry cannot leave an offline machine; trying only fills the terminal with errors.
     updates = {PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: timeout, PREFECT_SERVER_ANALYTICS_ENABLED: False}
+    if not args.debug:
+        _hide_tracebacks()
     with temporary_settings(updates=updates):
         try:
             return int(args.run(args))
-        except MissingExtraError as error:
-            print(f"prefect-encord: {error}", file=sys.stderr)
-            return 2
+        except _expected_errors() as error:
+            if args.debug:
+                raise
+            print(f"prefect-encord {args.command}: {_first_lines(str(error))}", file=sys.stderr)
+            print("(run again with --debug for the traceback)", file=sys.stderr)
+            return 2 if isinstance(error, MissingExtraError) else 1
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message says what to fix (a value, a path, a refused key): shown as their message alone.
+
+    Anything else is a bug of ours and keeps its traceback.
+    """
+    from encord.exceptions import EncordException
+    from prefect.exceptions import ParameterTypeError
+
+    return MissingExtraError, ValueError, TypeError, OSError, EncordException, ParameterTypeError
+
+
+def _first_lines(message: str, lines: int = 6) -> str:
+    kept = message.strip().splitlines()
+    return "\n".join(kept[:lines] + ([f"... ({len(kept) - lines} more lines)"] if len(kept) > lines else []))
+
+
+def _hide_tracebacks() -> None:
+    """Prefect logs a failed run's exception with its whole traceback; keep the message and drop the rest.
+
+    Done where records are made rather than with a handler's filter, because Prefect sets its handlers up
+    when a run starts, after this.
+    """
+    make = logging.getLogRecordFactory()
+
+    def without_traceback(name: str, level: int, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(name, level, *args, **kwargs)
+        if name.startswith("prefect"):
+            record.exc_info, record.exc_text = None, None
+        return record
+
+    logging.setLogRecordFactory(without_traceback)
 
 
 if __name__ == "__main__":

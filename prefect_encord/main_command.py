@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,13 @@ from rich.markdown import Markdown
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from prefect_encord import example_data
-from prefect_encord.blocks.credentials import ENCORD_SSH_KEY_ENV, ENCORD_SSH_KEY_FILE_ENV, EncordCredentials
+from prefect_encord.blocks.credentials import (
+    ENCORD_DOMAIN,
+    ENCORD_DOMAIN_ENV,
+    ENCORD_SSH_KEY_ENV,
+    ENCORD_SSH_KEY_FILE_ENV,
+    EncordCredentials,
+)
 from prefect_encord.reporting import TooManyFailures, add_progress_listener, count_lines
 
 if TYPE_CHECKING:
@@ -98,9 +105,12 @@ def resolve_credentials(block: str | None, home: Path) -> Iterator[tuple[EncordC
         yield loaded, f"the Encord of block {block!r}"
         return
     if os.environ.get(ENCORD_SSH_KEY_FILE_ENV) or os.environ.get(ENCORD_SSH_KEY_ENV):
-        credentials = EncordCredentials(domain=os.environ.get("ENCORD_DOMAIN", "https://api.encord.com"))
+        credentials = EncordCredentials(domain=os.environ.get(ENCORD_DOMAIN_ENV, ENCORD_DOMAIN))
         yield credentials, "Encord (credentials from ENCORD_SSH_KEY_FILE / ENCORD_SSH_KEY)"
         return
+    problem = credential_environment_problem(os.environ)
+    if problem is not None:
+        raise ValueError(problem)
     from prefect_encord.testing import credentials_block, sandbox_class
 
     purpose = (
@@ -109,6 +119,30 @@ def resolve_credentials(block: str | None, home: Path) -> Iterator[tuple[EncordC
     )
     with sandbox_class(purpose)(home / "sandbox") as sandbox:
         yield credentials_block(sandbox), f"the embedded sandbox at {sandbox.domain} (data in {sandbox.data_dir})"
+
+
+#: The environment variables the credentials are read from (the SDK's names).
+_CREDENTIAL_VARIABLES = (ENCORD_SSH_KEY_FILE_ENV, ENCORD_SSH_KEY_ENV, ENCORD_DOMAIN_ENV)
+
+
+def credential_environment_problem(environ: Mapping[str, str]) -> str | None:
+    """Why the environment looks like an attempt at credentials that would be ignored, or None.
+
+    With no key in the environment the CLI runs against the embedded sandbox; a user who set
+    ``ENCORD_DOMAIN`` alone, or misspelt a variable (``ENCORD_SSH_KEYFILE``), meant their Encord and must hear
+    so instead of watching a sandbox run.
+    """
+    for name in sorted(environ):
+        if name.startswith("ENCORD_") and name not in _CREDENTIAL_VARIABLES and environ[name]:
+            close = difflib.get_close_matches(name, _CREDENTIAL_VARIABLES, n=1, cutoff=0.8)
+            if close:
+                return f"{name} is set, but the variable read is {close[0]}: rename it (or unset it for the sandbox)"
+    if environ.get(ENCORD_DOMAIN_ENV):
+        return (
+            f"{ENCORD_DOMAIN_ENV} is set but neither {ENCORD_SSH_KEY_FILE_ENV} nor {ENCORD_SSH_KEY_ENV}: set one "
+            f"(or unset {ENCORD_DOMAIN_ENV} for the embedded sandbox)"
+        )
+    return None
 
 
 def run(args: argparse.Namespace) -> int:

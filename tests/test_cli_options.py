@@ -1,15 +1,21 @@
-"""CLI options that would be ignored are refused before anything runs, one line each, exit code 2."""
+"""The CLI speaks to people: options that would be ignored are refused before anything runs (exit code 2),
+credentials half set in the environment are an error, and an error is its message, its traceback only
+under ``--debug``."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from encord_sandbox import Sandbox
+from prefect.settings import PREFECT_API_URL
 
 from prefect_encord.cli import build_parser
 from prefect_encord.main_command import usage_problems
+from prefect_encord.testing import credentials_block
 
 REFUSED = {
     "include-without-a-bucket": (["dir", "--include", "*.png"], "--include needs --bucket-block"),
@@ -56,3 +62,41 @@ def test_the_cli_refuses_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.strip() == "prefect-encord ingest: --project needs --dataset"
     assert not (tmp_path / "home").exists()  # no sandbox started, no example written
+
+
+def _cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "prefect-encord"), *argv]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"ENCORD_SSH_KEYFILE": "/k"}, "ENCORD_SSH_KEYFILE is set, but the variable read is ENCORD_SSH_KEY_FILE"),
+        ({"ENCORD_DOMAIN": "https://api.us.encord.com"}, "ENCORD_DOMAIN is set but neither ENCORD_SSH_KEY_FILE"),
+    ],
+)
+def test_credentials_half_set_in_the_environment_are_an_error_not_a_sandbox_run(
+    variables: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCORD_")} | variables
+    done = _cli("ingest", str(tmp_path), "--home", str(tmp_path / "home"), env=env)
+    assert done.returncode == 1, done.stderr
+    first, hint = done.stderr.strip().splitlines()
+    assert first.startswith("prefect-encord ingest: ") and message in first
+    assert hint == "(run again with --debug for the traceback)"
+    assert not (tmp_path / "home" / "sandbox").exists()  # no sandbox was started
+
+
+def test_a_flow_error_reaches_the_terminal_as_its_message_and_the_traceback_only_with_debug(
+    prefect_harness: None, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    credentials_block(sandbox).save("cli-errors", overwrite=True)
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    argv = ("ingest", str(tmp_path / "nowhere"), "--credentials-block", "cli-errors", "--home", str(tmp_path))
+    done = _cli(*argv, env=env)
+    assert done.returncode == 1
+    assert f"prefect-encord ingest: {tmp_path / 'nowhere'} is not a directory (it does not exist)" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    debug = _cli(*argv, "--debug", env=env)
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr

@@ -21,9 +21,10 @@ if TYPE_CHECKING:  # the SDK takes a second to import; only get_client needs it
 ENCORD_DOMAIN = "https://api.encord.com"
 """Encord's EU (default) API domain; US accounts use ``https://api.us.encord.com``."""
 
-# The environment variables the Encord SDK itself falls back to, checked in this order.
+# The environment variables the Encord SDK itself falls back to: the key (a file first, then its text), the domain.
 ENCORD_SSH_KEY_FILE_ENV = "ENCORD_SSH_KEY_FILE"
 ENCORD_SSH_KEY_ENV = "ENCORD_SSH_KEY"
+ENCORD_DOMAIN_ENV = "ENCORD_DOMAIN"
 
 _KEY_FORMAT_HINT = (
     "Encord needs an unencrypted Ed25519 private key in OpenSSH format "

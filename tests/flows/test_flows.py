@@ -131,8 +131,10 @@ def test_a_user_sees_artifacts_events_and_a_receipt(first_run: IngestSummary) ->
     assert "| metadata items | 0 | 4 | 0 |" in summary and "| dataset links | 0 | 0 | 6 |" in summary
     assert f"dataset **{first_run.dataset_title}**" in summary and f"project **{first_run.project_title}**" in summary
     assert by_key[f"{key}-progress"].data == 100.0
-    assert by_key[f"{key}-progress"].description is not None
-    assert by_key[f"{key}-progress"].description.startswith("finished: 8 files created, 3 schema keys created")
+    # The schema keys are the organisation's: another test of the session may have created them already.
+    ending = by_key[f"{key}-progress"].description
+    assert ending is not None and ending.startswith("finished: 8 files created, ")
+    assert ending.endswith("4 metadata items updated, 2 data groups created, 6 dataset links linked, 1 project linked")
     folder = f"encord.folder.{first_run.folder_uuid}"
     events = _events("prefect-encord.", about=folder, since=time.time() - 3600, expected=5)
     names = {e["event"] for e in events}
