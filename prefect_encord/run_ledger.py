@@ -39,6 +39,11 @@ class Receipt(BaseModel):
     finished_at: datetime | None = None
     intents: list[str] = Field(default_factory=list, description="Mutations announced before they ran.")
     jobs: list[str] = Field(default_factory=list, description="Data-upload jobs started or resumed.")
+    folder_uuid: str | None = Field(
+        default=None,
+        description="The storage folder the run wrote into; a rollback first checks the Encord it is given has it.",
+    )
+    encord: str | None = Field(default=None, description="The Encord (API domain) the run wrote to.")
     folders_created: list[str] = Field(default_factory=list)
     item_map: str | None = Field(default=None, description="The run's item map: where every file went.")
     groups_created: list[str] = Field(default_factory=list)
@@ -64,6 +69,11 @@ class RunLedger:
                 run_id=run_id, started_at=datetime.now(timezone.utc), item_map=str(self.item_map_path)
             )
             self._write()
+
+    def target(self, folder_uuid: str, encord: str) -> None:
+        """Record where the run writes, so its rollback can refuse another Encord."""
+        self.receipt.folder_uuid, self.receipt.encord = folder_uuid, encord
+        self._write()
 
     def before(self, intent: str) -> None:
         self.receipt.intents.append(f"{datetime.now(timezone.utc).isoformat()} {intent}")

@@ -118,6 +118,7 @@ def ingest(
     report = RunReport(title=f"Ingest into {folder_path}", steps=steps, key=artifact_key("encord-ingest", folder_path))
 
     folder_uuid = get_or_create_folder(credentials, folder_path)
+    ledger.target(folder_uuid, credentials.domain)
     report.relate("folder", folder_uuid, folder_path)
     report.step_done("folder", f"folder {folder_path} is {folder_uuid}")
     summary = IngestSummary(run_id=run_id, folder_path=folder_path, folder_uuid=folder_uuid)

@@ -17,6 +17,7 @@ import multiprocessing
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
@@ -39,6 +40,7 @@ from prefect_encord.crashpoints import CRASH_AT_ENV, CRASH_EXIT_CODE, CRASH_POIN
 from prefect_encord.example_data import GROUP_LAYOUT, GROUP_PATTERN
 from prefect_encord.flows.rollback import rollback
 from prefect_encord.planning.uploads import IDENTITY_KEY
+from prefect_encord.run_ledger import load
 from prefect_encord.tasks.datasets import get_or_create_dataset
 from prefect_encord.tasks.folders import get_or_create_folder
 from tests.chaos.conftest import prepare_served_sandbox, served_credentials
@@ -223,3 +225,24 @@ def test_a_run_killed_after_registering_is_rolled_back_completely(
 
     assert len(result.deleted) == sum(files.values()) and not result.failed
     assert ingests.state("rollback")["files"] == Counter()
+
+
+def test_two_rollbacks_of_one_run_at_once_take_turns(ingests: Ingests, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second waits for the first (a lock on the run id), then finds everything gone: no errors, no
+    item deleted twice, and the receipt marked rolled back once everything is."""
+    code, output = ingests.run("two-rollbacks", "local")
+    assert code == 0, output[-3000:]
+    state = ingests.state("two-rollbacks")
+    created = sum(state["files"].values()) + sum(state["groups"].values())
+    runs = ingests.work / "two-rollbacks" / "runs"
+    (receipt,) = runs.glob("*-*-*-*-*.json")
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", str(runs))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: rollback(receipt.stem, credentials=ingests.credentials), range(2)))
+
+    assert sorted(len(r.deleted) for r in results) == [0, created]
+    assert sorted(len(r.already_deleted) for r in results) == [0, created]
+    assert not any(r.failed for r in results)
+    assert ingests.state("two-rollbacks")["files"] == Counter()
+    assert load(receipt.stem, runs).rolled_back_at is not None

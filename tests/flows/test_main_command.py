@@ -14,7 +14,7 @@ from prefect.settings import PREFECT_API_URL
 CLI = str(Path(sys.executable).parent / "prefect-encord")
 
 
-def _run(*args: str, home: Path) -> str:
+def _run(*args: str, home: Path, code: int = 0) -> str:
     env = {
         **os.environ,
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
@@ -26,8 +26,8 @@ def _run(*args: str, home: Path) -> str:
     done = subprocess.run(
         [CLI, *args, "--home", str(home)], capture_output=True, text=True, timeout=300, env=env, cwd=home
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    assert done.returncode == code, done.stdout + done.stderr
+    return done.stdout if code == 0 else done.stderr
 
 
 def _visible_items(home: Path) -> int:
@@ -50,6 +50,13 @@ def test_ingest_the_example_twice_then_roll_the_first_run_back(prefect_harness: 
 
     again = _run("ingest", home=tmp_path)
     assert "files: 8 already there\n" in again
+
+    # Another embedded sandbox (another --home) has other item UUIDs: the rollback refuses it, deleting nothing.
+    (tmp_path / "elsewhere").mkdir()
+    elsewhere = _run("rollback", run_id.group(1), home=tmp_path / "elsewhere", code=1)
+    assert re.search(r"wrote into folder [0-9a-f-]{36} of http://127\.0\.0\.1:\d+, which the Encord at", elsewhere)
+    assert "roll back with the credentials the run used" in elsewhere and "Traceback" not in elsewhere
+    assert _visible_items(tmp_path) == 10
 
     undone = _run("rollback", run_id.group(1), home=tmp_path)
     assert "deleted 10, already gone 0, failed 0" in undone
