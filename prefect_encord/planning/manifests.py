@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict
 
 from prefect_encord.extras import require
 from prefect_encord.planning.schema import KeyType
+from prefect_encord.planning.strict_parsing import DuplicateKey, loads_json
+from prefect_encord.planning.uploads import OWN_KEY_PREFIX
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -210,17 +212,20 @@ def _read_jsonl(path: Path, key_column: str) -> Iterator[ManifestRow]:
                 continue
             number += 1
             try:
-                record = json.loads(line)
+                record = loads_json(line)
             except json.JSONDecodeError as exc:
                 yield ManifestRow(number, None, {}, f"is not valid JSON: {exc.msg}")
+                continue
+            except DuplicateKey as exc:
+                yield ManifestRow(number, None, {}, str(exc))
                 continue
             yield _record_row(number, record, key_column)
 
 
 def _read_json(path: Path, key_column: str) -> Iterator[ManifestRow]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
+        document = loads_json(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, DuplicateKey) as exc:
         raise ManifestError(f"{path} is not valid JSON: {exc}") from exc
     if isinstance(document, list):
         for number, record in enumerate(document, 1):
@@ -292,10 +297,18 @@ def parse_manifest(
             seen[item] = row.row
         metadata, problems = coerce_metadata(row.values, types)
         errors.extend(RowError(row=row.row, item=label, key=key, message=why) for key, why in problems)
+        errors.extend(RowError(row=row.row, item=label, key=key, message=_OWN_KEY_REFUSED)
+                      for key in sorted(row.values) if key.startswith(OWN_KEY_PREFIX))  # fmt: skip
         if errors or item is None:
             yield InvalidRow(row.row, tuple(errors))
         else:
             yield ManifestEntry(row.row, item, metadata)
+
+
+_OWN_KEY_REFUSED = (
+    "is prefect-encord's own key (a file's content identity, which keeps re-runs from uploading it twice); "
+    "a manifest cannot write it"
+)
 
 
 def _item_key(row: ManifestRow, key_by: KeyBy) -> tuple[str | None, str | None]:
@@ -472,11 +485,15 @@ def _short(value: Any) -> str:
 def new_metadata(current: Mapping[str, Any], given: Mapping[str, Any], mode: ImportMode) -> dict[str, Any]:
     """The item's complete metadata after the import.
 
-    ``merge``: the item's keys the manifest does not give are kept. ``overwrite``: exactly the manifest's.
+    ``merge``: the item's keys the manifest does not give are kept. ``overwrite``: exactly the manifest's,
+    and prefect-encord's own keys (:data:`~prefect_encord.planning.uploads.OWN_KEY_PREFIX`).
     Either way the result is the *whole* metadata, so writing it is correct whether Encord's update merges or
     replaces.
     """
-    return {**current, **given} if mode == "merge" else dict(given)
+    if mode == "merge":
+        return {**current, **given}
+    # prefect-encord's own keys stay: without its content identity, the next ingest would upload the file again.
+    return {**{k: v for k, v in current.items() if k.startswith(OWN_KEY_PREFIX)}, **given}
 
 
 def existing_problems(

@@ -36,6 +36,8 @@ import annotated_types
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prefect_encord.planning.strict_parsing import DuplicateKey, loads_json, loads_yaml
+
 ScalarKind = Literal["boolean", "varchar", "text", "number", "datetime", "uuid"]
 KeyKind = Literal["boolean", "varchar", "text", "number", "datetime", "uuid", "enum", "embedding", "geospatial"]
 SCALAR_KINDS: tuple[ScalarKind, ...] = get_args(ScalarKind)
@@ -209,8 +211,8 @@ def schema_from_file(path: str | Path) -> DesiredSchema:
             f"{path} is not UTF-8 text: byte {exc.start} is {exc.object[exc.start : exc.start + 1]!r}; save it as UTF-8"
         ) from None
     try:
-        document = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        document = loads_json(text) if suffix == ".json" else loads_yaml(text)
+    except (json.JSONDecodeError, yaml.YAMLError, DuplicateKey) as exc:
         raise SchemaDeclarationError(f"{path} is not valid {suffix[1:].upper()}: {exc}") from exc
     if not isinstance(document, Mapping):
         raise SchemaDeclarationError(f"{path} must hold a mapping of metadata key to type")

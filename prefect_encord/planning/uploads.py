@@ -46,7 +46,11 @@ from prefect_encord.planning.ids import is_utf8, printable
 from prefect_encord.planning.ordering import natural_key
 from prefect_encord.planning.specs import MAX_SEQUENCE_FRAMES, DataKind, data_kind
 
-IDENTITY_KEY = "prefect_encord.sha256"
+OWN_KEY_PREFIX = "prefect_encord."
+"""Client-metadata keys of this namespace are prefect-encord's own: manifests cannot write them, and an
+``overwrite`` import keeps them (see :func:`prefect_encord.planning.manifests.new_metadata`)."""
+
+IDENTITY_KEY = OWN_KEY_PREFIX + "sha256"
 """Client-metadata key holding a unit's content digest; a folder never gets two items with the same one."""
 
 MAX_SLOTS_PER_REQUEST = 1000

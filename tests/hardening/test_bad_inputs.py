@@ -43,7 +43,7 @@ from prefect_encord.planning.label_rows import LabelRowFilters
 from prefect_encord.planning.manifests import ManifestError
 from prefect_encord.planning.objects import ObjectRecord, Skipped
 from prefect_encord.planning.outcomes import BucketRegistration
-from prefect_encord.planning.schema import SchemaChangeRefused, SchemaDeclarationError
+from prefect_encord.planning.schema import SchemaChangeRefused, SchemaDeclarationError, schema_from_file
 from prefect_encord.planning.specs import MAX_SEQUENCE_FRAMES, Entry, PlanOptions, plan_registration
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
@@ -807,6 +807,30 @@ def test_a_schema_file_that_is_not_utf8_is_named(
         apply_metadata_schema.fn(admin, str(path))
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "fragment"),
+    [
+        ("schema.yaml", "hd.place: varchar\nhd.count: number\nhd.place: text\n", "'hd.place' appears twice"),
+        ("schema.json", '{"hd.place": "varchar", "hd.place": "text"}', "'hd.place' appears twice"),
+    ],
+)
+def test_a_schema_file_with_a_key_twice_is_refused_naming_it(
+    name: str, text: str, fragment: str, hardened: Sandbox, admin: EncordCredentials, tmp_path: Path
+) -> None:
+    """YAML and JSON parsers keep the last of two equal keys; an additive schema could never undo the loss."""
+    path = tmp_path / name
+    path.write_text(text)
+    with unchanged(hardened), _raises(SchemaDeclarationError, str(path), fragment):
+        apply_metadata_schema.fn(admin, str(path))
+
+
+def test_a_yaml_schema_names_the_line_of_the_repeated_key(tmp_path: Path) -> None:
+    path = tmp_path / "schema.yaml"
+    path.write_text("hd.place: varchar\nhd.count: number\nhd.place: text\n")
+    with _raises(SchemaDeclarationError, "(the second on line 3)"):
+        schema_from_file(path)
+
+
 def _manifest(tmp_path: Path, text: str, name: str = "manifest.csv") -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -858,6 +882,33 @@ def test_good_rows_are_written_and_the_bad_row_is_named(
     assert '"hd.count": 4' in metadata["tile-01.png"] and "hd.count" not in metadata["tile-02.png"]
 
 
+def test_an_overwrite_import_keeps_the_content_identity_and_a_re_run_creates_nothing(
+    hardened: Sandbox, admin: EncordCredentials, tmp_path: Path
+) -> None:
+    """Overwriting an item's metadata used to drop its content digest, and the next ingest uploaded it again."""
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "cam.png").write_bytes(samples.png(color=(33, 44, 55)))
+    folder = get_or_create_folder.fn(admin, f"uploads/{_token()}")
+    upload_directory.fn(admin, folder, media)
+    manifest = _manifest(tmp_path, "name,hd.count\ncam.png,7\n")
+    assert import_metadata.fn(admin, manifest, folder_uuid=folder, mode="overwrite").updated == 1
+
+    again = upload_directory.fn(admin, folder, media)
+
+    assert again.skipped == ["cam.png"] and _item_names(hardened, folder) == ["cam.png"]
+
+
+def test_a_manifest_column_with_prefect_encords_own_key_is_refused_per_row(
+    hardened: Sandbox, admin: EncordCredentials, world: World, tmp_path: Path
+) -> None:
+    manifest = _manifest(tmp_path, "name,prefect_encord.sha256,hd.count\ntile-00.png,forged,3\n")
+    with unchanged(hardened):
+        result = import_metadata.fn(admin, manifest, folder_uuid=world.folder)
+    (error,) = result.invalid
+    assert (error.row, error.key) == (1, "prefect_encord.sha256") and "own key" in error.message
+
+
 UNREADABLE_MANIFESTS: dict[str, tuple[str, bytes, dict[str, Any], tuple[str, ...]]] = {
     "manifest-not-utf8": (
         "manifest.csv",
@@ -884,6 +935,12 @@ UNREADABLE_MANIFESTS: dict[str, tuple[str, bytes, dict[str, Any], tuple[str, ...
         ("manifest.parquet is not a readable Parquet",),
     ),
     "manifest-that-is-not-json": ("manifest.json", b'{"tile-00.png": ', {}, ("manifest.json is not valid JSON",)),
+    "manifest-with-an-item-twice": (
+        "manifest.json",
+        b'{"tile-00.png": {"hd.count": 1}, "tile-00.png": {"hd.count": 2}}',
+        {},
+        ("manifest.json is not valid JSON", "'tile-00.png' appears twice"),
+    ),
     "bundle-size-of-zero": ("manifest.csv", b"name\n", {"bundle_size": 0}, ("bundle_size 0",)),
 }
 

@@ -31,6 +31,7 @@ from prefect_encord.planning.manifests import (
     value_problem,
 )
 from prefect_encord.planning.schema import KeyType, embedding_type, enum_type
+from prefect_encord.planning.uploads import IDENTITY_KEY
 
 TYPES = {
     "flag": KeyType(kind="boolean"),
@@ -324,6 +325,19 @@ def test_merge_keeps_other_keys_and_overwrite_replaces_them() -> None:
     assert new_metadata(current, {"b": 3, "c": 4}, "merge") == {"a": 1, "b": 3, "c": 4}
     assert new_metadata(current, {"b": 3, "c": 4}, "overwrite") == {"b": 3, "c": 4}
     assert new_metadata(current, {}, "overwrite") == {}
+
+
+def test_overwrite_keeps_the_content_identity_so_a_re_run_does_not_upload_the_file_again() -> None:
+    current = {"a": 1, IDENTITY_KEY: "9f86d08"}
+    assert new_metadata(current, {"b": 3}, "overwrite") == {IDENTITY_KEY: "9f86d08", "b": 3}
+
+
+def test_a_manifest_cannot_write_prefect_encords_own_keys() -> None:
+    rows = [ManifestRow(1, "a.png", {IDENTITY_KEY: "forged", "b": "x"})]
+    (invalid,) = parse_manifest(rows, {}, "name")
+    assert isinstance(invalid, InvalidRow)
+    (error,) = invalid.errors
+    assert error.key == IDENTITY_KEY and error.message.startswith("is prefect-encord's own key")
 
 
 def test_differences_are_judged_by_type() -> None:
