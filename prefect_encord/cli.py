@@ -139,8 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.debug:
                 raise
             print(f"prefect-encord {args.command}: {_first_lines(str(error))}", file=sys.stderr)
+            if isinstance(error, MissingExtraError):  # the message is the fix: install the extra
+                return 2
             print("(run again with --debug for the traceback)", file=sys.stderr)
-            return 2 if isinstance(error, MissingExtraError) else 1
+            return 1
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metadata-mode", choices=["merge", "overwrite"], help="how --manifest updates (default: merge)"
     )
+    parser.add_argument(
+        "--allow-unknown-keys", action="store_true", default=None, help="write manifest columns the schema lacks"
+    )
     parser.add_argument("--group-pattern", help=r"regex with named groups key/role, e.g. '(?P<key>s\d+)_(?P<role>a|b)'")
     parser.add_argument("--layout", choices=["grid", "carousel"], help="layout of every data group (default: grid)")
     parser.add_argument("--dataset", help="dataset title to link into (created if missing)")
@@ -61,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: Options that shape a run over the user's own data; the bundled example brings its own.
-_OWN_DATA_OPTIONS = ("schema", "manifest", "group_pattern", "layout", "metadata_mode")
+_OWN_DATA_OPTIONS = ("schema", "manifest", "group_pattern", "layout", "metadata_mode", "allow_unknown_keys")
 
 
 def usage_problems(args: argparse.Namespace) -> list[str]:
@@ -76,6 +79,7 @@ def usage_problems(args: argparse.Namespace) -> list[str]:
     needs = (
         ("--include", "--bucket-block", args.include and args.bucket_block is None),
         ("--metadata-mode", "--manifest", own_data and args.metadata_mode is not None and args.manifest is None),
+        ("--allow-unknown-keys", "--manifest", own_data and args.allow_unknown_keys and args.manifest is None),
         ("--layout", "--group-pattern", own_data and args.layout is not None and args.group_pattern is None),
         ("--project", "--dataset", own_data and args.project is not None and args.dataset is None),
     )
@@ -181,7 +185,10 @@ def run(args: argparse.Namespace) -> int:
         parameters["folder_path"] = args.folder or f"ingest/{Path(args.source or args.bucket_block).name}"
         if args.schema or args.manifest:
             parameters["metadata"] = MetadataStep(
-                schema_file=args.schema, manifest=args.manifest, mode=args.metadata_mode or "merge"
+                schema_file=args.schema,
+                manifest=args.manifest,
+                mode=args.metadata_mode or "merge",
+                allow_unknown_keys=bool(args.allow_unknown_keys),
             )
         if args.group_pattern:
             layout = CarouselLayout() if args.layout == "carousel" else GridLayout()

@@ -239,8 +239,9 @@ def _apply_metadata(
         report.record(Outcome(SCHEMA_KEYS, key, "created", str(kind)) for key, kind in diff.added.items())
     if step.manifest:
         imported = import_metadata(
-            credentials, step.manifest, key_by=step.key_by, folder_uuid=folder_uuid, mode=step.mode
-        )
+            credentials, step.manifest, key_by=step.key_by, folder_uuid=folder_uuid, mode=step.mode,
+            allow_unknown_keys=step.allow_unknown_keys,
+        )  # fmt: skip
         problems = [*imported.not_found, *imported.invalid, *imported.rejected]
         report.record(Outcome(METADATA_ITEMS, p.item or f"row {p.row}", "failed", str(p)) for p in problems)
         report.record([Outcome(METADATA_ITEMS, step.manifest, "updated", "from the manifest", count=imported.updated)])

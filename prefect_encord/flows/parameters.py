@@ -59,6 +59,11 @@ class MetadataStep(BaseModel):
     mode: Literal["merge", "overwrite"] = Field(
         default="merge", description="merge keeps keys absent from the manifest; overwrite replaces them."
     )
+    allow_unknown_keys: bool = Field(
+        default=False,
+        description="Write manifest columns the metadata schema does not declare (unchecked); off, a row with "
+        "one is refused, since it is most often a typo.",
+    )
 
     @field_validator("manifest")
     @classmethod

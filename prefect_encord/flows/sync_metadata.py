@@ -58,7 +58,8 @@ def sync_metadata(
     if metadata.manifest:
         result = import_metadata(
             credentials, metadata.manifest, key_by=metadata.key_by, folder_uuid=folder_uuid, mode=metadata.mode,
-            dry_run=dry_run,
+            dry_run=dry_run, allow_unknown_keys=metadata.allow_unknown_keys,
+            declared=diff.added if metadata.schema_file and dry_run else None,
         )  # fmt: skip
         problems = [*result.not_found, *result.invalid, *result.rejected]
         report.record(Outcome(METADATA_ITEMS, p.item or f"row {p.row}", "failed", str(p)) for p in problems)

@@ -278,12 +278,13 @@ def _present(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_manifest(
-    rows: Iterable[ManifestRow], types: Mapping[str, KeyType], key_by: KeyBy
+    rows: Iterable[ManifestRow], types: Mapping[str, KeyType], key_by: KeyBy, allow_unknown_keys: bool = False
 ) -> Iterator[ManifestEntry | InvalidRow]:
     """Each row as a valid entry, or as every problem it has; an item named twice is refused the second time.
 
-    ``types`` are the schema's key types (see :func:`~prefect_encord.planning.schema.value_types`). Keys
-    the schema does not define are accepted as Encord accepts them, but their values must be plain JSON.
+    ``types`` are the schema's key types (see :func:`~prefect_encord.planning.schema.value_types`). A key the
+    schema does not define is most often a typo of one it does (``hd.wether``), which Encord would store as
+    a new, unchecked key: it is refused unless ``allow_unknown_keys``, and then its values must be plain JSON.
     """
     seen: dict[str, int] = {}
     for row in rows:
@@ -299,6 +300,9 @@ def parse_manifest(
         errors.extend(RowError(row=row.row, item=label, key=key, message=why) for key, why in problems)
         errors.extend(RowError(row=row.row, item=label, key=key, message=_OWN_KEY_REFUSED)
                       for key in sorted(row.values) if key.startswith(OWN_KEY_PREFIX))  # fmt: skip
+        if not allow_unknown_keys:
+            unknown = sorted(k for k in row.values if k not in types and not k.startswith(OWN_KEY_PREFIX))
+            errors.extend(RowError(row=row.row, item=label, key=key, message=_UNKNOWN_KEY_REFUSED) for key in unknown)
         if errors or item is None:
             yield InvalidRow(row.row, tuple(errors))
         else:
@@ -308,6 +312,11 @@ def parse_manifest(
 _OWN_KEY_REFUSED = (
     "is prefect-encord's own key (a file's content identity, which keeps re-runs from uploading it twice); "
     "a manifest cannot write it"
+)
+
+
+_UNKNOWN_KEY_REFUSED = (
+    "is not in the metadata schema (a typo?): declare it in the schema, or allow unknown keys to write it unchecked"
 )
 
 

@@ -23,7 +23,7 @@ bulk lookup for UUIDs), one bundled update and one bulk read-back. About 3 per 1
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,6 +267,8 @@ def import_metadata(
     bundle_size: int = MAX_BUNDLE_SIZE,
     key_column: str | None = None,
     format: ManifestFormat | None = None,
+    allow_unknown_keys: bool = False,
+    declared: Mapping[str, KeyType] | None = None,
 ) -> MetadataImportResult:
     """Set the custom metadata of existing items from a CSV, JSON, JSONL or Parquet manifest.
 
@@ -284,6 +286,10 @@ def import_metadata(
         bundle_size: Items per bundled update, 1 to 1,000.
         key_column: The column holding the item key; defaults to ``key_by``.
         format: ``csv``, ``json``, ``jsonl`` or ``parquet``, if the suffix does not say.
+        allow_unknown_keys: Write keys the organisation's metadata schema does not declare (unchecked, as
+            Encord stores them); by default a row with one is refused, naming the key, since it is most often
+            a typo.
+        declared: Keys a dry run of a schema would add (its diff's ``added``), checked as if they existed.
 
     Returns:
         Counts, and every row that was not found, invalid, refused, or read back different.
@@ -308,7 +314,7 @@ def import_metadata(
     importer = MetadataImporter(
         client, types, folder, key_by=key_by, mode=mode, dry_run=dry_run, bundle_size=bundle_size
     )
-    result = importer.run(parse_manifest(rows, types, key_by))
+    result = importer.run(parse_manifest(rows, {**(declared or {}), **types}, key_by, allow_unknown_keys))
     _log(result)
     return result
 

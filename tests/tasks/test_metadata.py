@@ -93,6 +93,23 @@ def run(sandbox: Sandbox, manifest: Path, folder: StorageFolder | None, **kwargs
     return import_metadata.fn(credentials_block(sandbox), manifest, folder_uuid=folder_uuid, **kwargs)
 
 
+def test_a_column_the_schema_lacks_is_refused_unless_allowed(
+    sandbox: Sandbox, folder: StorageFolder, integration: str, root: Path, tmp_path: Path
+) -> None:
+    """A column outside the schema is most often a typo of a key in it: without permission, its rows fail."""
+    register(folder, integration, root, {"a": {}})
+    manifest = write_csv(tmp_path / "m.csv", ["name", COUNT, "cuont"], [["a", "1", "2"]])
+
+    refused = run(sandbox, manifest, folder)
+    assert refused.updated == 0 and [(e.row, e.key) for e in refused.invalid] == [(1, "cuont")]
+    assert "is not in the metadata schema (a typo?)" in refused.invalid[0].message
+    assert metadata_by_name(folder) == {"a": {}}
+
+    allowed = run(sandbox, manifest, folder, allow_unknown_keys=True)
+    assert allowed.updated == 1 and allowed.unknown_keys == ["cuont"]
+    assert metadata_by_name(folder) == {"a": {COUNT: 1, "cuont": "2"}}
+
+
 def test_merge_keeps_other_keys_and_overwrite_replaces_them(
     sandbox: Sandbox, folder: StorageFolder, integration: str, root: Path, tmp_path: Path
 ) -> None:
@@ -132,7 +149,7 @@ def test_bad_rows_are_reported_by_row_and_key_and_good_rows_are_written(
         ],
     )
     http_log.api.clear()
-    result = run(sandbox, manifest, folder)
+    result = run(sandbox, manifest, folder, allow_unknown_keys=True)
 
     assert (result.rows_read, result.updated, result.unchanged, result.invalid_rows) == (6, 2, 0, 3)
     assert [str(e) for e in result.invalid] == [
@@ -278,7 +295,7 @@ def test_a_bundle_encord_refuses_is_split_around_the_refused_item(
     manifest = write_csv(tmp_path / "m.csv", ["name", WEATHER], rows)
     http_log.api.clear()
 
-    result = run(sandbox, manifest, folder)
+    result = run(sandbox, manifest, folder, allow_unknown_keys=True)  # the key is unknown to the stale read
 
     assert result.updated == 3 and result.invalid == []
     ((row, item, message),) = [(e.row, e.item, e.message) for e in result.rejected]
