@@ -27,13 +27,9 @@ from encord.orm.group_layout import DataGroupLayout, DataUnitCarouselTile, DataU
 from encord.orm.storage import DataGroupCarousel, DataGroupCustom, DataGroupGrid, DataGroupInput
 from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
+from prefect_encord.limits import CAROUSEL_SIZE_RANGE, MAX_GRID_UNITS, MAX_GROUP_UNITS, SPLIT_PERCENTAGE_RANGE
 from prefect_encord.planning.grouping import Group, Member
 from prefect_encord.planning.ids import is_uuid
-
-MAX_GRID_UNITS = 12
-MAX_GROUP_UNITS = 50
-SPLIT_PERCENTAGE_RANGE = (5.0, 95.0)
-CAROUSEL_SIZE_RANGE = (10.0, 70.0)
 
 
 class TemplateError(ValueError):

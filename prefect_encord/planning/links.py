@@ -20,10 +20,6 @@ from encord.orm.storage import StorageItemType
 
 DuplicateBehaviour = Literal["SKIP", "FAIL", "DUPLICATE"]
 
-#: Items per ``link_items`` request. Encord documents no limit for this call; 1,000 is its ceiling for
-#: every other bulk call (label-row bundles, item patches), and one request per 1,000 items is cheap.
-LINK_BUNDLE_SIZE = 1000
-
 
 class AlreadyLinked(ValueError):
     """``FAIL`` was asked for, and some items are already linked into the dataset; nothing was linked."""

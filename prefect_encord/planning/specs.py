@@ -32,15 +32,10 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Literal, get_args
 
+from prefect_encord.limits import MAX_SEQUENCE_FRAMES, MAX_TITLE_LENGTH
 from prefect_encord.planning.dicom import DicomHeader
 from prefect_encord.planning.objects import ObjectRecord, Skipped
 from prefect_encord.planning.ordering import natural_key
-
-MAX_SEQUENCE_FRAMES = 32_767
-"""Encord's limit on the frames of one image sequence (``createVideo``)."""
-
-MAX_TITLE_LENGTH = 300
-"""Encord's documented limit on a file name, which is what a title becomes."""
 
 DEFAULT_JOB_SIZE = 1_000
 """Units per registration job. Small enough that a job finishes (and reports) quickly; large enough that a

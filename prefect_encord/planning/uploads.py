@@ -42,9 +42,10 @@ from encord.orm.storage import (
     UploadSignedUrl,
 )
 
+from prefect_encord.limits import MAX_SEQUENCE_FRAMES, MAX_UPLOAD_SLOTS
 from prefect_encord.planning.ids import is_utf8, printable
 from prefect_encord.planning.ordering import natural_key
-from prefect_encord.planning.specs import MAX_SEQUENCE_FRAMES, DataKind, data_kind
+from prefect_encord.planning.specs import DataKind, data_kind
 
 OWN_KEY_PREFIX = "prefect_encord."
 """Client-metadata keys of this namespace are prefect-encord's own: manifests cannot write them, and an
@@ -52,9 +53,6 @@ OWN_KEY_PREFIX = "prefect_encord."
 
 IDENTITY_KEY = OWN_KEY_PREFIX + "sha256"
 """Client-metadata key holding a unit's content digest; a folder never gets two items with the same one."""
-
-MAX_SLOTS_PER_REQUEST = 1000
-"""Encord hands out at most this many signed upload URLs per request (``count`` 1–1000)."""
 
 SlotType = Literal["image", "video", "audio", "plainText", "pdf", "dicomFile"]
 UnitKind = Literal["image", "video", "audio", "plainText", "pdf", "imageGroup", "imageSequence", "dicomSeries"]
@@ -249,7 +247,7 @@ def pending_units(units: Sequence[UploadUnit], digests: Mapping[str, str], exist
     return Pending(upload=tuple(upload), present=present, twins=twins)
 
 
-def job_batches(units: Sequence[UploadUnit], job_size: int = 1000) -> list[tuple[UploadUnit, ...]]:
+def job_batches(units: Sequence[UploadUnit], job_size: int = MAX_UPLOAD_SLOTS) -> list[tuple[UploadUnit, ...]]:
     """Units in registration jobs of at most ``job_size`` units: the fewest jobs the API allows."""
     if job_size < 1:
         raise ValueError(f"job_size {job_size} must be at least 1")
@@ -262,9 +260,9 @@ def slot_requests(units: Sequence[UploadUnit]) -> list[tuple[SlotType, int]]:
     for unit in units:
         needed[unit.slot_type] += len(unit.files)
     return [
-        (slot, min(MAX_SLOTS_PER_REQUEST, count - start))
+        (slot, min(MAX_UPLOAD_SLOTS, count - start))
         for slot, count in needed.items()
-        for start in range(0, count, MAX_SLOTS_PER_REQUEST)
+        for start in range(0, count, MAX_UPLOAD_SLOTS)
     ]
 
 

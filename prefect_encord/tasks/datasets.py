@@ -40,8 +40,8 @@ from pydantic import BaseModel, Field
 
 from prefect_encord.api_retries import call_with_retries, create_once
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE
 from prefect_encord.planning.links import (
-    LINK_BUNDLE_SIZE,
     DuplicateBehaviour,
     normalise_item_uuid,
     parse_item_types,
@@ -55,8 +55,6 @@ from prefect_encord.tasks.run_logger import run_logger
 
 # Refusals that concern the items sent rather than the caller or the service: worth isolating by bisection.
 _REFUSALS = (InvalidArgumentsError, ResourceNotFoundError, AuthorisationError, ResourceExistsError)
-#: Items per folder listing page, the most Encord serves.
-_LISTING_PAGE_SIZE = 1000
 
 
 class DatasetRef(BaseModel):
@@ -137,7 +135,7 @@ def link_items_to_dataset(
     dataset_hash: str,
     item_uuids: Sequence[str | UUID],
     duplicates: DuplicateBehaviour = "SKIP",
-    bundle_size: int = LINK_BUNDLE_SIZE,
+    bundle_size: int = MAX_BULK_ITEMS,
 ) -> LinkResult:
     """Link storage items (any type, data groups included) into a dataset.
 
@@ -163,7 +161,7 @@ def link_folder_to_dataset(
     folder_uuid: str | UUID,
     item_types: Sequence[StorageItemType | str] = (),
     duplicates: DuplicateBehaviour = "SKIP",
-    bundle_size: int = LINK_BUNDLE_SIZE,
+    bundle_size: int = MAX_BULK_ITEMS,
 ) -> LinkResult:
     """Link every item of a storage folder, or only those of some item types, into a dataset.
 
@@ -192,7 +190,7 @@ def _folder_items(folder: StorageFolder, types: list[StorageItemType]) -> list[s
     listing = folder.list_items(
         item_types=types or None,
         order=FoldersSortBy.CREATED_AT,
-        page_size=_LISTING_PAGE_SIZE,
+        page_size=MAX_PAGE_SIZE,
         include_client_metadata=False,
     )
     return [str(item.uuid) for item in listing]
@@ -205,8 +203,8 @@ def _link(
     duplicates: DuplicateBehaviour,
     bundle_size: int,
 ) -> LinkResult:
-    if not 1 <= bundle_size <= LINK_BUNDLE_SIZE:
-        raise ValueError(f"bundle_size {bundle_size} must be between 1 and {LINK_BUNDLE_SIZE}")
+    if not 1 <= bundle_size <= MAX_BULK_ITEMS:
+        raise ValueError(f"bundle_size {bundle_size} must be between 1 and {MAX_BULK_ITEMS}")
     behaviour = sdk_behaviour(duplicates)
     # The rows are read even for DUPLICATE, which plans without them: a lost answer is settled against them.
     dataset = call_with_retries(

@@ -28,10 +28,9 @@ from prefect import task
 from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE
 from prefect_encord.tasks.isolation import send_isolating
 from prefect_encord.tasks.run_logger import run_logger
-
-MAX_ITEMS_PER_CALL = 1000
 
 
 class DeletionResult(BaseModel):
@@ -61,7 +60,7 @@ def delete_items(
     folder_uuids: Sequence[str | UUID] = (),
     remove_folders: Sequence[str | UUID] = (),
     remove_unused_frames: bool = True,
-    batch_size: int = MAX_ITEMS_PER_CALL,
+    batch_size: int = MAX_BULK_ITEMS,
 ) -> DeletionResult:
     """Delete storage items and data groups in as few calls as Encord allows; then, optionally, folders.
 
@@ -84,8 +83,8 @@ def delete_items(
     Returns:
         A :class:`DeletionResult`.
     """
-    if not 1 <= batch_size <= MAX_ITEMS_PER_CALL:
-        raise ValueError(f"batch_size {batch_size} must be from 1 to {MAX_ITEMS_PER_CALL}")
+    if not 1 <= batch_size <= MAX_BULK_ITEMS:
+        raise ValueError(f"batch_size {batch_size} must be from 1 to {MAX_BULK_ITEMS}")
     logger = run_logger(__name__)
     result = DeletionResult()
     uuids = _unique_uuids(item_uuids, result.failed)
@@ -162,7 +161,7 @@ def _listed(
         folder = _folder(client, folder_uuid, cache)
         if folder is None:
             continue
-        for item in folder.list_items(page_size=MAX_ITEMS_PER_CALL, include_client_metadata=False):
+        for item in folder.list_items(page_size=MAX_PAGE_SIZE, include_client_metadata=False):
             found[str(item.uuid)] = (folder_uuid, item.item_type == StorageItemType.GROUP)
     return found
 

@@ -20,11 +20,9 @@ from prefect import task
 
 from prefect_encord.api_retries import call_with_retries, create_once
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.limits import MAX_PAGE_SIZE
 from prefect_encord.locks import exclusive
 from prefect_encord.planning.ids import is_utf8, printable
-
-#: Folders per listing page; the most Encord serves, so a name search is usually one request.
-_PAGE_SIZE = 1000
 
 
 def folder_path_segments(path: str) -> list[str]:
@@ -121,7 +119,7 @@ def _where(name: str, parent: StorageFolder | None) -> str:
 def _child(client: EncordUserClient, parent: StorageFolder | None, name: str) -> StorageFolder | None:
     """The oldest folder named exactly ``name`` directly under ``parent`` (the top level if None)."""
     if parent is None:
-        candidates = client.list_storage_folders(search=name, order=FoldersSortBy.CREATED_AT, page_size=_PAGE_SIZE)
+        candidates = client.list_storage_folders(search=name, order=FoldersSortBy.CREATED_AT, page_size=MAX_PAGE_SIZE)
     else:
-        candidates = parent.list_subfolders(search=name, order=FoldersSortBy.CREATED_AT, page_size=_PAGE_SIZE)
+        candidates = parent.list_subfolders(search=name, order=FoldersSortBy.CREATED_AT, page_size=MAX_PAGE_SIZE)
     return next((folder for folder in candidates if folder.name == name), None)

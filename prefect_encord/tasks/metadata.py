@@ -37,6 +37,7 @@ from prefect import task
 from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE
 from prefect_encord.planning.manifests import (
     ImportMode,
     InvalidRow,
@@ -56,8 +57,6 @@ from prefect_encord.tasks.lookups import open_folder
 from prefect_encord.tasks.metadata_schema import read_organisation_schema
 from prefect_encord.tasks.run_logger import run_logger
 
-#: Items per bulk lookup or read-back, and per bundled update: the most one Encord request takes.
-MAX_BUNDLE_SIZE = 1000
 # Refusals that concern the items sent rather than the caller or the service: worth isolating by bisection.
 _REFUSALS = (InvalidArgumentsError, ResourceNotFoundError, AuthorisationError)
 _MISSING = (ResourceNotFoundError, AuthorisationError)
@@ -133,7 +132,7 @@ class MetadataImporter:
                 continue
             self._unknown_keys.update(key for key in row.metadata if key not in self.types)
             self._to_resolve.append(row)
-            if len(self._to_resolve) >= MAX_BUNDLE_SIZE:
+            if len(self._to_resolve) >= MAX_BULK_ITEMS:
                 self._resolve()
         self._resolve()
         self._flush()
@@ -163,7 +162,7 @@ class MetadataImporter:
         if self._index is None:
             assert self.folder is not None  # import_metadata requires a folder for name and URL keys
             self._index = {}
-            for item in self.folder.list_items(page_size=MAX_BUNDLE_SIZE):
+            for item in self.folder.list_items(page_size=MAX_PAGE_SIZE):
                 key = item.name if self.key_by == "name" else item.url
                 if key is not None:
                     self._index.setdefault(key, []).append(item)
@@ -264,7 +263,7 @@ def import_metadata(
     folder_uuid: str | UUID | None = None,
     mode: ImportMode = "merge",
     dry_run: bool = False,
-    bundle_size: int = MAX_BUNDLE_SIZE,
+    bundle_size: int = MAX_BULK_ITEMS,
     key_column: str | None = None,
     format: ManifestFormat | None = None,
     allow_unknown_keys: bool = False,
@@ -302,8 +301,8 @@ def import_metadata(
         raise ValueError(f"key_by must be 'name', 'url' or 'uuid', not {key_by!r}")
     if mode not in ("merge", "overwrite"):
         raise ValueError(f"mode must be 'merge' or 'overwrite', not {mode!r}")
-    if not 1 <= bundle_size <= MAX_BUNDLE_SIZE:
-        raise ValueError(f"bundle_size {bundle_size} must be from 1 to {MAX_BUNDLE_SIZE}")
+    if not 1 <= bundle_size <= MAX_BULK_ITEMS:
+        raise ValueError(f"bundle_size {bundle_size} must be from 1 to {MAX_BULK_ITEMS}")
     if folder_uuid is None and key_by != "uuid":
         raise ValueError(f"finding items by {key_by} needs folder_uuid")
     rows = read_manifest(manifest, key_column or key_by, format)

@@ -55,6 +55,7 @@ from prefect_encord.crashpoints import crash_point
 from prefect_encord.item_map import ItemMapWriter
 from prefect_encord.item_map import default_path as default_item_map
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.limits import MAX_BULK_ITEMS
 from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
 from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc
 from prefect_encord.planning.outcomes import BucketRegistration, ItemFacts, JobResult, JobSummary, settle_job
@@ -75,8 +76,6 @@ DEFAULT_TIMEOUT_SECONDS = 24 * 60 * 60
 DEFAULT_MAX_IN_FLIGHT = 4
 #: Times the failed units of a job are registered again, in a job of their own.
 DEFAULT_UNIT_RETRIES = 1
-#: Items per bulk lookup, the most one request may ask for.
-_BULK_LOOKUP_SIZE = 1000
 #: DICOM headers read at once; reads are small range requests, so latency, not bandwidth, bounds them.
 _HEADER_READERS = 16
 
@@ -208,8 +207,8 @@ class Registrar:
 
     def _item_facts(self, item_uuids: Sequence[str]) -> dict[str, ItemFacts]:
         facts: dict[str, ItemFacts] = {}
-        for start in range(0, len(item_uuids), _BULK_LOOKUP_SIZE):
-            for item in self.client.get_storage_items(item_uuids[start : start + _BULK_LOOKUP_SIZE]):
+        for start in range(0, len(item_uuids), MAX_BULK_ITEMS):
+            for item in self.client.get_storage_items(item_uuids[start : start + MAX_BULK_ITEMS]):
                 facts[str(item.uuid)] = ItemFacts(url=item.url, created_at=item.created_at)
         return facts
 

@@ -50,6 +50,7 @@ from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.crashpoints import crash_point
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.limits import MAX_PAGE_SIZE, MAX_UPLOAD_SLOTS
 from prefect_encord.locks import exclusive
 from prefect_encord.planning.patterns import check_patterns
 from prefect_encord.planning.retries import RetryPolicy
@@ -105,7 +106,7 @@ def upload_directory(
     exclude: Sequence[str] = (),
     client_metadata: Mapping[str, Any] | None = None,
     max_concurrency: int = 16,
-    job_size: int = 1000,
+    job_size: int = MAX_UPLOAD_SLOTS,
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
     poll_timeout_seconds: int = 3600,
     ledger_dir: Path | str | None = None,
@@ -311,7 +312,7 @@ def _read(path: Path) -> tuple[str, bytes] | OSError:
 def _existing_digests(folder: StorageFolder) -> dict[str, str]:
     """Digest → item UUID of everything this task uploaded into the folder before, in one paged listing."""
     existing: dict[str, str] = {}
-    for item in folder.list_items(page_size=1000):
+    for item in folder.list_items(page_size=MAX_PAGE_SIZE):
         digest = (item.client_metadata or {}).get(IDENTITY_KEY)
         if isinstance(digest, str):
             existing.setdefault(digest, str(item.uuid))

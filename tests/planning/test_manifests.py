@@ -133,7 +133,8 @@ WRITERS = {"csv": write_csv, "json": write_json, "jsonl": write_jsonl, "parquet"
 
 
 def parse(path: Path, key_by: Any = "name", **kwargs: Any) -> list[ManifestEntry | InvalidRow]:
-    return list(parse_manifest(read_manifest(path, kwargs.pop("key_column", key_by), **kwargs), TYPES, key_by))
+    rows = read_manifest(path, kwargs.pop("key_column", key_by), **kwargs)
+    return list(parse_manifest(rows, TYPES, key_by, allow_unknown_keys=True))  # 'extra' is outside the schema
 
 
 @pytest.mark.parametrize("fmt", sorted(WRITERS))
@@ -234,7 +235,7 @@ def test_malformed_records_are_row_errors(tmp_path: Path) -> None:
 
 
 def value_errors(values: dict[str, Any]) -> list[str]:
-    (row,) = parse_manifest([ManifestRow(4, "x.png", values)], TYPES, "name")
+    (row,) = parse_manifest([ManifestRow(4, "x.png", values)], TYPES, "name", allow_unknown_keys=True)
     assert isinstance(row, InvalidRow)
     return [str(e) for e in row.errors]
 
@@ -327,6 +328,16 @@ def test_merge_keeps_other_keys_and_overwrite_replaces_them() -> None:
     assert new_metadata(current, {}, "overwrite") == {}
 
 
+def test_a_key_outside_the_schema_is_refused_per_row_unless_allowed() -> None:
+    rows = [ManifestRow(1, "a.png", {"count": "3", "cuont": "4"})]
+    (refused,) = parse_manifest(rows, TYPES, "name")
+    assert isinstance(refused, InvalidRow) and [(e.key, e.message[:31]) for e in refused.errors] == [
+        ("cuont", "is not in the metadata schema (")
+    ]
+    (allowed,) = parse_manifest(rows, TYPES, "name", allow_unknown_keys=True)
+    assert isinstance(allowed, ManifestEntry) and allowed.metadata == {"count": 3, "cuont": "4"}
+
+
 def test_overwrite_keeps_the_content_identity_so_a_re_run_does_not_upload_the_file_again() -> None:
     current = {"a": 1, IDENTITY_KEY: "9f86d08"}
     assert new_metadata(current, {"b": 3}, "overwrite") == {IDENTITY_KEY: "9f86d08", "b": 3}
@@ -334,7 +345,7 @@ def test_overwrite_keeps_the_content_identity_so_a_re_run_does_not_upload_the_fi
 
 def test_a_manifest_cannot_write_prefect_encords_own_keys() -> None:
     rows = [ManifestRow(1, "a.png", {IDENTITY_KEY: "forged", "b": "x"})]
-    (invalid,) = parse_manifest(rows, {}, "name")
+    (invalid,) = parse_manifest(rows, {}, "name", allow_unknown_keys=True)
     assert isinstance(invalid, InvalidRow)
     (error,) = invalid.errors
     assert error.key == IDENTITY_KEY and error.message.startswith("is prefect-encord's own key")

@@ -6,10 +6,10 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 
+from prefect_encord.limits import MAX_SEQUENCE_FRAMES
 from prefect_encord.planning.dicom import DicomHeader
 from prefect_encord.planning.objects import ObjectRecord, Skipped
 from prefect_encord.planning.specs import (
-    MAX_SEQUENCE_FRAMES,
     Entry,
     PlanOptions,
     chunked,

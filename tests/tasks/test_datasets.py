@@ -149,7 +149,7 @@ def test_link_a_folder_in_bundles_and_pages(
     items: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(dataset_tasks, "_LISTING_PAGE_SIZE", 2)
+    monkeypatch.setattr(dataset_tasks, "MAX_PAGE_SIZE", 2)
     dataset = _new_dataset(client)
 
     result = link_folder_to_dataset.fn(credentials, dataset, folder.uuid, bundle_size=2)
