@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from prefect_encord.extras import MissingExtraError
+from prefect_encord.interrupts import Stopped, stop_on_signals
 
 if TYPE_CHECKING:
     from prefect_encord.blocks.credentials import EncordCredentials
@@ -132,9 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     updates = {PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: timeout, PREFECT_SERVER_ANALYTICS_ENABLED: False}
     if not args.debug:
         _hide_tracebacks()
-    with temporary_settings(updates=updates):
+    with temporary_settings(updates=updates), stop_on_signals():
         try:
             return int(args.run(args))
+        except Stopped as stopped:
+            print(f"prefect-encord {args.command}: {stopped}", file=sys.stderr)
+            return 130  # as a shell reports a command ended by SIGINT
         except _expected_errors() as error:
             if args.debug:
                 raise

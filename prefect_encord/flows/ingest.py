@@ -28,6 +28,7 @@ from prefect_encord.flows.parameters import (
     MetadataStep,
     Source,
 )
+from prefect_encord.interrupts import Stopped, stop_requested
 from prefect_encord.item_map import ItemMap, ItemMapWriter
 from prefect_encord.planning.ids import is_uuid
 from prefect_encord.reporting import (
@@ -124,6 +125,11 @@ def ingest(
     summary = IngestSummary(run_id=run_id, folder_path=folder_path, folder_uuid=folder_uuid)
 
     item_map = _ingest_files(credentials, source, folder_uuid, ledger, report, summary)
+    if stop_requested():  # the receipt and item map hold what the files step did; nothing more is started
+        raise Stopped(
+            f"stopped after the files step: {summary.created} files created, {summary.failed} not started or "
+            f"failed; `prefect-encord rollback {run_id}` undoes this run"
+        )
     report.emit(
         events.ITEMS_REGISTERED_EVENT,
         resource("folder", folder_uuid, folder_path),

@@ -52,6 +52,7 @@ from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration, resolve_integration
 from prefect_encord.crashpoints import crash_point
+from prefect_encord.interrupts import NOT_STARTED, stop_requested
 from prefect_encord.item_map import ItemMapWriter
 from prefect_encord.item_map import default_path as default_item_map
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
@@ -390,6 +391,9 @@ def register_bucket(
 
         listing_done = False
         for chunk in chunked(entries(), job_size):
+            if stop_requested():  # Ctrl-C: the rest of the bucket is not listed; what started is settled below
+                skipped.append(Skipped(storage.root_url, f"{NOT_STARTED} (the listing stopped here)"))
+                break
             if len(in_flight) >= max_in_flight:
                 settle_oldest()
             in_flight.append((registrar.submit(chunk), chunk))

@@ -49,6 +49,7 @@ from pydantic import BaseModel, Field
 from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.crashpoints import crash_point
+from prefect_encord.interrupts import NOT_STARTED, stop_requested
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.limits import MAX_PAGE_SIZE, MAX_UPLOAD_SLOTS
 from prefect_encord.locks import exclusive
@@ -173,6 +174,9 @@ def upload_directory(
                 batches = _Batches(storage_folder, ledger, pool, http, root, digests, client_metadata, retry_policy)
                 sent = 0
                 for batch in job_batches(pending.upload, job_size):
+                    if stop_requested():  # Ctrl-C: no new slots, PUTs or jobs; what started is settled below
+                        result.failed.update(dict.fromkeys((unit.key for unit in batch), NOT_STARTED))
+                        continue
                     job = batches.send(batch, result)
                     if job is not None:
                         started.append(job)
@@ -423,6 +427,9 @@ class _Batches:
             result.failed.update({unit.key: f"no upload slot: {exc}" for unit in batch})
             return None
         sent = _transfer_batch(self.pool, self.http, self.root, batch, slots, self.policy, result.failed)
+        if sent and stop_requested():  # the files are up, but no job makes them items: nothing to undo
+            result.failed.update(dict.fromkeys((unit.key for unit in sent), NOT_STARTED))
+            return None
         if not sent:
             return None
         crash_point("upload.before-start")
@@ -500,7 +507,11 @@ def _transfer_batch(
 ) -> list[UploadUnit]:
     """PUT every file of the batch concurrently; record units with a failed file, return the others."""
     paths = [p for unit in batch for p in unit.files]
-    errors = dict(zip(paths, pool.map(lambda p: put_file(http, root / p, slots[p], policy), paths), strict=True))
+
+    def put(path: str) -> str | None:
+        return NOT_STARTED if stop_requested() else put_file(http, root / path, slots[path], policy)
+
+    errors = dict(zip(paths, pool.map(put, paths), strict=True))
     sent = []
     for unit in batch:
         problems = [f"{p}: {errors[p]}" for p in unit.files if errors[p]]
