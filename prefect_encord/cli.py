@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     undo = commands.add_parser("rollback", help="delete what one ingest run created (its receipt)", parents=[common])
     undo.add_argument("run_id", help="the ingest run's id (printed at the end of `prefect-encord ingest`)")
-    _add_credentials_arguments(undo)
+    main_command.add_credentials_arguments(undo)
     undo.set_defaults(run=_rollback)
 
     export = commands.add_parser("export-labels", help="export a project's labels, incrementally", parents=[common])
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--prefix", default="", help="folder within the destination")
     export.add_argument("--coco", action="store_true", help="also keep a COCO file")
     export.add_argument("--full", action="store_true", help="re-export everything, not only what changed")
-    _add_credentials_arguments(export)
+    main_command.add_credentials_arguments(export)
     export.set_defaults(run=_export_labels)
 
     relay = commands.add_parser(
@@ -106,13 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--port", type=int, default=8787)
     relay.set_defaults(run=_relay)
     return parser
-
-
-def _add_credentials_arguments(parser: argparse.ArgumentParser) -> None:
-    from prefect_encord import main_command
-
-    parser.add_argument("--credentials-block", help="a saved EncordCredentials block (default: env, else sandbox)")
-    parser.add_argument("--home", default=str(main_command.DEFAULT_HOME), help="where the embedded sandbox lives")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

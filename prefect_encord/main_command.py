@@ -59,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-failures", type=_count, help="fail the run when more than this many files or steps fail (default: none)"
     )
+    add_credentials_arguments(parser)
+
+
+def add_credentials_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every command that talks to Encord takes (see :func:`resolve_credentials`)."""
     parser.add_argument("--credentials-block", help="a saved EncordCredentials block (default: env, else sandbox)")
     parser.add_argument("--home", default=str(DEFAULT_HOME), help="where the embedded sandbox and example live")
 
