@@ -99,9 +99,7 @@ def test_the_ingest_form_is_a_form_not_a_json_editor(stack: dict[str, Any], page
 
 def test_a_run_submitted_from_the_form_completes_and_shows_its_artifacts(stack: dict[str, Any], page: Any) -> None:
     deployment = _deployment(stack, "encord-ingest/ingest-directory")
-    page.goto(f"{stack['ui']}/deployments/deployment/{deployment['id']}/run", wait_until="networkidle")
-    # Submit once the form holds the deployment's values (before that, it would submit an empty source).
-    expect(_property(page, "Directory").locator("textarea, input").first).to_have_value(re.compile("example/media$"))
+    _wait_until_idle(stack)  # the other tests' runs write to the server's SQLite too
     _submit(stack, deployment["id"], page)
 
     run = _finished_run(stack, deployment["id"])
@@ -128,16 +126,28 @@ def test_a_run_submitted_from_the_form_completes_and_shows_its_artifacts(stack: 
         assert kind in text
 
 
+def _open_form(stack: dict[str, Any], deployment_id: str, page: Any) -> None:
+    """The deployment's Custom Run page, once the form holds the deployment's values (before that, it would
+    submit an empty source)."""
+    page.goto(f"{stack['ui']}/deployments/deployment/{deployment_id}/run", wait_until="networkidle")
+    expect(_property(page, "Directory").locator("textarea, input").first).to_have_value(re.compile("example/media$"))
+
+
 def _submit(stack: dict[str, Any], deployment_id: str, page: Any, attempts: int = 3) -> None:
-    """Click Submit until the server has created a flow run (its word, not the page's URL, which a busy browser
-    may take long to change). Another click follows only a server error (5xx: the local server's SQLite busy
-    with the other tests' runs), never a refusal of the form, and only while no run exists, so at most one run
-    is made. With no run in the end, say what the page showed and what the server answered."""
+    """Open the form and submit it until the server has created a flow run (its word, not the page's URL,
+    which a busy browser may take long to change).
+
+    The local server answers 503 when its SQLite is busy (Prefect's own clients retry those; its UI shows
+    "Oops"); then the form is opened afresh and sent again, as a person would. Only a 5xx leads to another
+    attempt, never a refusal of the form, and only while no run exists, so at most one run is made. With no
+    run in the end, say what the page showed and what the server answered.
+    """
     errors: list[str] = []
     page.on("response", lambda r: errors.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 500 else None)
     body = {"deployments": {"id": {"any_": [deployment_id]}}}
     for _ in range(attempts):
         seen = len(errors)
+        _open_form(stack, deployment_id, page)
         page.get_by_role("button", name="Submit").click()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -147,13 +157,21 @@ def _submit(stack: dict[str, Any], deployment_id: str, page: Any, attempts: int 
                 break
             time.sleep(1)
         if len(errors) == seen:
-            break  # no server error: the form was refused, or nothing happened; another click would not help
+            break  # no server error: the form was refused, or nothing happened; another attempt would not help
         time.sleep(3)
     page.screenshot(path=SCREENSHOTS / "ingest-submit-refused.png", full_page=True)
     raise AssertionError(
         f"submitting the form created no run; the server errors: {errors}; the page said:\n"
         f"{page.locator('body').inner_text()[-1500:]}\nand the servers:\n{stack['processes'].logs()}"
     )
+
+
+def _wait_until_idle(stack: dict[str, Any], timeout: float = 120) -> None:
+    """Until no flow run of the stack is pending or running (scheduled ones, in the future, do not count)."""
+    body = {"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}}}
+    deadline = time.monotonic() + timeout
+    while httpx.post(f"{stack['api']}/flow_runs/filter", json=body).json() and time.monotonic() < deadline:
+        time.sleep(1)
 
 
 def _finished_run(stack: dict[str, Any], deployment_id: str, timeout: float = 240) -> dict[str, Any]:
