@@ -63,6 +63,10 @@ class JobRecord:
     units: int
     kind: str = "register"
     spec: dict[str, Any] | None = None
+    #: The item map of the run that started an upload job. A run that dies before it settles the job cannot
+    #: record the job's items; the next upload into the folder finishes the job and records them there, so a
+    #: rollback of the run that died removes them too.
+    item_map: str | None = None
 
 
 def job_key(folder_uuid: str, integration_id: str, spec: dict[str, Any]) -> str:

@@ -171,7 +171,7 @@ def _ingest_files(
         ledger.before(f"upload {source.directory} into folder {folder_uuid}")
         uploaded = upload_directory.submit(
             credentials, folder_uuid, source.directory, image_groups=source.image_groups, exclude=source.exclude,
-            progress=report.step_progress("ingest"),
+            progress=report.step_progress("ingest"), item_map=ledger.item_map_path,
         ).result()  # fmt: skip
         already = set(uploaded.skipped)
         created = {path: item for path, item in uploaded.items.items() if path not in already}

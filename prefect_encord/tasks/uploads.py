@@ -50,6 +50,7 @@ from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.crashpoints import crash_point
 from prefect_encord.interrupts import NOT_STARTED, stop_requested
+from prefect_encord.item_map import ItemMapWriter
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.limits import MAX_PAGE_SIZE, MAX_UPLOAD_SLOTS
 from prefect_encord.locks import exclusive
@@ -113,6 +114,7 @@ def upload_directory(
     ledger_dir: Path | str | None = None,
     unit_retries: int = DEFAULT_UNIT_RETRIES,
     progress: StepProgress | None = None,
+    item_map: Path | str | None = None,
 ) -> UploadResult:
     """Upload every media file under ``directory`` into the storage folder ``folder_uuid``.
 
@@ -140,6 +142,8 @@ def upload_directory(
         ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
         unit_retries: Times the units a job failed are registered again, each time in a job of their own.
         progress: Where to tell how many files are sent, then registered (a flow's run report hands it out).
+        item_map: The item map of the run calling this. Its jobs' ledger records name it, so if the run dies
+            before a job settles, the upload that finishes the job records the job's items there.
 
     Returns:
         An :class:`UploadResult`.
@@ -171,7 +175,8 @@ def upload_directory(
             )  # fmt: skip
             started = []
             with httpx.Client(timeout=_PUT_TIMEOUT, limits=httpx.Limits(max_connections=max_concurrency)) as http:
-                batches = _Batches(storage_folder, ledger, pool, http, root, digests, client_metadata, retry_policy)
+                batches = _Batches(storage_folder, ledger, pool, http, root, digests, client_metadata, retry_policy,
+                                   None if item_map is None else str(item_map))  # fmt: skip
                 sent = 0
                 for batch in job_batches(pending.upload, job_size):
                     if stop_requested():  # Ctrl-C: no new slots, PUTs or jobs; what started is settled below
@@ -375,6 +380,9 @@ def _finish_earlier_jobs(folder: StorageFolder, ledger: JobLedger, timeout_secon
                 f"upload job {record.job_id} of an earlier run into folder {folder.uuid} is still running after "
                 f"{timeout_seconds} s; retry once it has finished"
             )
+        if record.item_map is not None:  # the run that started the job died before recording its items
+            with ItemMapWriter(record.item_map) as writer:
+                writer.write({str(e.name): str(e.item_uuid) for e in state.items_with_names}, "created")
         ledger.forget(record.key)
     if earlier:
         run_logger(__name__).warning("finished %d upload jobs an earlier run left unfinished", len(earlier))
@@ -413,6 +421,7 @@ class _Batches:
     digests: Mapping[str, str]
     client_metadata: Mapping[str, Any] | None
     policy: RetryPolicy
+    item_map: str | None
 
     def send(self, batch: Sequence[UploadUnit], result: UploadResult) -> _Job | None:
         """Reserve slots for one batch, transfer its files and start its job without waiting for it.
@@ -475,7 +484,7 @@ class _Batches:
         folder = str(self.folder.uuid)
         intent = JobRecord(
             key=LEDGER_PREFIX + job_key(folder, "", spec), job_id="", folder_uuid=folder, integration_id="",
-            submitted_at=datetime.now(timezone.utc), units=len(units), kind="upload", spec=spec,
+            submitted_at=datetime.now(timezone.utc), units=len(units), kind="upload", spec=spec, item_map=self.item_map,
         )  # fmt: skip
         self.ledger.record(intent)
         job_id = _start_job(self.folder, items)

@@ -246,3 +246,26 @@ def test_two_rollbacks_of_one_run_at_once_take_turns(ingests: Ingests, monkeypat
     assert not any(r.failed for r in results)
     assert ingests.state("two-rollbacks")["files"] == Counter()
     assert load(receipt.stem, runs).rolled_back_at is not None
+
+
+def test_a_run_killed_before_recording_its_upload_is_rolled_back_once_the_next_run_finished_its_job(
+    ingests: Ingests, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run dies after its upload job finished but before it recorded the job's items. The next upload
+    into the folder finishes that job from the ledger and writes its items into the dead run's item map, so
+    rolling back both runs (the later first: its groups hold the earlier's items) leaves nothing behind."""
+    code, output = ingests.run("killed-upload", "local", crash_at="upload.after-poll")
+    assert code == CRASH_EXIT_CODE, output[-3000:]
+    code, output = ingests.run("killed-upload", "local")
+    assert code == 0, output[-3000:]
+    runs = ingests.work / "killed-upload" / "runs"
+    receipts = [load(path.stem, runs) for path in runs.glob("*-*-*-*-*.json")]
+    (killed,) = [r for r in receipts if r.finished_at is None]
+    (again,) = [r for r in receipts if r.finished_at is not None]
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", str(runs))
+
+    later = rollback(again.run_id, credentials=ingests.credentials)
+    earlier = rollback(killed.run_id, credentials=ingests.credentials)
+
+    assert earlier.deleted and not earlier.failed and not later.failed
+    assert ingests.state("killed-upload")["files"] == Counter()
