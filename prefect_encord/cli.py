@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 def _ingest(args: argparse.Namespace) -> int:
     from prefect_encord import main_command
 
-    return main_command.run(args)
+    with stop_on_signals():  # only ingest checks the stop request; other commands keep Ctrl-C's usual meaning
+        return main_command.run(args)
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     updates = {PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: timeout, PREFECT_SERVER_ANALYTICS_ENABLED: False}
     if not args.debug:
         _hide_tracebacks()
-    with temporary_settings(updates=updates), stop_on_signals():
+    with temporary_settings(updates=updates):
         try:
             return int(args.run(args))
         except Stopped as stopped:
