@@ -30,7 +30,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
     with main_command_credentials(args) as credentials:
         # Called directly, a flow that returns a State returns that state's result.
-        result = cast(DeletionResult, rollback(args.run_id, credentials=credentials))
+        result = cast(DeletionResult, rollback(args.run_id, credentials=credentials, force=args.force))
     print(f"deleted {len(result.deleted)}, already gone {len(result.already_deleted)}, failed {len(result.failed)}")
     for item, error in result.failed.items():
         print(f"  {item}: {error}")
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     undo = commands.add_parser("rollback", help="delete what one ingest run created (its receipt)", parents=[common])
     undo.add_argument("run_id", help="the ingest run's id (printed at the end of `prefect-encord ingest`)")
+    undo.add_argument("--force", action="store_true", help="delete items even when they carry labels (lost too)")
     main_command.add_credentials_arguments(undo)
     undo.set_defaults(run=_rollback)
 

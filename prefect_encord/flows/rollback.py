@@ -9,6 +9,11 @@ Item UUIDs are Encord's, so a receipt applied to another Encord (another domain,
 every item "already gone" and mark the run undone while its items stay. The receipt therefore names the
 folder the run wrote into, and the rollback refuses, before deleting anything, an Encord that has no such
 folder. Two rollbacks of one run take turns (a lock on the run id); the second finds everything gone.
+
+Deleting an item deletes its label rows in every project. An ingest never labels anything, so labels on
+the run's items are people's (or a model's) work done since: the rollback refuses, before deleting
+anything, while any of its items has a started label row, and says how many in which projects;
+``force=True`` deletes them with their labels.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from prefect_encord.locks import exclusive
 from prefect_encord.reporting import Outcome, RunReport
 from prefect_encord.run_ledger import Receipt, RunLedger, items_created, load
 from prefect_encord.tasks.deletion import DeletionResult, delete_items
+from prefect_encord.tasks.label_rows import LabelledItems, find_labelled_items
 
 
 @flow(name="encord-rollback", log_prints=True)
-def rollback(run_id: str, *, credentials: EncordCredentials) -> State[DeletionResult]:
+def rollback(run_id: str, *, credentials: EncordCredentials, force: bool = False) -> State[DeletionResult]:
     """Delete the data groups and items one ingest run created.
 
     Ends "Completed with failures" if any could not be deleted (the receipt is then not marked rolled back).
@@ -38,12 +44,16 @@ def rollback(run_id: str, *, credentials: EncordCredentials) -> State[DeletionRe
     Args:
         run_id: The flow run id of the ingest run (shown in its summary and receipt).
         credentials: A saved EncordCredentials block (the UI's block picker).
+        force: Delete items even when they carry labels (the labels go with them).
     """
     receipt = load(run_id)
     _check_same_encord(receipt, credentials)
     report = RunReport(title=f"Rollback of ingest run {run_id}", steps=["delete"], key="encord-rollback")
     with exclusive(f"rollback:{run_id}", f"the rollback of run {run_id}"):
-        result = delete_items(credentials, [*receipt.groups_created, *sorted(items_created(receipt))])
+        doomed = [*receipt.groups_created, *sorted(items_created(receipt))]
+        if not force:
+            _refuse_labelled(run_id, doomed, find_labelled_items(credentials, doomed))
+        result = delete_items(credentials, doomed)
         if not result.failed:
             RunLedger(run_id).mark_rolled_back()
     report.record(Outcome("delete", item, "deleted") for item in result.deleted)
@@ -68,3 +78,12 @@ def _check_same_encord(receipt: Receipt, credentials: EncordCredentials) -> None
             f"run {receipt.run_id} wrote into folder {receipt.folder_uuid} of {receipt.encord}, which the Encord "
             f"at {credentials.domain} does not have: roll back with the credentials the run used"
         ) from None
+
+
+def _refuse_labelled(run_id: str, doomed: list[str], labelled: LabelledItems) -> None:
+    if labelled.by_project:
+        raise ValueError(
+            f"{len(labelled.items)} of the {len(doomed)} items and groups run {run_id} created have labels "
+            f"({labelled.describe()}), which deleting them would delete too: nothing was deleted. "
+            "To delete them and their labels, roll back with --force (the flow's force parameter)."
+        )

@@ -4,11 +4,14 @@ Listing is one request however many rows match (``labelrowmetadata`` answers wit
 Labels are not part of a listing: each row must be initialised, which the SDK does one request per
 row unless the calls are bundled; :func:`initialise_in_bundles` sends one request per 1,000 rows
 (Encord's limit per bundled call), so reading 10,000 rows of labels takes ten requests.
+
+:func:`find_labelled_items` answers what a rollback must know before it deletes: which of some items carry
+labels someone made, in any project the credentials can see.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 
 from encord import Project
@@ -16,6 +19,7 @@ from encord.http.limits import LABEL_ROW_BUNDLE_GET_LIMIT
 from encord.objects import LabelRowV2
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.label_rows import LabelRowFilters, LabelRowSummary
@@ -88,3 +92,40 @@ def initialise_in_bundles(
             for row in chunk:
                 row.initialise_labels(bundle=bundle)
         yield chunk
+
+
+class LabelledItems(BaseModel):
+    """The items that carry labels, per project: ``{project title and hash: [item UUID, …]}``."""
+
+    by_project: dict[str, list[str]] = Field(default_factory=dict)
+
+    @property
+    def items(self) -> set[str]:
+        return {item for items in self.by_project.values() for item in items}
+
+    def describe(self) -> str:
+        """Counts per project, the largest first, e.g. "project 'Cars' (3f…): 12 items"."""
+        ranked = sorted(self.by_project.items(), key=lambda entry: (-len(entry[1]), entry[0]))
+        return "; ".join(f"project {name}: {len(items)} item{'s' * (len(items) != 1)}" for name, items in ranked)
+
+
+@task(cache_policy=NO_CACHE)
+def find_labelled_items(credentials: EncordCredentials, item_uuids: Collection[str]) -> LabelledItems:
+    """Which of ``item_uuids`` have a started label row (on any branch) in a project the credentials can see.
+
+    A started row is one someone opened and saved: even without objects it is a person's verdict ("nothing
+    here"), so it counts. A row names its storage item as ``backing_item_uuid``. Each project is listed once, whole, and
+    matched here: one request per project however many items are asked about (a filter of a million data
+    hashes would be a request body of tens of megabytes). Projects the credentials cannot see are not looked at.
+    """
+    wanted = {str(item) for item in item_uuids}
+    found = LabelledItems()
+    if not wanted:
+        return found
+    for project in credentials.get_client().list_projects():
+        rows = project.list_label_rows_v2(include_all_label_branches=True, include_workflow_graph_node=False)
+        started = (str(row.backing_item_uuid) for row in rows if row.label_hash is not None)
+        labelled = sorted(wanted.intersection(started))
+        if labelled:
+            found.by_project[f"'{project.title}' ({project.project_hash})"] = labelled
+    return found
