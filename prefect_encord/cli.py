@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from prefect_encord.extras import MissingExtraError
 from prefect_encord.interrupts import Stopped, stop_on_signals
+from prefect_encord.temporary_server import guard_temporary_server
 
 if TYPE_CHECKING:
     from prefect_encord.blocks.credentials import EncordCredentials
@@ -129,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         _hide_tracebacks()
     with temporary_settings(updates=updates):
+        guard_temporary_server()
         try:
             return int(args.run(args))
         except Stopped as stopped:

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from prefect_encord.durable_files import naming
 from prefect_encord.settings import local_directory
 
 Status = Literal["created", "present"]
@@ -101,11 +102,12 @@ class ItemMapWriter:
 
     def write(self, pairs: Mapping[str, str], status: Status) -> None:
         """Append source → item pairs of one ``status``."""
-        self._stream.writelines(
-            json.dumps({"source": source, "item": item, "status": status}, ensure_ascii=False) + "\n"
-            for source, item in pairs.items()
-        )
-        self._stream.flush()
+        with naming(self.path, "the item map"):
+            self._stream.writelines(
+                json.dumps({"source": source, "item": item, "status": status}, ensure_ascii=False) + "\n"
+                for source, item in pairs.items()
+            )
+            self._stream.flush()
         self._counts[status] += len(pairs)
 
     def close(self) -> ItemMap:

@@ -28,13 +28,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from prefect_encord.durable_files import write_atomically
 from prefect_encord.settings import local_directory
 
 logger = logging.getLogger(__name__)
@@ -106,19 +105,9 @@ class JobLedger:
             return None
 
     def record(self, job: JobRecord) -> None:
-        """Write ``job`` durably: to a temporary file that is flushed to disk, then renamed over the record."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Write ``job`` durably (see :func:`~prefect_encord.durable_files.write_atomically`)."""
         payload = json.dumps({**asdict(job), "submitted_at": job.submitted_at.isoformat()})
-        descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{job.key}.", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                file.write(payload)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self._path(job.key))
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(self._path(job.key), payload, "the job ledger's record")
 
     def forget(self, key: str) -> None:
         """Drop the record of a job whose result has been read."""

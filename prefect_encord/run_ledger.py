@@ -13,14 +13,13 @@ overrides it), written atomically.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from prefect_encord.durable_files import write_atomically
 from prefect_encord.item_map import ItemMap
 from prefect_encord.settings import local_directory
 
@@ -105,12 +104,7 @@ class RunLedger:
         self._write()
 
     def _write(self) -> None:
-        handle, temporary = tempfile.mkstemp(dir=self.path, prefix=".receipt-", suffix=".tmp")
-        with os.fdopen(handle, "w") as stream:
-            stream.write(self.receipt.model_dump_json(indent=2))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, self.file)
+        write_atomically(self.file, self.receipt.model_dump_json(indent=2), "the run's receipt")
 
 
 def load(run_id: str, directory: Path | str | None = None) -> Receipt:

@@ -5,12 +5,16 @@ under ``--debug``."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from encord_sandbox import Sandbox
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from encord_sandbox import Sandbox, samples
 from prefect.settings import PREFECT_API_URL
 
 from prefect_encord.cli import build_parser
@@ -100,3 +104,29 @@ def test_a_flow_error_reaches_the_terminal_as_its_message_and_the_traceback_only
     assert "Traceback" not in done.stdout + done.stderr
     debug = _cli(*argv, "--debug", env=env)
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_domain_fails_at_once_naming_it_before_anything_is_written(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    """A domain where nothing listens: one line naming it, not a minute of retries ending in "not found"."""
+    key = tmp_path / "encord-key"
+    key.write_bytes(Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()))
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "a.png").write_bytes(samples.png())
+    domain = f"http://127.0.0.1:{_closed_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCORD_")}
+    env |= {"ENCORD_DOMAIN": domain, "ENCORD_SSH_KEY_FILE": str(key), "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    started = time.monotonic()
+    done = _cli("ingest", str(tmp_path / "media"), "--folder", "unreachable", "--home", str(tmp_path), env=env)
+    print(f"failed after {time.monotonic() - started:.1f} s")
+    assert done.returncode == 1, done.stdout + done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("prefect-encord ingest: ")]
+    assert line.startswith(f"prefect-encord ingest: cannot reach Encord at {domain} (")
+    assert "ENCORD_DOMAIN" in line and "Traceback" not in done.stderr

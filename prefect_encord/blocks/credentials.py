@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # the SDK takes a second to import; only get_client needs it
 ENCORD_DOMAIN = "https://api.encord.com"
 """Encord's EU (default) API domain; US accounts use ``https://api.us.encord.com``."""
 
+#: How long :meth:`EncordCredentials.check_reachable` waits for any answer from the domain.
+REACHABLE_TIMEOUT_SECONDS = 10.0
+
 # The environment variables the Encord SDK itself falls back to: the key (a file first, then its text), the domain.
 ENCORD_SSH_KEY_FILE_ENV = "ENCORD_SSH_KEY_FILE"
 ENCORD_SSH_KEY_ENV = "ENCORD_SSH_KEY"
@@ -159,6 +162,28 @@ class EncordCredentials(CredentialsBlock):
         from encord import EncordUserClient
 
         return EncordUserClient.create_with_ssh_private_key(ssh_private_key=key_text, domain=self.domain)
+
+    def check_reachable(self, timeout_seconds: float = REACHABLE_TIMEOUT_SECONDS) -> None:
+        """Fail at once, naming the domain, if nothing answers there.
+
+        The SDK retries a connection that fails, and so do the flows, which is right for a blip and wrong
+        for a typo in the domain: a run would spend a minute retrying before its first write failed. Any
+        HTTP answer will do (this is no API call and needs no key); only no answer at all is an error.
+
+        Raises:
+            ValueError: If the domain's host cannot be resolved, refuses the connection, or does not answer
+                within ``timeout_seconds``.
+        """
+        import httpx
+
+        try:
+            httpx.get(self.domain, timeout=timeout_seconds, follow_redirects=False)
+        except httpx.TransportError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ValueError(
+                f"cannot reach Encord at {self.domain} ({reason}): check the domain "
+                f"(the credentials block's, or {ENCORD_DOMAIN_ENV}) and this machine's network"
+            ) from None
 
     def _resolve_private_key(self) -> tuple[str, str]:
         """Return the key text and a description of its source for error messages.

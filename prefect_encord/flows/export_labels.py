@@ -37,6 +37,7 @@ def export_labels(
         incremental: Only rows edited since the previous run's watermark; False re-exports everything.
         credentials: A saved EncordCredentials block (the UI's block picker).
     """
+    credentials.check_reachable()
     report = RunReport(
         title=f"Export labels of project {project_hash}",
         steps=["export"],

@@ -112,6 +112,7 @@ def ingest(
     folder_path_segments(folder_path)  # what can be checked is, before the first write
     if isinstance(source, LocalSource):
         source_root(source.directory)
+    credentials.check_reachable()
     run_id = str(flow_run.get_id() or "local")
     ledger = RunLedger(run_id)
     steps = ["folder", "ingest", *(["metadata"] if metadata else []), *(["groups"] if grouping else [])]

@@ -47,6 +47,7 @@ def rollback(run_id: str, *, credentials: EncordCredentials, force: bool = False
         force: Delete items even when they carry labels (the labels go with them).
     """
     receipt = load(run_id)
+    credentials.check_reachable()
     _check_same_encord(receipt, credentials)
     report = RunReport(title=f"Rollback of ingest run {run_id}", steps=["delete"], key="encord-rollback")
     with exclusive(f"rollback:{run_id}", f"the rollback of run {run_id}"):

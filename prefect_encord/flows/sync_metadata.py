@@ -40,6 +40,7 @@ def sync_metadata(
         dry_run: Report what would change, write nothing.
         credentials: A saved EncordCredentials block (the UI's block picker).
     """
+    credentials.check_reachable()
     report = RunReport(
         title=f"Sync metadata of {folder_path}",
         steps=["schema", "manifest"],

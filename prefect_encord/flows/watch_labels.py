@@ -34,6 +34,7 @@ def watch_labels(project_hash: str, stage: str = "Complete", *, credentials: Enc
         stage: Title of the workflow stage that means "done" (Encord's default workflow: "Complete").
         credentials: A saved EncordCredentials block (the UI's block picker).
     """
+    credentials.check_reachable()
     report = RunReport(title=f"Watch project {project_hash}", steps=["watch"], key="encord-watch")
     name = watermark_variable(project_hash)
     previous = Variable.get(name, default=None)

@@ -562,13 +562,23 @@ def put_file(http: httpx.Client, path: Path, slot: UploadSignedUrl, policy: Retr
             if response.is_success:
                 crash_point("upload.mid-put")
                 return None
-            error = f"HTTP {response.status_code} from the upload URL: {response.text[:200]}"
+            error = f"HTTP {response.status_code} from the upload URL: {_reason(response)}"
             if not policy.retryable(response.status_code):
                 return error
             asked = response.headers.get("retry-after", "")
         if attempt < policy.max_attempts:
             time.sleep(max(policy.delay(attempt, random.random()), float(asked) if asked.isdigit() else 0.0))
     return f"{error} (gave up after {policy.max_attempts} attempts)"
+
+
+def _reason(response: httpx.Response) -> str:
+    """What a refusing storage service said: the ``message`` of a JSON answer, else the start of its text."""
+    try:
+        said = response.json()
+    except ValueError:
+        said = None
+    message = said.get("message") if isinstance(said, dict) else None
+    return str(message) if message else response.text[:200]
 
 
 def _chunks(stream: IO[bytes]) -> Iterator[bytes]:

@@ -8,7 +8,9 @@ routers only deal with rules.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from encord_sandbox import access, datasets, labels, projects
 from encord_sandbox.auth import AuthError, SignedRequest, authenticate
 from encord_sandbox.blobs import BlobStore
 from encord_sandbox.chaos import Chaos, ChaosConfig
-from encord_sandbox.errors import InvalidArgument, SandboxError, Unauthenticated
+from encord_sandbox.errors import InvalidArgument, SandboxError, StorageUnavailable, Unauthenticated
 from encord_sandbox.jobs import JobRunner
 from encord_sandbox.store import Store
 
@@ -109,6 +111,19 @@ async def caller(request: Request) -> Caller:
 Authenticated = Depends(caller)
 
 
+#: OS errors that mean the data directory cannot be written (full, read-only, over quota, not a directory …).
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR,
+                   errno.EFBIG, errno.EIO, errno.ENOENT}  # fmt: skip
+#: What SQLite says when its file cannot be written (its error names are Python ≥ 3.11 only).
+_SQLITE_STORAGE_MESSAGES = ("disk", "readonly", "unable to open", "no such file")
+
+
+def _is_storage_failure(exc: Exception) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(words in str(exc).lower() for words in _SQLITE_STORAGE_MESSAGES)
+    return isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS
+
+
 def create_app(backend: Backend) -> FastAPI:
     from encord_sandbox.api import annotate, blobs, organisation, rpc, storage
 
@@ -120,6 +135,19 @@ def create_app(backend: Backend) -> FastAPI:
         if request.url.path in RPC_PATHS:
             return rpc.envelope_error(exc)
         return JSONResponse(status_code=exc.status, content={"message": exc.message, "detail": exc.message})
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.OperationalError)
+    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+        """A write to the data directory failed: say which directory and why, not "Internal Server Error".
+
+        Other errors of these types (a lost connection, a locked database) stay what they are: a bug's 500.
+        """
+        if not _is_storage_failure(exc):
+            raise exc
+        reason = getattr(exc, "strerror", None) or str(exc)
+        problem = StorageUnavailable(f"the sandbox cannot write its data directory {backend.data_dir}: {reason}")
+        return await sandbox_error(request, problem)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -45,6 +45,15 @@ class Conflict(SandboxError):
     v1_code = "RESOURCE_EXISTS_ERROR"
 
 
+class StorageUnavailable(SandboxError):
+    """The sandbox could not write its data directory (disk full, read-only, gone): the answer names it.
+
+    507 Insufficient Storage, as WebDAV defines it: a server error, so a client may retry once space is freed.
+    """
+
+    status = 507
+
+
 def parse_uuid(value: Any, what: str) -> str:
     """Normalise a UUID coming off the wire, or fail with a 400 naming the value."""
     try:
