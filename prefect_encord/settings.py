@@ -1,10 +1,11 @@
 """Where prefect-encord keeps its local files: Prefect settings read from ``PREFECT_INTEGRATIONS_ENCORD_*``.
 
-Five directories, each defaulting to a folder of ``$PREFECT_HOME/encord``: the job ledger (registration
+Six directories, each defaulting to a folder of ``$PREFECT_HOME/encord``: the job ledger (registration
 jobs in flight, so a retry resumes them; share it between workers of several machines), the run ledger
 (receipts and each run's item map), the item maps of ``register_bucket`` called on its own, local label
-exports (outside any repository, so a deployment's pull step never puts exports in the code), and the
-locks that keep two runs into one folder from duplicating (see :mod:`prefect_encord.locks`).
+exports (outside any repository, so a deployment's pull step never puts exports in the code), the
+locks that keep two runs into one folder from duplicating (see :mod:`prefect_encord.locks`), and the
+inventories that let a re-run send Encord only what changed in a bucket (see :mod:`prefect_encord.inventory`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from prefect.settings import get_current_settings
 from prefect.settings.base import PrefectBaseSettings, build_settings_config
 from pydantic import Field
 
-Directory = Literal["job_ledger", "run_ledger", "item_map", "export", "lock"]
+Directory = Literal["job_ledger", "run_ledger", "item_map", "export", "lock", "inventory"]
 
 #: The folder of ``$PREFECT_HOME/encord`` each directory defaults to.
 _DEFAULT_NAMES: dict[Directory, str] = {
@@ -25,6 +26,7 @@ _DEFAULT_NAMES: dict[Directory, str] = {
     "item_map": "item-maps",
     "export": "exports",
     "lock": "locks",
+    "inventory": "inventory",
 }
 
 
@@ -38,6 +40,9 @@ class EncordSettings(PrefectBaseSettings):
     item_map_directory: Path | None = Field(default=None, description="Directory of item maps written without a path.")
     export_directory: Path | None = Field(default=None, description="Root of local label exports.")
     lock_directory: Path | None = Field(default=None, description="Directory of the locks runs take on folders.")
+    inventory_directory: Path | None = Field(
+        default=None, description="Directory of the inventories of what each bucket registered."
+    )
 
 
 def local_directory(kind: Directory) -> Path:

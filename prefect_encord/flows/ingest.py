@@ -11,6 +11,8 @@ before writing, and links skip what is already linked. Every mutation is bracket
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
@@ -29,6 +31,7 @@ from prefect_encord.flows.parameters import (
     Source,
 )
 from prefect_encord.interrupts import Stopped, stop_requested
+from prefect_encord.inventory import forget_units
 from prefect_encord.item_map import ItemMap, ItemMapWriter
 from prefect_encord.planning.ids import is_uuid
 from prefect_encord.reporting import (
@@ -46,6 +49,7 @@ from prefect_encord.reporting import (
 from prefect_encord.run_ledger import RunLedger
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
+from prefect_encord.tasks.deletion import delete_items
 from prefect_encord.tasks.folders import folder_path_segments, get_or_create_folder
 from prefect_encord.tasks.metadata import import_metadata
 from prefect_encord.tasks.metadata_schema import apply_metadata_schema
@@ -63,6 +67,9 @@ class IngestSummary(BaseModel):
     created: int = 0
     already_present: int = 0
     failed: int = Field(default=0, description="Files that could not be uploaded or registered.")
+    changed: int = Field(default=0, description="Bucket objects overwritten since registered (items kept).")
+    vanished: int = Field(default=0, description="Bucket objects deleted since registered whose items were kept.")
+    deleted: int = Field(default=0, description="Items deleted because their objects were deleted from the bucket.")
     failures: int = Field(default=0, description="Failures of every step: files, metadata, groups, links.")
     groups_created: int = 0
     groups_already_present: int = 0
@@ -192,17 +199,50 @@ def _ingest_files(
     registered = register_bucket.submit(
         credentials, source.block, folder_uuid, include=source.include, exclude=source.exclude,
         modified_since=source.modified_since, item_map=ledger.item_map_path, progress=report.step_progress("ingest"),
+        refresh_inventory=source.refresh_inventory,
     ).result()  # fmt: skip
     item_map = registered.item_map
     crash_point("ingest.after-files")
     ledger.after(jobs=[job.job_id for job in registered.jobs])
+    changed = {url for url, _ in registered.changed}
     report.record(Outcome(FILES, m.source, "created" if m.status == "created" else "skipped", f"item {m.item}")
-                  for m in item_map)  # fmt: skip
+                  for m in item_map if m.source not in changed)  # fmt: skip
     report.record(Outcome(FILES, f.urls[0] if f.urls else "?", "failed", f.error) for f in registered.unit_errors)
     report.record(Outcome(FILES, s.url, "failed", f"not registered: {s.reason}") for s in registered.skipped)
+    report.record(Outcome(FILES, url, "changed", f"overwritten in the bucket since it became item {item}, which "
+                          "is kept as it is") for url, item in registered.changed)  # fmt: skip
+    _handle_vanished(credentials, source, folder_uuid, registered.vanished, ledger, report)
     _count_files(report, summary)
     report.step_done("ingest", _files_progress(summary, "registered"))
     return item_map
+
+
+def _handle_vanished(
+    credentials: EncordCredentials,
+    source: CloudSource,
+    folder_uuid: str,
+    vanished: Sequence[tuple[str, str]],
+    ledger: RunLedger,
+    report: RunReport,
+) -> None:
+    """Report the items of objects gone from the bucket; delete them if asked, within ``max_deletions``."""
+    if source.on_vanished == "report" or not vanished:
+        report.record(Outcome(FILES, url, "vanished", f"deleted from the bucket; its item {item} is kept "
+                              "(on_vanished='delete' deletes it)") for url, item in vanished)  # fmt: skip
+        return
+    if len(vanished) > source.max_deletions:
+        report.record(Outcome(FILES, url, "failed", f"deleted from the bucket, but {len(vanished)} vanished, more "
+                              f"than max_deletions={source.max_deletions}: item {item} not deleted")
+                      for url, item in vanished)  # fmt: skip
+        return
+    ledger.before(f"delete {len(vanished)} items of objects deleted from {source.block.root_url}")
+    result = delete_items(credentials, [item for _, item in vanished], folder_uuids=[folder_uuid])
+    gone = set(result.deleted) | set(result.already_deleted)
+    forget_units(folder_uuid, source.block, [url for url, item in vanished if item in gone])
+    report.record(Outcome(FILES, url, "deleted" if item in gone else "failed",
+                          f"item {item}: its object was deleted from the bucket" if item in gone
+                          else f"item {item} could not be deleted: {result.failed.get(item, '?')}")
+                  for url, item in vanished)  # fmt: skip
 
 
 def _group(
@@ -329,6 +369,9 @@ def _count_files(report: RunReport, summary: IngestSummary) -> None:
     summary.created = report.count(FILES, "created")
     summary.already_present = report.count(FILES, "skipped")
     summary.failed = report.count(FILES, "failed")
+    summary.changed = report.count(FILES, "changed")
+    summary.vanished = report.count(FILES, "vanished")
+    summary.deleted = report.count(FILES, "deleted")
 
 
 def _files_progress(summary: IngestSummary, verb: str) -> str:

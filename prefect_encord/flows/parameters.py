@@ -43,6 +43,22 @@ class CloudSource(BaseModel):
     include: list[str] = Field(default_factory=list, description="Glob patterns of keys to register (all if empty).")
     exclude: list[str] = Field(default_factory=list, description="Glob patterns of keys to leave out.")
     modified_since: datetime | None = Field(default=None, description="Only objects modified at or after this.")
+    refresh_inventory: bool = Field(
+        default=False,
+        description="Send every object to Encord again (it skips what it holds) instead of only those the "
+        "inventory of earlier runs lacks: for when items may have been deleted in Encord itself.",
+    )
+    on_vanished: Literal["report", "delete"] = Field(
+        default="report",
+        description="What to do with the items of objects deleted from the bucket since they were registered: "
+        "report them (a dry run of delete), or delete them from Encord, with their labels.",
+    )
+    max_deletions: int = Field(
+        default=100,
+        ge=0,
+        description="With on_vanished=delete, delete nothing and fail the step if more items than this vanished "
+        "(a wrong prefix or an emptied bucket must not empty the folder).",
+    )
 
 
 #: A plain union (``anyOf``), which the Prefect UI renders as a choice of forms; a discriminated one

@@ -170,6 +170,12 @@ class BucketRegistration:
     item_map: ItemMap
     skipped: tuple[Skipped, ...]
     watermark: datetime | None
+    #: Units the inventory held as listed now: not sent to Encord, their items in the item map as present.
+    unchanged: int = 0
+    #: (URL, item) of units whose objects were overwritten since they were registered: kept as they are.
+    changed: tuple[tuple[str, str], ...] = ()
+    #: (URL, item) of registered units a complete listing no longer lists: deleted from the bucket.
+    vanished: tuple[tuple[str, str], ...] = ()
 
     @property
     def created(self) -> dict[str, str]:

@@ -34,6 +34,7 @@ stay hashable and picklable for Prefect's caching and retries.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,12 +54,15 @@ from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration, resolve_integration
 from prefect_encord.crashpoints import crash_point
 from prefect_encord.interrupts import NOT_STARTED, stop_requested
+from prefect_encord.inventory import Inventory
+from prefect_encord.inventory import default_path as default_inventory
 from prefect_encord.item_map import ItemMapWriter
 from prefect_encord.item_map import default_path as default_item_map
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.limits import MAX_BULK_ITEMS
+from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
 from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
-from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc
+from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc, folder_prefix
 from prefect_encord.planning.outcomes import BucketRegistration, ItemFacts, JobResult, JobSummary, settle_job
 from prefect_encord.planning.specs import (
     DEFAULT_JOB_SIZE,
@@ -314,6 +318,8 @@ def register_bucket(
     unit_retries: int = DEFAULT_UNIT_RETRIES,
     item_map: Path | str | None = None,
     progress: StepProgress | None = None,
+    use_inventory: bool = True,
+    refresh_inventory: bool = False,
 ) -> BucketRegistration:
     """List a bucket, plan its registration, and register it in jobs of ``job_size`` units.
 
@@ -340,6 +346,11 @@ def register_bucket(
             :mod:`prefect_encord.item_map`); by default a new file in the item-map directory.
         progress: Where to tell how many objects are registered so far (a flow's run report hands it out); the
             total is known only once the listing ends, since the listing streams.
+        use_inventory: Send Encord only the units the :mod:`inventory <prefect_encord.inventory>` does not
+            hold as they are listed now; False sends every unit (Encord skips what it holds) and starts the
+            inventory afresh.
+        refresh_inventory: Forget the inventory first (when items may have been deleted in Encord): this run
+            sends every unit and records Encord's answers.
 
     Returns:
         The jobs' outcomes in counts and failures, the item map, the objects skipped with reasons, and the
@@ -351,14 +362,17 @@ def register_bucket(
     registrar = _registrar(
         credentials, folder_uuid, storage.integration, ledger_dir, upsert_metadata, timeout_seconds, unit_retries
     )
+    base = folder_prefix(storage.prefix)
     newest: datetime | None = None
     skipped: list[Skipped] = []
+    listed_records: dict[str, ObjectRecord] = {}  # listed, not yet planned into a unit: a few directories' worth
 
     def listed() -> Iterator[ObjectRecord]:
         nonlocal newest
         for record in storage.list_objects(include, exclude, modified_since):
             if record.last_modified is not None and (newest is None or as_utc(record.last_modified) > newest):
                 newest = as_utc(record.last_modified)
+            listed_records[record.url] = record
             yield record
 
     def entries() -> Iterator[Entry]:
@@ -373,10 +387,50 @@ def register_bucket(
             else:
                 yield planned
 
+    inventory_file = default_inventory(folder_uuid, storage)
+    run = uuid.uuid4().hex
     jobs: list[JobSummary] = []
+    changed: list[Known] = []
+    unchanged = 0
     in_flight: deque[tuple[SubmittedJob, tuple[Entry, ...]]] = deque()
+    identities: dict[str, tuple[str, str | None]] = {}  # URL of a unit sent to Encord -> (key, fingerprint)
     settled = 0
-    with ItemMapWriter(item_map if item_map is not None else default_item_map(folder_uuid)) as writer:
+    with (
+        ItemMapWriter(item_map if item_map is not None else default_item_map(folder_uuid)) as writer,
+        Inventory(inventory_file) as inventory,
+    ):
+        if refresh_inventory or not use_inventory:
+            inventory.clear()
+
+        def to_register() -> Iterator[Entry]:
+            """The planned units Encord must be sent: new ones (all of them, without an inventory or when
+            upserting metadata); the others go to the item map as they are."""
+            nonlocal unchanged
+            adopted: list[tuple[str, str, str | None, str]] = []
+            for batch in chunked(entries(), MAX_BULK_ITEMS):
+                records = {
+                    url: listed_records.pop(url) for entry in batch for url in entry.urls if url in listed_records
+                }
+                known = inventory.known([entry.url for entry in batch]) if use_inventory else {}
+                present: dict[str, str] = {}
+                for entry in batch:
+                    current = fingerprint(entry, records)
+                    change = classify(current, known.get(entry.url))
+                    if change == "new" or upsert_metadata:
+                        identity = records.get(entry.url)
+                        identities[entry.url] = (identity.key if identity else entry.url, current)
+                        yield entry
+                        continue
+                    present[entry.url] = known[entry.url].item
+                    if change == "changed":  # reported once: the new fingerprint is the one compared next time
+                        changed.append(known[entry.url])
+                        adopted.append((entry.url, known[entry.url].key, current, known[entry.url].item))
+                    else:
+                        unchanged += 1
+                writer.write(present, "present")
+                inventory.seen(present, run)
+                inventory.record(adopted, run)
+                adopted.clear()
 
         def settle_oldest() -> None:
             nonlocal settled
@@ -384,14 +438,18 @@ def register_bucket(
             result = registrar.settle(job, chunk)
             writer.write(result.created, "created")
             writer.write(result.skipped_duplicates, "present")
+            answered = {**result.created, **result.skipped_duplicates}
+            inventory.record(((url, *identities.pop(url), item) for url, item in answered.items()), run)
+            for entry in chunk:
+                identities.pop(entry.url, None)
             jobs.append(result.summary())
             settled += len(chunk)
             if progress is not None:
                 progress.tell(settled, None if in_flight or not listing_done else settled, "files registered")
 
-        listing_done = False
-        for chunk in chunked(entries(), job_size):
-            if stop_requested():  # Ctrl-C: the rest of the bucket is not listed; what started is settled below
+        listing_done = stopped = False
+        for chunk in chunked(to_register(), job_size):
+            if stopped := stop_requested():  # Ctrl-C: the rest is not listed; what started is settled below
                 skipped.append(Skipped(storage.root_url, f"{NOT_STARTED} (the listing stopped here)"))
                 break
             if len(in_flight) >= max_in_flight:
@@ -400,10 +458,26 @@ def register_bucket(
         listing_done = True
         while in_flight:
             settle_oldest()
+        gone: list[Known] = []
+        if not stopped and use_inventory and modified_since is None:  # only a whole listing shows what vanished
+            gone = [k for k in inventory.unseen(run) if in_selection(k.key, base, include, exclude)]
         written = writer.close()
     if skipped:
         run_logger(__name__).warning("%d objects were not registered; see the result's `skipped` for why", len(skipped))
-    return BucketRegistration(jobs=tuple(jobs), item_map=written, skipped=tuple(skipped), watermark=newest)
+    if unchanged or changed or gone:
+        run_logger(__name__).info(
+            "inventory %s: %d units unchanged, %d changed, %d vanished from the bucket (none sent to Encord)",
+            inventory_file, unchanged, len(changed), len(gone),
+        )  # fmt: skip
+    return BucketRegistration(
+        jobs=tuple(jobs),
+        item_map=written,
+        skipped=tuple(skipped),
+        watermark=newest,
+        unchanged=unchanged,
+        changed=tuple((k.url, k.item) for k in changed),
+        vanished=tuple((k.url, k.item) for k in gone),
+    )
 
 
 def read_dicom_headers(

@@ -1,0 +1,142 @@
+"""The inventory: what a bucket's registrations into one folder left in Encord, kept locally so a re-run sends
+Encord only what changed.
+
+One SQLite file per *scope* (Encord folder, cloud integration, and the bucket URL and prefix listed), under
+``$PREFECT_HOME/encord/inventory`` (``PREFECT_INTEGRATIONS_ENCORD_INVENTORY_DIRECTORY`` overrides it). A row
+per registered unit: its identity URL, the object key, the unit's fingerprint (see
+:mod:`prefect_encord.planning.changes`), its Encord item, and the last run that listed it.
+
+**A cache, never the truth.** Rows are written from Encord's own answers: once a job has settled, each unit
+it created or found already registered (``skip_duplicate_urls``) is recorded with the item Encord named. A
+missing file is therefore rebuilt by the next run, which submits everything (Encord skips what it holds, as
+before inventories existed) and records the answers; a caller who doubts the file (someone deleted items
+in Encord's UI) passes ``refresh_inventory=True`` for the same. A crash loses at most the rows of jobs not
+yet settled, which the job ledger resumes.
+
+**Shared by workers.** SQLite's WAL mode lets the processes of one machine read and write it at once (a
+writer waits up to :data:`BUSY_TIMEOUT_SECONDS` for another). Workers on several machines need the directory
+on storage every machine mounts with working POSIX locks (an NFSv4 or SMB share, not an object-store mount);
+without that, give each machine its own directory: a worker that finds no inventory rebuilds it from Encord.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from prefect_encord.blocks.storage import CloudStorageIntegration
+from prefect_encord.planning.changes import Known
+from prefect_encord.planning.objects import folder_prefix
+from prefect_encord.settings import local_directory
+
+#: How long a write waits for another process's write to finish.
+BUSY_TIMEOUT_SECONDS = 60.0
+#: URLs per lookup query (SQLite's bound on the ``?`` of one statement is 999 before 3.32).
+_QUERY_BATCH = 900
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS units (
+    url TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    fingerprint TEXT,
+    item TEXT NOT NULL,
+    seen TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+"""
+
+
+def default_path(folder_uuid: str, storage: CloudStorageIntegration) -> Path:
+    """The inventory file of one scope: named by the folder, and a digest of the integration and listed root."""
+    listed_root = storage.root_url + folder_prefix(storage.prefix)
+    digest = hashlib.sha256(f"{storage.integration}\n{listed_root}".encode()).hexdigest()[:16]
+    return local_directory("inventory") / f"{folder_uuid}-{digest}.sqlite3"
+
+
+def forget_units(folder_uuid: str, storage: CloudStorageIntegration, urls: Sequence[str]) -> None:
+    """Drop units from the scope's inventory once their items are gone from Encord."""
+    with Inventory(default_path(folder_uuid, storage)) as inventory:
+        inventory.forget(urls)
+
+
+class Inventory:
+    """One scope's units; open it with ``with Inventory(path) as inventory:``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise OSError(f"cannot open the inventory {self.path}: {exc}") from exc
+
+    def __enter__(self) -> Inventory:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._db.close()
+
+    def clear(self) -> None:
+        """Forget every unit: the next registration submits everything, and Encord's answers refill it."""
+        with self._transaction():
+            self._db.execute("DELETE FROM units")
+
+    def known(self, urls: Sequence[str]) -> dict[str, Known]:
+        """The rows of those ``urls`` the inventory holds."""
+        found: dict[str, Known] = {}
+        for start in range(0, len(urls), _QUERY_BATCH):
+            batch = urls[start : start + _QUERY_BATCH]
+            marks = ",".join("?" * len(batch))
+            query = f"SELECT url, key, item, fingerprint FROM units WHERE url IN ({marks})"  # noqa: S608 - marks only
+            for url, key, item, fingerprint in self._db.execute(query, batch):
+                found[url] = Known(url=url, key=key, item=item, fingerprint=fingerprint)
+        return found
+
+    def record(self, rows: Iterable[tuple[str, str, str | None, str]], run: str) -> None:
+        """Write ``(url, key, fingerprint, item)`` rows, seen by ``run``: units Encord has settled."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO units (url, key, fingerprint, item, seen) VALUES (?, ?, ?, ?, ?)",
+                ((url, key, fingerprint, item, run) for url, key, fingerprint, item in rows),
+            )
+
+    def seen(self, urls: Iterable[str], run: str) -> None:
+        """Mark units as listed by ``run``."""
+        with self._transaction():
+            self._db.executemany("UPDATE units SET seen = ? WHERE url = ?", ((run, url) for url in urls))
+
+    def unseen(self, run: str) -> Iterator[Known]:
+        """Units the listing of ``run`` did not list, in URL order."""
+        query = "SELECT url, key, item, fingerprint FROM units WHERE seen != ? ORDER BY url"
+        for url, key, item, fingerprint in self._db.execute(query, (run,)):
+            yield Known(url=url, key=key, item=item, fingerprint=fingerprint)
+
+    def forget(self, urls: Iterable[str]) -> None:
+        """Drop the rows of units that are gone from Encord."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM units WHERE url = ?", ((url,) for url in urls))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` if the block raised: all of a batch's rows, or none."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -1,0 +1,56 @@
+"""What changed in a bucket since the inventory last saw it: each planned unit new, unchanged or changed (pure).
+
+A re-run of an ingest lists the bucket again; Encord would skip what it already holds, but only after being
+sent every chunk of it. Comparing each planned unit with what the :mod:`inventory <prefect_encord.inventory>`
+recorded lets a re-run send Encord only what is new. A unit is compared by its *fingerprint*: its kind and,
+for each of its objects in order, URL, size and entity tag (ETag, or GCS's generation-bearing one). Any
+object overwritten, added to or removed from an image group changes it.
+
+An object whose provider reports neither size nor ETag cannot be told from its overwrite: its unit's
+fingerprint is None and a known unit counts as unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from prefect_encord.planning.objects import ObjectRecord, is_selected
+from prefect_encord.planning.specs import Entry
+
+Change = Literal["new", "unchanged", "changed"]
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the inventory holds for one unit: its identity URL, its item, its fingerprint when it was recorded."""
+
+    url: str
+    key: str
+    item: str
+    fingerprint: str | None
+
+
+def fingerprint(entry: Entry, records: Mapping[str, ObjectRecord]) -> str | None:
+    """The digest of ``entry``'s objects as listed (``records`` by URL); None if no object has a size or ETag."""
+    described = [(url, records[url].size, records[url].etag) for url in entry.urls if url in records]
+    if len(described) != len(entry.urls) or all(size is None and etag is None for _, size, etag in described):
+        return None
+    text = "\n".join([entry.kind, *(f"{url}\t{size}\t{etag}" for url, size, etag in described)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def classify(current: str | None, known: Known | None) -> Change:
+    """Whether a unit with fingerprint ``current`` is new, unchanged or changed against what is ``known``."""
+    if known is None:
+        return "new"
+    if current is None or current == known.fingerprint:
+        return "unchanged"
+    return "changed"
+
+
+def in_selection(key: str, base: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """Whether a listing of ``base`` with these patterns would list ``key``: if it did not, the object vanished."""
+    return key.startswith(base) and is_selected(key[len(base) :], include, exclude)

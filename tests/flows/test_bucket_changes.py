@@ -1,0 +1,71 @@
+"""An ingest from a bucket, run again after the bucket changed: only new objects go to Encord, overwritten ones
+are reported, and the items of deleted objects are reported, or deleted when asked, never beyond the limit.
+
+Real parts: the flow under a real Prefect API, the S3 emulator, the sandbox reading it through its integration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from encord_sandbox import Sandbox, samples
+
+from prefect_encord.blocks.s3 import EncordS3Integration
+from prefect_encord.flows.ingest import IngestSummary, ingest
+from prefect_encord.flows.parameters import CloudSource
+from prefect_encord.reporting import COMPLETED_WITH_FAILURES
+from prefect_encord.testing import credentials_block
+from tests.integration_buckets import add_sandbox_integration, new_bucket
+
+
+@pytest.fixture(autouse=True)
+def own_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_INVENTORY_DIRECTORY", str(tmp_path / "inventory"))
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", str(tmp_path / "runs"))
+
+
+def _items(sandbox: Sandbox, folder: str) -> int:
+    row = sandbox.backend.store.query_one(
+        "SELECT count(*) AS n FROM items WHERE folder = ? AND is_placeholder = 0", (folder,)
+    )
+    assert row is not None
+    return int(row["n"])
+
+
+def test_deleted_objects_are_reported_then_deleted_within_the_limit(
+    prefect_harness: None, sandbox: Sandbox, request: pytest.FixtureRequest
+) -> None:
+    files = {f"cams/{n}.png": samples.png(color=(n, 9, 9)) for n in range(6)}
+    block = new_bucket("s3", request, files, integration=add_sandbox_integration(sandbox, "s3", request))
+    assert isinstance(block, EncordS3Integration)
+    credentials = credentials_block(sandbox)
+    folder_path = f"bucket-changes/{uuid.uuid4().hex[:8]}"
+
+    def run(**options: object) -> IngestSummary:
+        state = ingest(CloudSource(block=block, **options), folder_path, credentials=credentials, return_state=True)
+        summary = state.result()
+        assert isinstance(summary, IngestSummary)
+        return summary
+
+    first = run()
+    assert first.created == 6
+    for key in ("cams/1.png", "cams/2.png"):
+        block._client().delete_object(Bucket=block.bucket_name, Key=key)
+    block.write_object("cams/3.png", samples.png(color=(200, 1, 1)))
+
+    reported = run()
+    assert (reported.created, reported.already_present, reported.changed, reported.vanished) == (0, 3, 1, 2)
+    assert _items(sandbox, first.folder_uuid) == 6
+
+    state = ingest(CloudSource(block=block, on_vanished="delete", max_deletions=1), folder_path,
+                   credentials=credentials, return_state=True)  # fmt: skip
+    assert state.name == COMPLETED_WITH_FAILURES and state.message is not None and "2 in files" in state.message
+    assert _items(sandbox, first.folder_uuid) == 6  # above the limit: nothing deleted
+
+    deleted = run(on_vanished="delete", max_deletions=2)
+    assert deleted.deleted == 2 and deleted.failed == 0
+    assert _items(sandbox, first.folder_uuid) == 4
+    after = run(on_vanished="delete")
+    assert (after.deleted, after.vanished, after.changed, after.already_present) == (0, 0, 0, 4)  # reported once
