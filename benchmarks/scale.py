@@ -186,11 +186,18 @@ def _filer_ready(seaweed: Seaweed) -> bool:
     )
 
 
-def seed(seaweed: Seaweed, count: int, workers: int = 16) -> float:
-    """Write ``count`` tiny PNGs (8 x 6, a colour per index modulo 4,096) into the bucket; returns seconds."""
+def seed_image(index: int) -> bytes:
+    """The PNG seeded as object ``index``: one of :data:`DISTINCT_IMAGES` colours."""
     from encord_sandbox.samples import png
 
-    images = [png(*IMAGE_SIZE, color=(i & 15, (i >> 4) * 16 & 255, 128)) for i in range(DISTINCT_IMAGES)]
+    colour = index % DISTINCT_IMAGES
+    return png(*IMAGE_SIZE, color=(colour & 15, (colour >> 4) * 16 & 255, 128))
+
+
+def seed(seaweed: Seaweed, count: int, workers: int = 16) -> float:
+    """Write ``count`` tiny PNGs (8 x 6, a colour per index modulo 4,096) into the bucket; returns seconds."""
+
+    images = [seed_image(i) for i in range(DISTINCT_IMAGES)]
     local = threading.local()
     done = Counter[str]()
     lock = threading.Lock()
@@ -297,6 +304,7 @@ class ClientConfig:
     metadata: str
     max_in_flight: int
     listing_pass: bool
+    inventory_dir: str
 
 
 @dataclass
@@ -309,6 +317,7 @@ class ClientResult:
     listing_requests: int = 0
     register_seconds: float = 0.0
     encord_requests: int = 0
+    encord_writes: int = 0
     s3_requests: int = 0
     other_requests: int = 0
     jobs: int = 0
@@ -316,6 +325,9 @@ class ClientResult:
     duplicates: int = 0
     unit_errors: int = 0
     skipped: int = 0
+    unchanged: int = 0
+    changed: int = 0
+    vanished: int = 0
     rss_after_imports: int = 0
     rss_before_register: int = 0
     peak_rss: int = 0
@@ -327,6 +339,7 @@ class RequestCounter:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.writes: Counter[str] = Counter()  # per host: requests that change something (a bulk lookup is a read)
         self._lock = threading.Lock()
 
     @contextmanager
@@ -338,10 +351,12 @@ class RequestCounter:
         original = HTTPConnectionPool._make_request
         counter = self
 
-        def counted(pool: HTTPConnectionPool, *args: Any, **kwargs: Any) -> Any:
+        def counted(pool: HTTPConnectionPool, conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             with counter._lock:
                 counter.counts[f"{pool.host}:{pool.port}"] += 1
-            return original(pool, *args, **kwargs)
+                if method != "GET" and not url.split("?")[0].endswith("/get-bulk"):
+                    counter.writes[f"{pool.host}:{pool.port}"] += 1
+            return original(pool, conn, method, url, *args, **kwargs)
 
         with patch.object(HTTPConnectionPool, "_make_request", counted):
             yield self
@@ -350,6 +365,11 @@ class RequestCounter:
         from urllib.parse import urlsplit
 
         return self.counts[urlsplit(url).netloc]
+
+    def writes_to(self, url: str) -> int:
+        from urllib.parse import urlsplit
+
+        return self.writes[urlsplit(url).netloc]
 
 
 def run_client(config: ClientConfig, verbose: bool = False) -> ClientResult:
@@ -384,6 +404,7 @@ def run_client(config: ClientConfig, verbose: bool = False) -> ClientResult:
             result.listing_seconds = time.perf_counter() - started
             result.listing_requests = counter.of(config.s3_endpoint)
             counter.counts.clear()
+            counter.writes.clear()
         result.rss_before_register = proc_status(os.getpid())["VmRSS"]
         started = time.perf_counter()
         registered = register_bucket.fn(
@@ -397,6 +418,10 @@ def run_client(config: ClientConfig, verbose: bool = False) -> ClientResult:
         )
         result.register_seconds = time.perf_counter() - started
     result.encord_requests = counter.of(config.domain)
+    result.encord_writes = counter.writes_to(config.domain)
+    result.unchanged, result.changed, result.vanished = (
+        registered.unchanged, len(registered.changed), len(registered.vanished)
+    )  # fmt: skip
     result.s3_requests = counter.of(config.s3_endpoint)
     result.other_requests = sum(counter.counts.values()) - result.encord_requests - result.s3_requests
     result.jobs = len(registered.jobs)
@@ -412,7 +437,9 @@ def run_client(config: ClientConfig, verbose: bool = False) -> ClientResult:
 
 def client_main(config_json: str, verbose: bool) -> int:
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
-    result = run_client(ClientConfig(**json.loads(config_json)), verbose)
+    config = ClientConfig(**json.loads(config_json))
+    os.environ["PREFECT_INTEGRATIONS_ENCORD_INVENTORY_DIRECTORY"] = config.inventory_dir
+    result = run_client(config, verbose)
     print("RESULT " + json.dumps(result.__dict__), flush=True)
     return 0
 
@@ -560,26 +587,113 @@ def report(args: argparse.Namespace, run: ClientRun, check: SandboxCheck, mapped
 
 
 def report_rerun(args: argparse.Namespace, run: ClientRun, check: SandboxCheck, mapped: ItemMapCheck) -> bool:
-    """The second pass over the same bucket: everything comes back as already registered, nothing is added."""
+    """The second pass over the same bucket: the inventory holds every unit, so Encord is sent nothing."""
     n, result = args.objects, run.result
     client_peak = max(result.peak_rss, run.sampler.peaks["client"])
+    per_1000 = 1000 * result.encord_requests / n
+    ratio = result.register_seconds / result.listing_seconds if result.listing_seconds else float("inf")
     print(f"\nRe-run over the same {n:,} objects")
+    print(f"  listing only       {result.listing_seconds:,.1f} s (measured just before, in the same process)")
     print(
-        f"  register_bucket    {result.register_seconds:,.1f} s wall, {result.created:,} created, "
-        f"{result.duplicates:,} already registered, {result.unit_errors:,} unit errors"
+        f"  register_bucket    {result.register_seconds:,.1f} s wall = {ratio:.2f}x the listing; "
+        f"{result.created:,} created, {result.unchanged:,} unchanged (in the inventory), "
+        f"{result.duplicates:,} found by Encord, {result.unit_errors:,} unit errors"
     )
     print(
-        f"  Encord API         {result.encord_requests:,} requests = {1000 * result.encord_requests / n:.2f} "
-        f"per 1,000 files; client peak RSS {mb(client_peak):,.0f} MB"
+        f"  Encord API         {result.encord_requests:,} requests = {per_1000:.3f} per 1,000 files, "
+        f"{result.encord_writes:,} writes; client peak RSS {mb(client_peak):,.0f} MB"
     )
     print(f"  sandbox check      {check.items:,} items in the folder, {check.distinct_urls:,} distinct URLs")
     checks = [
-        (result.created == 0 and result.duplicates == n, f"nothing created, all {n:,} found already registered"),
+        (result.created == 0 and result.unchanged == n, f"nothing created, all {n:,} known unchanged"),
+        (result.encord_writes == 0, f"no Encord writes ({result.encord_writes})"),
+        (per_1000 <= 0.1, f"{per_1000:.3f} Encord requests per 1,000 files <= 0.1"),
+        (ratio <= 1.25, f"re-run wall {ratio:.2f}x the bare listing <= 1.25x"),
         (check.items == check.distinct_urls == n, f"still exactly {n:,} items, no duplicates"),
         (mapped.lines == mapped.distinct_items == n, f"the re-run's item map names the same {n:,} items"),
         (client_peak <= TARGET_RSS_MB * MB, f"client peak RSS {mb(client_peak):,.0f} MB <= {TARGET_RSS_MB:g} MB"),
     ]
-    return report_targets("issue #8, re-run", checks)
+    return report_targets("issue #17, unchanged re-run", checks)
+
+
+@dataclass
+class BucketChange:
+    """Objects added, overwritten and deleted between two registrations, by index (see :func:`object_key`)."""
+
+    added: range
+    overwritten: list[int]
+    deleted: list[int]
+
+    def describe(self) -> str:
+        return (f"adding {len(self.added):,}, overwriting {len(self.overwritten):,} and deleting "
+                f"{len(self.deleted):,} objects")  # fmt: skip
+
+
+def change_bucket(seaweed: Seaweed, objects: int, workers: int) -> BucketChange:
+    """Add 1 %, overwrite 0.1 % and delete 1 % of the objects through the filer (never the same object twice)."""
+    from encord_sandbox.samples import png
+
+    change = BucketChange(
+        added=range(objects, objects + max(1, objects // 100)),
+        overwritten=list(range(3, objects, 1000)),
+        deleted=list(range(50, objects, 100)),
+    )
+    fresh = png(*IMAGE_SIZE, color=(255, 255, 254))  # a colour the seed never uses: new bytes, new ETag
+
+    def put(index: int) -> None:
+        status = _http("PUT", seaweed.filer_port, f"/buckets/{BUCKET}/{object_key(index)}", fresh)
+        if status not in (200, 201):
+            raise RuntimeError(f"writing {object_key(index)} answered {status}")
+
+    def delete(index: int) -> None:
+        status = _http("DELETE", seaweed.filer_port, f"/buckets/{BUCKET}/{object_key(index)}", b"")
+        if status not in (200, 202, 204):
+            raise RuntimeError(f"deleting {object_key(index)} answered {status}")
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="change") as pool:
+        list(pool.map(put, [*change.added, *change.overwritten]))
+        list(pool.map(delete, change.deleted))
+    return change
+
+
+def restore_bucket(seaweed: Seaweed, change: BucketChange, workers: int) -> None:
+    """Undo :func:`change_bucket`, so a kept emulator directory holds its seeding again."""
+
+    def put(index: int) -> None:
+        _http("PUT", seaweed.filer_port, f"/buckets/{BUCKET}/{object_key(index)}", seed_image(index))
+
+    def delete(index: int) -> None:
+        _http("DELETE", seaweed.filer_port, f"/buckets/{BUCKET}/{object_key(index)}", b"")
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as pool:
+        list(pool.map(put, [*change.overwritten, *change.deleted]))
+        list(pool.map(delete, change.added))
+
+
+def report_changes(args: argparse.Namespace, change: BucketChange, run: ClientRun, check: SandboxCheck) -> bool:
+    """The third pass: only the added objects are sent; the overwritten and deleted ones are reported."""
+    n, result = args.objects, run.result
+    sent = len(change.added)
+    allowed = 3 * sent / 1000 + 5  # three requests per job of up to 1,000, plus the folder and integration reads
+    print(f"\nRe-run after {change.describe()}")
+    print(
+        f"  register_bucket    {result.register_seconds:,.1f} s wall; {result.created:,} created, "
+        f"{result.changed:,} overwritten (reported), {result.vanished:,} vanished (reported), "
+        f"{result.unchanged:,} unchanged"
+    )
+    print(
+        f"  Encord API         {result.encord_requests:,} requests ({result.encord_writes:,} writes) for "
+        f"{sent:,} new objects = {1000 * result.encord_requests / sent:.2f} per 1,000 new"
+    )
+    print(f"  sandbox check      {check.items:,} items in the folder, {check.distinct_urls:,} distinct URLs")
+    checks = [
+        (result.created == sent, f"the {sent:,} new objects created ({result.created:,})"),
+        (result.changed == len(change.overwritten), f"the {len(change.overwritten):,} overwritten ones reported"),
+        (result.vanished == len(change.deleted), f"the {len(change.deleted):,} deleted ones reported"),
+        (result.encord_requests <= allowed, f"{result.encord_requests:,} Encord requests <= {allowed:,.1f}"),
+        (check.items == check.distinct_urls == n + sent, f"exactly {n + sent:,} items, no duplicates"),
+    ]
+    return report_targets("issue #17, re-run after changes", checks)
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -604,6 +718,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-listing-pass", action="store_true", help="skip the separate listing-only pass")
     parser.add_argument("--rerun", action="store_true", help="register the same bucket a second time and check that "
                         "nothing is added")  # fmt: skip
+    parser.add_argument("--changes", action="store_true", help="then add 1 %%, overwrite 0.1 %% and delete 1 %% of "
+                        "the objects, register again, and check only those are sent or reported")  # fmt: skip
     parser.add_argument("--seed-workers", type=int, default=16, help="threads writing the objects (default 16)")
     parser.add_argument("--verbose", action="store_true", help="show the task's log lines (one per job)")
     parser.add_argument("--client", metavar="JSON", help=argparse.SUPPRESS)  # the measured child process
@@ -659,6 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metadata=args.metadata,
             max_in_flight=args.max_in_flight,
             listing_pass=not args.no_listing_pass,
+            inventory_dir=str(work / "inventory"),
         )
         pids = {"sandbox": sandbox.process.pid, "weed": seaweed.process.pid}
         run = run_client_process(stack, config, sandbox.data_dir, pids, started, args.verbose)
@@ -666,12 +783,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         mapped = check_item_map(Path(config.item_map))
         passed = report(args, run, check, mapped, seeding)
         if args.rerun:
-            print("Re-running the same registration (every object is already registered)...", flush=True)
-            config.listing_pass = False
+            print("Re-running the same registration (nothing changed in the bucket)...", flush=True)
+            config.listing_pass = True  # the re-run's wall is compared with a listing of the same moment
             config.item_map = str(work / "item-map-rerun.jsonl")
             again = run_client_process(stack, config, sandbox.data_dir, pids, started, args.verbose)
             recheck = check_sandbox(sandbox.data_dir, again.result.folder_uuid)
             passed = report_rerun(args, again, recheck, check_item_map(Path(config.item_map))) and passed
+        if args.changes:
+            change = change_bucket(seaweed, args.objects, args.seed_workers)
+            print(f"Re-running after {change.describe()}...", flush=True)
+            config.item_map = str(work / "item-map-changes.jsonl")
+            changed = run_client_process(stack, config, sandbox.data_dir, pids, started, args.verbose)
+            after = check_sandbox(sandbox.data_dir, changed.result.folder_uuid)
+            passed = report_changes(args, change, changed, after) and passed
+            restore_bucket(seaweed, change, args.seed_workers)
     print(f"\nAll servers stopped; total {time.perf_counter() - started:,.0f} s including set-up.")
     return 0 if passed else 1
 

@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", nargs="?", help="directory to ingest (default: the bundled example data)")
     parser.add_argument("--bucket-block", help="a saved cloud integration block, e.g. encord-s3-integration/raw")
     parser.add_argument("--include", action="append", default=[], help="glob of keys to register (repeatable)")
+    parser.add_argument(
+        "--on-vanished", choices=["report", "delete"], help="items of objects deleted from the bucket (default: report)"
+    )
+    parser.add_argument("--max-deletions", type=_count, help="with --on-vanished delete: at most this many (100)")
+    parser.add_argument(
+        "--refresh-inventory", action="store_true", default=None, help="send every object again (Encord skips dups)"
+    )
     parser.add_argument("--folder", default=None, help="storage folder path (default: examples/<source name>)")
     parser.add_argument("--schema", help="metadata schema file (JSON/YAML) to apply additively")
     parser.add_argument("--manifest", help="metadata manifest (CSV/JSON/JSONL/Parquet) to import")
@@ -83,6 +90,9 @@ def usage_problems(args: argparse.Namespace) -> list[str]:
                         "example runs with its own)")  # fmt: skip
     needs = (
         ("--include", "--bucket-block", args.include and args.bucket_block is None),
+        ("--on-vanished", "--bucket-block", args.on_vanished is not None and args.bucket_block is None),
+        ("--refresh-inventory", "--bucket-block", args.refresh_inventory and args.bucket_block is None),
+        ("--max-deletions", "--on-vanished delete", args.max_deletions is not None and args.on_vanished != "delete"),
         ("--metadata-mode", "--manifest", own_data and args.metadata_mode is not None and args.manifest is None),
         ("--allow-unknown-keys", "--manifest", own_data and args.allow_unknown_keys and args.manifest is None),
         ("--layout", "--group-pattern", own_data and args.layout is not None and args.group_pattern is None),
@@ -182,7 +192,13 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         source: LocalSource | CloudSource = (
-            CloudSource(block=load_cloud_block(args.bucket_block), include=args.include)
+            CloudSource(
+                block=load_cloud_block(args.bucket_block),
+                include=args.include,
+                on_vanished=args.on_vanished or "report",
+                max_deletions=100 if args.max_deletions is None else args.max_deletions,
+                refresh_inventory=bool(args.refresh_inventory),
+            )
             if args.bucket_block
             else LocalSource(directory=str(Path(args.source).resolve()))
         )

@@ -27,6 +27,12 @@ REFUSED = {
     "metadata-mode-without-a-manifest": (["dir", "--metadata-mode", "overwrite"], "--metadata-mode needs --manifest"),
     "layout-without-a-pattern": (["dir", "--layout", "carousel"], "--layout needs --group-pattern"),
     "project-without-a-dataset": (["dir", "--project", "p"], "--project needs --dataset"),
+    "on-vanished-without-a-bucket": (["dir", "--on-vanished", "delete"], "--on-vanished needs --bucket-block"),
+    "refresh-inventory-without-a-bucket": (["dir", "--refresh-inventory"], "--refresh-inventory needs --bucket-block"),
+    "max-deletions-without-deleting": (
+        ["--bucket-block", "encord-s3-integration/raw", "--max-deletions", "5"],
+        "--max-deletions needs --on-vanished delete",
+    ),
     "a-directory-and-a-bucket": (["dir", "--bucket-block", "encord-s3-integration/raw"], "not both"),
     "own-data-options-with-the-example": (
         ["--schema", "s.yaml", "--layout", "grid"],
@@ -54,6 +60,7 @@ def test_an_option_that_would_be_ignored_is_refused(case: str) -> None:
         ["dir", "--manifest", "m.csv", "--metadata-mode", "overwrite"],
         ["dir", "--group-pattern", "(?P<key>s)", "--layout", "carousel", "--dataset", "d", "--project", "p"],
         ["--bucket-block", "encord-s3-integration/raw", "--include", "*.png"],
+        ["--bucket-block", "b/raw", "--on-vanished", "delete", "--max-deletions", "5", "--refresh-inventory"],
     ],
 )
 def test_options_with_what_they_need_pass(argv: list[str]) -> None:
