@@ -129,6 +129,8 @@ _STATUS_HEADINGS = {
     "exported": "exported",
     "deleted": "deleted",
     "skipped": "already there",
+    "changed": "overwritten in the bucket",
+    "vanished": "deleted from the bucket",
     "not started": "not started",
     "left out": "left out",
     "failed": "failed",

@@ -284,6 +284,9 @@ def _apply_metadata(
         diff = apply_metadata_schema(credentials, step.schema_file)
         # A refused change (type change, removal) raises before anything is written: the run stops there.
         report.record(Outcome(SCHEMA_KEYS, key, "created", str(kind)) for key, kind in diff.added.items())
+        report.record(
+            [Outcome(SCHEMA_KEYS, step.schema_file, "skipped", "already declared", count=len(diff.unchanged))]
+        )
     if step.manifest:
         imported = import_metadata(
             credentials, step.manifest, key_by=step.key_by, folder_uuid=folder_uuid, mode=step.mode,

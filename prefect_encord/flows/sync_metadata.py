@@ -53,6 +53,8 @@ def sync_metadata(
             credentials, metadata.schema_file, allow_type_changes=allow_type_changes, dry_run=dry_run
         )
         report.record(Outcome(SCHEMA_KEYS, key, "created", str(kind)) for key, kind in diff.added.items())
+        report.record([Outcome(SCHEMA_KEYS, metadata.schema_file, "skipped", "already declared",
+                               count=len(diff.unchanged))])  # fmt: skip
         report.record(Outcome(SCHEMA_KEYS, r.key, "failed", str(r)) for r in diff.refused)
     report.step_done("schema", "schema applied" if metadata.schema_file else "no schema given")
     result = None
