@@ -59,7 +59,7 @@ def _export_labels(args: argparse.Namespace) -> int:
 def _relay(args: argparse.Namespace) -> int:
     from prefect_encord.webhook_relay import serve as serve_relay
 
-    serve_relay(args.host, args.port)
+    serve_relay(args.host, args.port, args.within)  # the notification token: from the environment, never argv
     return 0
 
 
@@ -103,10 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_export_labels)
 
     relay = commands.add_parser(
-        "webhook-relay", help="turn Encord workflow webhooks into Prefect events", parents=[common]
+        "webhook-relay",
+        help="turn Encord workflow webhooks and bucket notifications into Prefect events",
+        parents=[common],
     )
     relay.add_argument("--host", default="127.0.0.1")
     relay.add_argument("--port", type=int, default=8787)
+    relay.add_argument("--within", type=float, default=30.0, help="seconds a notified key waits for others (30)")
     relay.set_defaults(run=_relay)
     return parser
 

@@ -41,6 +41,11 @@ LABELS_COMPLETED_EVENT = "prefect-encord.labels.completed"
 """Our own "labels completed" event: flows emit it (``RunReport.emit("labels.completed", ...)`` gives this
 name), deployments trigger on it. Its resource should be the project (:func:`project_resource`)."""
 
+BUCKET_OBJECTS_CHANGED_EVENT = "prefect-encord.bucket.objects-changed"
+"""Objects of a bucket were created, overwritten or deleted, as its notifications told the relay; the payload
+names the bucket and up to 1,000 keys (resource: :func:`bucket_resource`). A deployment that ingests those
+keys triggers on it (see :mod:`prefect_encord.bucket_events`)."""
+
 
 def resource(kind: str, identifier: str, name: str | None = None) -> dict[str, str]:
     """``{"prefect.resource.id": "encord.<kind>.<identifier>", "prefect.resource.role": kind}`` (+ name)."""
@@ -60,3 +65,9 @@ def data_unit_resource(data_hash: str, name: str | None = None) -> dict[str, str
 
 def label_row_resource(label_hash: str, name: str | None = None) -> dict[str, str]:
     return resource("label-row", label_hash, name)
+
+
+def bucket_resource(cloud: str, bucket: str) -> dict[str, str]:
+    """``prefect-encord.bucket.<cloud>.<bucket>``: what a deployment ingesting that bucket's changes matches."""
+    return {"prefect.resource.id": f"prefect-encord.bucket.{cloud}.{bucket}", "prefect.resource.role": "bucket",
+            "prefect.resource.name": bucket}  # fmt: skip

@@ -1,4 +1,5 @@
-"""The webhook relay: a small ASGI app that turns Encord workflow webhooks into Prefect events.
+"""The webhook relay: a small ASGI app that turns Encord workflow webhooks, and bucket notifications, into
+Prefect events.
 
 Point an Encord workflow stage's webhook (or the sandbox's, ``Sandbox(webhook_url=...)``) at
 ``POST /encord/webhook``. Each documented payload (see :mod:`encord_sandbox.webhooks`) becomes
@@ -18,44 +19,73 @@ one Prefect event per label row, which deployment triggers can react to:
 
 A body that is not JSON, not an Encord workflow task event or misses a field is answered 400 with a
 message naming the problem; if this process cannot emit Prefect events (no Prefect API configured),
-503, so the sender retries later. Run it with :func:`serve` or, in tests and embedded use,
-:class:`RelayServer` (a background thread on loopback).
+503, so the sender retries later.
+
+``POST /buckets/notifications`` takes the notifications of S3 (through SNS, EventBridge or a forwarder), GCS
+(Pub/Sub push) and Azure (Event Grid), read by :mod:`prefect_encord.planning.notifications`, and batches their
+keys into :data:`~prefect_encord.events.BUCKET_OBJECTS_CHANGED_EVENT` events (see
+:mod:`prefect_encord.bucket_events`). It answers Event Grid's validation handshake with its code, confirms an
+SNS subscription by visiting its URL when that URL is Amazon's (``https://sns.<region>.amazonaws.com``), and,
+when the relay has a notification token (``PREFECT_ENCORD_NOTIFICATION_TOKEN``, never a command-line
+argument, which any process list shows), refuses (401) a delivery that does not carry it as ``?token=`` or the
+``X-Prefect-Encord-Token`` header: give the token in the URL each cloud's subscription posts to.
+
+Run it with :func:`serve` or, in tests and embedded use, :class:`RelayServer` (a background thread on loopback).
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import hmac
 import json
 import logging
+import os
+import re
 import socket
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
+import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.events import emit_event
-from prefect.events.worker import EventsWorker
+from prefect.events.worker import EventsWorker, should_emit_events
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from prefect_encord.bucket_events import DEFAULT_WITHIN_SECONDS, KeyBatch, NotificationBatcher
 from prefect_encord.events import (
+    BUCKET_OBJECTS_CHANGED_EVENT,
     TASK_COMPLETED_EVENT,
     TASK_SUBMITTED_EVENT,
+    bucket_resource,
     data_unit_resource,
     label_row_resource,
     project_resource,
+)
+from prefect_encord.planning.notifications import (
+    NotificationError,
+    SubscriptionConfirmation,
+    ValidationRequest,
+    parse_notification,
 )
 
 logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/encord/webhook"
+NOTIFICATIONS_PATH = "/buckets/notifications"
+NOTIFICATION_TOKEN_ENV = "PREFECT_ENCORD_NOTIFICATION_TOKEN"
+#: Where an SNS subscription may be confirmed: Amazon's SNS endpoints, nothing a forged body could name.
+_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 EVENT_NAMES = {
     "task_submitted_event": TASK_SUBMITTED_EVENT,
     "task_sumbitted_event": TASK_SUBMITTED_EVENT,  # the spelling one version of Encord's docs shows
@@ -208,9 +238,85 @@ def _emit(webhook: EncordWebhook) -> list[dict[str, Any]]:
     return emitted
 
 
-def create_app() -> FastAPI:
-    """The relay's ASGI app: ``POST /encord/webhook`` and ``GET /healthz``."""
-    app = FastAPI(title="Encord webhook relay")
+def emit_batch(batch: KeyBatch) -> None:
+    """Emit one bucket batch as a Prefect event (its id derived from its keys: a batch sent twice is stored once)."""
+
+    def send() -> None:
+        event = emit_event(
+            BUCKET_OBJECTS_CHANGED_EVENT,
+            resource=bucket_resource(batch.cloud, batch.bucket),
+            occurred=datetime.now(timezone.utc),
+            payload={"cloud": batch.cloud, "bucket": batch.bucket, "keys": list(batch.keys)},
+            id=batch.event_id,
+        )
+        if event is None:
+            logger.error("%d keys of bucket %s were not relayed: no Prefect API", len(batch.keys), batch.bucket)
+        else:
+            logger.info("relayed %d changed keys of %s bucket %s", len(batch.keys), batch.cloud, batch.bucket)
+
+    _outside_any_run(send)
+
+
+def _notification(body: bytes, token: str | None, given: str | None, batcher: NotificationBatcher) -> JSONResponse:
+    """Answer one bucket notification delivery: its handshake, or accept its keys into the batcher."""
+    if token is not None and not hmac.compare_digest(token.encode(), (given or "").encode()):
+        raise WebhookRejected(401, "this relay takes bucket notifications only with its token (?token=…)")
+    if not should_emit_events():
+        raise WebhookRejected(503, "this relay cannot emit Prefect events: set PREFECT_API_URL (or log in)")
+    try:
+        parsed = parse_notification(body)
+    except NotificationError as exc:
+        raise WebhookRejected(400, str(exc)) from None
+    if isinstance(parsed, ValidationRequest):
+        return JSONResponse({"validationResponse": parsed.code})
+    if isinstance(parsed, SubscriptionConfirmation):
+        _confirm(parsed)
+        return JSONResponse({"confirmed": parsed.topic_arn})
+    news = batcher.add(parsed)
+    return JSONResponse(status_code=202, content={"accepted": len(parsed), "new": news})
+
+
+def _confirm(confirmation: SubscriptionConfirmation) -> None:
+    parts = urlsplit(confirmation.subscribe_url)
+    if parts.scheme != "https" or not _SNS_HOST.match(parts.hostname or ""):
+        raise WebhookRejected(400, f"SubscribeURL {confirmation.subscribe_url!r} is not Amazon SNS's: not visited")
+    response = httpx.get(confirmation.subscribe_url, timeout=30)
+    if not response.is_success:
+        raise WebhookRejected(502, f"SNS answered {response.status_code} to the subscription confirmation")
+
+
+def create_app(within_seconds: float = DEFAULT_WITHIN_SECONDS, notification_token: str | None = None) -> FastAPI:
+    """The relay's ASGI app: ``POST /encord/webhook``, ``POST /buckets/notifications`` and ``GET /healthz``.
+
+    Its lifespan runs the bucket notification batcher: started with the app, and on shutdown every key still
+    waiting is emitted.
+
+    Args:
+        within_seconds: How long a bucket's first notified key waits for others before its batch is emitted.
+        notification_token: The secret bucket notifications must carry; None (and no
+            ``PREFECT_ENCORD_NOTIFICATION_TOKEN``) accepts any, which suits a relay listening on loopback only.
+    """
+    notifications = NotificationBatcher(emit_batch, within_seconds=within_seconds)
+    token = notification_token or os.environ.get(NOTIFICATION_TOKEN_ENV) or None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        notifications.start()
+        try:
+            yield
+        finally:
+            notifications.stop()
+
+    app = FastAPI(title="Encord webhook relay", lifespan=lifespan)
+
+    @app.post(NOTIFICATIONS_PATH)
+    async def receive_notification(request: Request) -> JSONResponse:
+        given = request.query_params.get("token") or request.headers.get("x-prefect-encord-token")
+        try:
+            return _notification(await request.body(), token, given, notifications)
+        except WebhookRejected as exc:
+            logger.warning("bucket notification refused (%d): %s", exc.status, exc.message)
+            return JSONResponse(status_code=exc.status, content={"message": exc.message, "detail": exc.message})
 
     @app.post(WEBHOOK_PATH)
     async def receive(request: Request) -> JSONResponse:
@@ -229,11 +335,16 @@ def create_app() -> FastAPI:
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8787) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    within_seconds: float = DEFAULT_WITHIN_SECONDS,
+    notification_token: str | None = None,
+) -> None:
     """Run the relay in the foreground until interrupted (loopback by default)."""
-    print(f"Encord webhook relay listening on http://{host}:{port}{WEBHOOK_PATH}", flush=True)
+    print(f"Encord webhook relay listening on http://{host}:{port}{WEBHOOK_PATH} and {NOTIFICATIONS_PATH}", flush=True)
     try:
-        uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(within_seconds, notification_token), host=host, port=port, log_level="warning")
     finally:
         EventsWorker.drain_all(timeout=10)  # send what was emitted before the process goes
 
@@ -241,9 +352,17 @@ def serve(host: str = "127.0.0.1", port: int = 8787) -> None:
 class RelayServer:
     """The relay on a background thread (loopback, a free port by default): ``with RelayServer() as r: r.url``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        within_seconds: float = DEFAULT_WITHIN_SECONDS,
+        notification_token: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
+        self.within_seconds = within_seconds
+        self.notification_token = notification_token
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -252,14 +371,22 @@ class RelayServer:
         """The webhook URL to give Encord or the sandbox."""
         return f"http://{self.host}:{self.port}{WEBHOOK_PATH}"
 
+    @property
+    def notifications_url(self) -> str:
+        """The URL bucket notifications are posted to."""
+        return f"http://{self.host}:{self.port}{NOTIFICATIONS_PATH}"
+
     def start(self) -> RelayServer:
         if self.port == 0:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
                 probe.bind((self.host, 0))
                 self.port = int(probe.getsockname()[1])
-        config = uvicorn.Config(create_app(), host=self.host, port=self.port, log_level="warning")
+        app = create_app(self.within_seconds, self.notification_token)
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="encord-webhook-relay", daemon=True)
+        context = contextvars.copy_context()  # the caller's Prefect settings, e.g. a test harness's
+        self._thread = threading.Thread(target=context.run, args=(self._server.run,), name="encord-webhook-relay",
+                                        daemon=True)  # fmt: skip
         self._thread.start()
         deadline = time.monotonic() + 30
         while not self._server.started:
