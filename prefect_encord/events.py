@@ -43,7 +43,8 @@ name), deployments trigger on it. Its resource should be the project (:func:`pro
 
 BUCKET_OBJECTS_CHANGED_EVENT = "prefect-encord.bucket.objects-changed"
 """Objects of a bucket were created, overwritten or deleted, as its notifications told the relay; the payload
-names the bucket and up to 1,000 keys (resource: :func:`bucket_resource`). A deployment that ingests those
+names the bucket (``cloud``, ``bucket``) and up to 1,000 keys (``object_keys``: not ``keys``, which a trigger's
+template would read as the dict's method) (resource: :func:`bucket_resource`). A deployment that ingests those
 keys triggers on it (see :mod:`prefect_encord.bucket_events`)."""
 
 

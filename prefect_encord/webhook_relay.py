@@ -246,7 +246,7 @@ def emit_batch(batch: KeyBatch) -> None:
             BUCKET_OBJECTS_CHANGED_EVENT,
             resource=bucket_resource(batch.cloud, batch.bucket),
             occurred=datetime.now(timezone.utc),
-            payload={"cloud": batch.cloud, "bucket": batch.bucket, "keys": list(batch.keys)},
+            payload={"cloud": batch.cloud, "bucket": batch.bucket, "object_keys": list(batch.keys)},
             id=batch.event_id,
         )
         if event is None:

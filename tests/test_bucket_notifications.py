@@ -109,8 +109,8 @@ def test_thousands_of_notifications_with_duplicates_and_reordering_become_three_
 
     events = _events(bucket, expected=3)
 
-    assert sorted(len(event.payload["keys"]) for event in events) == [500, 1000, 1000]
-    assert sorted(key for event in events for key in event.payload["keys"]) == keys
+    assert sorted(len(event.payload["object_keys"]) for event in events) == [500, 1000, 1000]
+    assert sorted(key for event in events for key in event.payload["object_keys"]) == keys
 
 
 def test_a_delivery_without_the_token_is_refused_and_event_grid_is_answered_its_code(relay: RelayServer) -> None:

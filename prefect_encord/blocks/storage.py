@@ -160,6 +160,7 @@ class CloudStorageIntegration(Block, ABC):
         exclude: Sequence[str] = (),
         modified_since: datetime | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
+        within: Sequence[str] | None = None,
     ) -> Iterator[list[ObjectRecord]]:
         """Objects under ``prefix`` that pass the filters, one listing page at a time.
 
@@ -174,12 +175,15 @@ class CloudStorageIntegration(Block, ABC):
             modified_since: Keep only objects modified at or after this moment (naive means UTC), e.g.
                 the newest ``last_modified`` of the previous run.
             page_size: Objects per listing request.
+            within: Only these directories under ``prefix`` (relative, ending in ``/``; see
+                :func:`~prefect_encord.planning.objects.key_directories`); None lists all of ``prefix``.
         """
         if page_size < 1:
             raise ValueError(f"page_size {page_size} must be at least 1")
         check_patterns(include=include, exclude=exclude)
         base = folder_prefix(self.prefix)
-        for page in self._pages(base, page_size):
+        for page in (p for listed in ([base + d for d in within] if within is not None else [base])
+                     for p in self._pages(listed, page_size)):  # fmt: skip
             selected = [
                 record
                 for record in page
@@ -196,7 +200,8 @@ class CloudStorageIntegration(Block, ABC):
         exclude: Sequence[str] = (),
         modified_since: datetime | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
+        within: Sequence[str] | None = None,
     ) -> Iterator[ObjectRecord]:
         """The objects of :meth:`list_object_pages`, one at a time."""
-        for page in self.list_object_pages(include, exclude, modified_since, page_size):
+        for page in self.list_object_pages(include, exclude, modified_since, page_size, within):
             yield from page

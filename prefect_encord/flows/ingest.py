@@ -199,7 +199,7 @@ def _ingest_files(
     registered = register_bucket.submit(
         credentials, source.block, folder_uuid, include=source.include, exclude=source.exclude,
         modified_since=source.modified_since, item_map=ledger.item_map_path, progress=report.step_progress("ingest"),
-        refresh_inventory=source.refresh_inventory,
+        refresh_inventory=source.refresh_inventory, keys=source.keys or None,
     ).result()  # fmt: skip
     item_map = registered.item_map
     crash_point("ingest.after-files")

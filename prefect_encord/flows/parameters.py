@@ -43,6 +43,11 @@ class CloudSource(BaseModel):
     include: list[str] = Field(default_factory=list, description="Glob patterns of keys to register (all if empty).")
     exclude: list[str] = Field(default_factory=list, description="Glob patterns of keys to leave out.")
     modified_since: datetime | None = Field(default=None, description="Only objects modified at or after this.")
+    keys: list[str] | None = Field(
+        default=None,
+        description="Only the objects of these keys' directories, e.g. the keys of a bucket notification "
+        "event (the ingest-on-upload deployment passes them); empty or unset: the whole bucket.",
+    )
     refresh_inventory: bool = Field(
         default=False,
         description="Send every object to Encord again (it skips what it holds) instead of only those the "

@@ -80,3 +80,18 @@ def is_modified_since(last_modified: datetime | None, watermark: datetime | None
 def as_utc(moment: datetime) -> datetime:
     """``moment`` as an aware UTC datetime; a naive one is assumed to already be in UTC."""
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def key_directories(keys: Sequence[str], base: str) -> list[str]:
+    """The directories (relative to ``base``, each ending in ``/``; ``""`` for ``base`` itself) to list so that
+    every unit holding one of ``keys`` is seen whole: an image group or DICOM series is a whole directory.
+
+    Keys outside ``base`` are not the block's and are left out. A directory inside another one listed is left
+    out too: listing the outer one lists it.
+    """
+    wanted = sorted({key[len(base) :].rpartition("/")[0] + "/" for key in keys if key.startswith(base)})
+    kept: list[str] = []
+    for directory in ("" if d == "/" else d for d in wanted):
+        if not any(directory.startswith(outer) for outer in kept):
+            kept.append(directory)
+    return kept

@@ -62,7 +62,7 @@ from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.limits import MAX_BULK_ITEMS
 from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
 from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
-from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc, folder_prefix
+from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc, folder_prefix, key_directories
 from prefect_encord.planning.outcomes import BucketRegistration, ItemFacts, JobResult, JobSummary, settle_job
 from prefect_encord.planning.specs import (
     DEFAULT_JOB_SIZE,
@@ -320,6 +320,7 @@ def register_bucket(
     progress: StepProgress | None = None,
     use_inventory: bool = True,
     refresh_inventory: bool = False,
+    keys: Sequence[str] | None = None,
 ) -> BucketRegistration:
     """List a bucket, plan its registration, and register it in jobs of ``job_size`` units.
 
@@ -351,6 +352,9 @@ def register_bucket(
             inventory afresh.
         refresh_inventory: Forget the inventory first (when items may have been deleted in Encord): this run
             sends every unit and records Encord's answers.
+        keys: Only the objects of these keys' directories (full object keys, as bucket notifications name them;
+            a directory is listed whole, since an image group or DICOM series is one): what an event-driven
+            ingest passes. Objects gone from those directories count as vanished. None lists the whole prefix.
 
     Returns:
         The jobs' outcomes in counts and failures, the item map, the objects skipped with reasons, and the
@@ -363,13 +367,14 @@ def register_bucket(
         credentials, folder_uuid, storage.integration, ledger_dir, upsert_metadata, timeout_seconds, unit_retries
     )
     base = folder_prefix(storage.prefix)
+    within = key_directories(keys, base) if keys is not None else None
     newest: datetime | None = None
     skipped: list[Skipped] = []
     listed_records: dict[str, ObjectRecord] = {}  # listed, not yet planned into a unit: a few directories' worth
 
     def listed() -> Iterator[ObjectRecord]:
         nonlocal newest
-        for record in storage.list_objects(include, exclude, modified_since):
+        for record in storage.list_objects(include, exclude, modified_since, within=within):
             if record.last_modified is not None and (newest is None or as_utc(record.last_modified) > newest):
                 newest = as_utc(record.last_modified)
             listed_records[record.url] = record
@@ -460,7 +465,9 @@ def register_bucket(
             settle_oldest()
         gone: list[Known] = []
         if not stopped and use_inventory and modified_since is None:  # only a whole listing shows what vanished
-            gone = [k for k in inventory.unseen(run) if in_selection(k.key, base, include, exclude)]
+            prefixes = [base + directory for directory in within] if within is not None else [base]
+            gone = [k for k in inventory.unseen(run) if in_selection(k.key, base, include, exclude)
+                    and any(k.key.startswith(prefix) for prefix in prefixes)]  # fmt: skip
         written = writer.close()
     if skipped:
         run_logger(__name__).warning("%d objects were not registered; see the result's `skipped` for why", len(skipped))

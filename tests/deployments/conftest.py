@@ -108,8 +108,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterato
         processes.run(str(BIN / "prefect"), "work-pool", "create", "encord", "--type", "process")
         deployed = processes.run(str(BIN / "prefect"), "--no-prompt", "deploy", "--all")
         relay = processes.start(
-            "relay", str(BIN / "prefect-encord"), "webhook-relay", "--host", "127.0.0.1", "--port", str(relay_port)
-        )
+            "relay", str(BIN / "prefect-encord"), "webhook-relay", "--host", "127.0.0.1", "--port", str(relay_port),
+            "--within", "2",
+        )  # fmt: skip
         _wait_for(f"http://127.0.0.1:{relay_port}/healthz", relay, "the webhook relay")
         processes.start("worker", str(BIN / "prefect"), "worker", "start", "--pool", "encord", "--limit", "2")
         yield {

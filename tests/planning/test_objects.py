@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from prefect_encord.planning.objects import as_utc, folder_prefix, is_modified_since, is_selected
+from prefect_encord.planning.objects import as_utc, folder_prefix, is_modified_since, is_selected, key_directories
 
 NOON = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -53,3 +53,11 @@ def test_watermark_compares_instants_across_time_zones_and_takes_naive_as_utc() 
 def test_objects_without_a_modification_time_are_kept() -> None:
     assert is_modified_since(None, NOON)
     assert is_modified_since(NOON, None)
+
+
+def test_the_directories_to_list_for_notified_keys() -> None:
+    keys = ["cams/a/1.png", "cams/a/2.png", "cams/a/b/3.png", "cams/c/4.png", "other/5.png", "cams/6.png"]
+    assert key_directories(keys, "cams/") == [""]  # cams/6.png sits in the base itself: list it all
+    assert key_directories(keys[:4], "cams/") == ["a/", "c/"]
+    assert key_directories(["x.png"], "") == [""]
+    assert key_directories(["other/5.png"], "cams/") == []

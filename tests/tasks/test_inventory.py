@@ -6,6 +6,7 @@ checked directly, so "nothing sent" and "nothing duplicated" are facts, not the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from encord_sandbox.server import Sandbox
 
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.inventory import default_path
+from prefect_encord.planning.objects import ObjectRecord
 from prefect_encord.tasks.registration import register_bucket
 from prefect_encord.testing import credentials_block
 from tests.integration_buckets import add_sandbox_integration, new_bucket
@@ -131,3 +133,37 @@ def test_an_overwrite_is_reported_once_and_a_vanished_object_until_its_item_goes
     assert [len(run.changed) for run in runs] == [1, 0]
     assert [len(run.vanished) for run in runs] == [1, 1]
     assert [run.unchanged for run in runs] == [28, 29]
+
+
+def test_notified_keys_list_only_their_directories_and_see_what_vanished_there(
+    request: pytest.FixtureRequest,
+    sandbox: Sandbox,
+    folder: StorageFolder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    files = {**FILES, **{f"other/{n}.png": samples.png(color=(n, 8, 8)) for n in range(5)}}
+    block = new_bucket("s3", request, files, integration=add_sandbox_integration(sandbox, "s3", request))
+    assert isinstance(block, EncordS3Integration)
+    credentials = credentials_block(sandbox)
+    register_bucket.fn(credentials, block, str(folder.uuid), ledger_dir=tmp_path)
+    block.write_object("cams/new.png", samples.png(color=(200, 8, 8)))
+    block._client().delete_object(Bucket=block.bucket_name, Key="cams/03.png")
+    block._client().delete_object(Bucket=block.bucket_name, Key="other/1.png")  # not notified: not seen here
+    listed: list[str] = []
+    pages = EncordS3Integration._pages
+
+    def spy(self: EncordS3Integration, prefix: str, page_size: int) -> Iterator[list[ObjectRecord]]:
+        listed.append(prefix)
+        return pages(self, prefix, page_size)
+
+    monkeypatch.setattr(EncordS3Integration, "_pages", spy)
+
+    run = register_bucket.fn(
+        credentials, block, str(folder.uuid), ledger_dir=tmp_path, keys=["cams/new.png", "cams/03.png"]
+    )
+
+    assert list(run.created) == [block.object_url("cams/new.png")]
+    assert [url for url, _ in run.vanished] == [block.object_url("cams/03.png")]
+    assert run.unchanged == 29  # the rest of cams/, listed whole; other/ is not listed at all
+    assert listed == ["cams/"]
