@@ -43,7 +43,7 @@ from pydantic import SecretStr
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.s3 import EncordS3Integration
-from prefect_encord.planning.uploads import IDENTITY_KEY
+from prefect_encord.planning.identity import IDENTITY_KEY, PATH_KEY
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.registration import register_bucket
 from prefect_encord.tasks.uploads import upload_directory
@@ -167,11 +167,12 @@ def ingest(
 
 
 def check_folders(credentials: EncordCredentials, folders: dict[str, str], outcome: Outcome) -> None:
-    """Count each folder's items and any identity (URL, or content digest for uploads) seen twice."""
+    """Count each folder's items and any identity (URL, or path and content digest for uploads) seen twice."""
     client = credentials.get_client()
     for side, folder_uuid in folders.items():
         items = list(client.get_storage_folder(UUID(folder_uuid)).list_items(page_size=1000))
-        identities = Counter(item.url or (item.client_metadata or {}).get(IDENTITY_KEY) for item in items)
+        own = (PATH_KEY, IDENTITY_KEY)
+        identities = Counter(item.url or tuple((item.client_metadata or {}).get(k) for k in own) for item in items)
         outcome.items[side] = len(items)
         outcome.duplicates += sum(count - 1 for count in identities.values())
 

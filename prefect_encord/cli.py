@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from prefect_encord.extras import MissingExtraError
 from prefect_encord.interrupts import Stopped, stop_on_signals
-from prefect_encord.temporary_server import guard_temporary_server
 
 if TYPE_CHECKING:
     from prefect_encord.blocks.credentials import EncordCredentials
@@ -26,15 +25,22 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from prefect_encord.flows.rollback import rollback
-    from prefect_encord.tasks.deletion import DeletionResult
+    from prefect_encord.flows.rollback import RollbackResult, rollback
+    from prefect_encord.reporting import TooManyFailures
 
     with main_command_credentials(args) as credentials:
-        # Called directly, a flow that returns a State returns that state's result.
-        result = cast(DeletionResult, rollback(args.run_id, credentials=credentials, force=args.force))
+        # Called directly, a flow that returns a State returns that state's result (a failed one raises).
+        try:
+            result = cast(RollbackResult, rollback(args.run_id, credentials=credentials, force=args.force))
+        except TooManyFailures as failed:
+            result = cast(RollbackResult, failed.result)
     print(f"deleted {len(result.deleted)}, already gone {len(result.already_deleted)}, failed {len(result.failed)}")
     for item, error in result.failed.items():
         print(f"  {item}: {error}")
+    print(f"folders deleted {len(result.folders_deleted)}, dataset attachments undone {len(result.detached)}, "
+          f"schema keys removed {len(result.schema_keys_removed)}")  # fmt: skip
+    for thing, why in {**result.folders_kept, **result.kept}.items():
+        print(f"  kept {thing}: {why}")
     return 0 if not result.failed else 1
 
 
@@ -67,7 +73,8 @@ def _relay(args: argparse.Namespace) -> int:
 def main_command_credentials(args: argparse.Namespace) -> Iterator[EncordCredentials]:
     from prefect_encord import main_command
 
-    with main_command.resolve_credentials(args.credentials_block, Path(args.home).resolve()) as (credentials, _):
+    sandbox_dir = main_command.sandbox_directory(args.home)
+    with main_command.resolve_credentials(args.credentials_block, sandbox_dir) as (credentials, _):
         yield credentials
 
 
@@ -84,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     main_command.add_arguments(ingest)
-    ingest.set_defaults(run=_ingest)
+    ingest.set_defaults(run=_ingest, usage_problems=main_command.usage_problems)
 
     undo = commands.add_parser("rollback", help="delete what one ingest run created (its receipt)", parents=[common])
     undo.add_argument("run_id", help="the ingest run's id (printed at the end of `prefect-encord ingest`)")
@@ -115,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # --help and refused arguments end here, before Prefect is imported
+    problems = args.usage_problems(args) if hasattr(args, "usage_problems") else []
+    if problems:  # options that would be ignored: one line each
+        for problem in problems:
+            print(f"prefect-encord {args.command}: {problem}", file=sys.stderr)
+        return 2
     from prefect.settings import (
         PREFECT_SERVER_ANALYTICS_ENABLED,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
@@ -122,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         temporary_settings,
     )
 
-    args = build_parser().parse_args(argv)
+    from prefect_encord.temporary_server import guard_temporary_server
+
     # Prefect's temporary server keeps its database in PREFECT_HOME and cannot create a missing directory.
     Path(get_current_settings().home).expanduser().mkdir(parents=True, exist_ok=True)
     # With no Prefect server configured, flows start a temporary one; on a busy 2-core machine its first
@@ -133,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         _hide_tracebacks()
     with temporary_settings(updates=updates):
-        guard_temporary_server()
+        if args.command != "ingest":  # ingest guards it once its inputs are checked, so a refusal comes at once
+            guard_temporary_server()
         try:
             return int(args.run(args))
         except Stopped as stopped:

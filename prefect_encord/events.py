@@ -34,6 +34,11 @@ LABELS_EXPORTED_EVENT = "prefect-encord.labels.exported"
 METADATA_SYNCED_EVENT = "prefect-encord.metadata.synced"
 """A metadata sync updated items (resource: the folder)."""
 
+RUN_FAILURES_EVENT = "prefect-encord.run.failures"
+"""A run ended with failures, Failed or (within its ``max_failures``) Completed with failures (resource: the
+folder or project the run worked on, named; payload: the failures by kind of thing, the state, its message and
+the flow run's id). An automation on it alerts whoever owns the pipeline; the README shows one."""
+
 RUN_ROLLED_BACK_EVENT = "prefect-encord.run.rolled-back"
 """A rollback removed what an ingest run created (resource: that flow run)."""
 

@@ -12,31 +12,19 @@ import argparse
 import contextlib
 import difflib
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-from prefect_encord import example_data
-from prefect_encord.blocks.credentials import (
-    ENCORD_DOMAIN,
-    ENCORD_DOMAIN_ENV,
-    ENCORD_SSH_KEY_ENV,
-    ENCORD_SSH_KEY_FILE_ENV,
-    EncordCredentials,
-)
-from prefect_encord.reporting import TooManyFailures, add_progress_listener, count_lines
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported where it is used: --help and refused arguments need none of it
     from prefect.client.schemas.objects import State
 
+    from prefect_encord.blocks.credentials import EncordCredentials
     from prefect_encord.flows.ingest import IngestSummary
 
-DEFAULT_HOME = Path(".prefect-encord")
+#: Where the bundled example is written when no --home is given: beside the project, for a person to open, and
+#: where deployments/prefect.yaml's ingest-directory deployment finds it.
+EXAMPLE_HOME = Path(".prefect-encord")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--refresh-inventory", action="store_true", default=None, help="send every object again (Encord skips dups)"
     )
-    parser.add_argument("--folder", default=None, help="storage folder path (default: examples/<source name>)")
+    parser.add_argument("--folder", default=None, help="storage folder path (default: ingest/<source name>)")
     parser.add_argument("--schema", help="metadata schema file (JSON/YAML) to apply additively")
     parser.add_argument("--manifest", help="metadata manifest (CSV/JSON/JSONL/Parquet) to import")
     parser.add_argument(
@@ -64,7 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="dataset title to link into (created if missing)")
     parser.add_argument("--project", help="project title or hash to attach the dataset to")
     parser.add_argument(
-        "--max-failures", type=_count, help="fail the run when more than this many files or steps fail (default: none)"
+        "--max-failures",
+        type=_count,
+        default=0,
+        help="failures the run tolerates before it ends Failed (default: 0, any failure); the exit code is 1 on any",
     )
     add_credentials_arguments(parser)
 
@@ -72,7 +63,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_credentials_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every command that talks to Encord takes (see :func:`resolve_credentials`)."""
     parser.add_argument("--credentials-block", help="a saved EncordCredentials block (default: env, else sandbox)")
-    parser.add_argument("--home", default=str(DEFAULT_HOME), help="where the embedded sandbox and example live")
+    parser.add_argument(
+        "--home",
+        help="keep the embedded sandbox and the example under this directory (default: the sandbox in "
+        "$PREFECT_HOME/encord/sandbox, the same for every command; the example in ./.prefect-encord/example)",
+    )
+
+
+def sandbox_directory(home: str | None) -> Path:
+    """The embedded sandbox's data directory: under ``--home`` if given, else one per Prefect home."""
+    from prefect_encord.settings import local_directory
+
+    return Path(home).resolve() / "sandbox" if home else local_directory("sandbox")
+
+
+def example_directory(home: str | None) -> Path:
+    """Where the bundled example is written: under ``--home`` if given, else ``./.prefect-encord/example``."""
+    return (Path(home) if home else EXAMPLE_HOME).resolve() / "example"
 
 
 #: Options that shape a run over the user's own data; the bundled example brings its own.
@@ -110,13 +117,21 @@ def _count(text: str) -> int:
 
 
 @contextlib.contextmanager
-def resolve_credentials(block: str | None, home: Path) -> Iterator[tuple[EncordCredentials, str]]:
+def resolve_credentials(block: str | None, sandbox_dir: Path) -> Iterator[tuple[EncordCredentials, str]]:
     """Yield (credentials block, where) for the run; starts and stops the embedded sandbox if needed.
 
     Only a named block is saved; the others are handed to the flow as they are, so two commands at once
     never share (and overwrite) one saved block, and the run's parameters still hold no key: the
     environment's key stays in the environment, the sandbox's is a path.
     """
+    from prefect_encord.blocks.credentials import (
+        ENCORD_DOMAIN,
+        ENCORD_DOMAIN_ENV,
+        ENCORD_SSH_KEY_ENV,
+        ENCORD_SSH_KEY_FILE_ENV,
+        EncordCredentials,
+    )
+
     if block:
         loaded = EncordCredentials.load(block)
         if not isinstance(loaded, EncordCredentials):  # called sync, Block.load returns the block itself
@@ -136,12 +151,8 @@ def resolve_credentials(block: str | None, home: Path) -> Iterator[tuple[EncordC
         f"With no Encord credentials (--credentials-block, or {ENCORD_SSH_KEY_FILE_ENV} / {ENCORD_SSH_KEY_ENV}), "
         "running against the embedded sandbox"
     )
-    with sandbox_class(purpose)(home / "sandbox") as sandbox:
+    with sandbox_class(purpose)(sandbox_dir) as sandbox:
         yield credentials_block(sandbox), f"the embedded sandbox at {sandbox.domain} (data in {sandbox.data_dir})"
-
-
-#: The environment variables the credentials are read from (the SDK's names).
-_CREDENTIAL_VARIABLES = (ENCORD_SSH_KEY_FILE_ENV, ENCORD_SSH_KEY_ENV, ENCORD_DOMAIN_ENV)
 
 
 def credential_environment_problem(environ: Mapping[str, str]) -> str | None:
@@ -151,9 +162,12 @@ def credential_environment_problem(environ: Mapping[str, str]) -> str | None:
     ``ENCORD_DOMAIN`` alone, or misspelt a variable (``ENCORD_SSH_KEYFILE``), meant their Encord and must hear
     so instead of watching a sandbox run.
     """
+    from prefect_encord.blocks.credentials import ENCORD_DOMAIN_ENV, ENCORD_SSH_KEY_ENV, ENCORD_SSH_KEY_FILE_ENV
+
+    variables = (ENCORD_SSH_KEY_FILE_ENV, ENCORD_SSH_KEY_ENV, ENCORD_DOMAIN_ENV)  # the SDK's names
     for name in sorted(environ):
-        if name.startswith("ENCORD_") and name not in _CREDENTIAL_VARIABLES and environ[name]:
-            close = difflib.get_close_matches(name, _CREDENTIAL_VARIABLES, n=1, cutoff=0.8)
+        if name.startswith("ENCORD_") and name not in variables and environ[name]:
+            close = difflib.get_close_matches(name, variables, n=1, cutoff=0.8)
             if close:
                 return f"{name} is set, but the variable read is {close[0]}: rename it (or unset it for the sandbox)"
     if environ.get(ENCORD_DOMAIN_ENV):
@@ -165,22 +179,24 @@ def credential_environment_problem(environ: Mapping[str, str]) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from prefect_encord.blocks import load_cloud_block
-    from prefect_encord.flows.ingest import ingest
+    from prefect_encord.flows.ingest import check_inputs, ingest
     from prefect_encord.flows.parameters import CloudSource, DatasetStep, GroupingStep, LocalSource, MetadataStep
     from prefect_encord.planning.grouping import KeyPattern
     from prefect_encord.planning.layouts import CarouselLayout, GridLayout
+    from prefect_encord.reporting import add_progress_listener, count_lines
+    from prefect_encord.temporary_server import guard_temporary_server
 
-    problems = usage_problems(args)
-    if problems:  # one line each, before anything runs
-        for problem in problems:
-            print(f"prefect-encord ingest: {problem}", file=sys.stderr)
-        return 2
     console = Console()
-    home = Path(args.home).resolve()
     parameters: dict[str, Any] = {}
     if args.source is None and args.bucket_block is None:
-        written = example_data.write_example(home / "example")
+        from prefect_encord import example_data
+
+        written = example_data.write_example(example_directory(args.home))
         parameters["source"] = LocalSource(directory=str(written["media"]))
         parameters["folder_path"] = args.folder or "examples/prefect-encord"
         parameters["metadata"] = MetadataStep(schema_file=str(written["schema"]), manifest=str(written["manifest"]))
@@ -217,7 +233,13 @@ def run(args: argparse.Namespace) -> int:
         if args.dataset:
             parameters["dataset"] = DatasetStep(title=args.dataset, project=args.project)
 
-    with resolve_credentials(args.credentials_block, home) as (credentials, where):
+    # Before a sandbox or Prefect server starts: a refusal comes at once, and nothing is written.
+    check_inputs(
+        parameters["source"], parameters["folder_path"], parameters.get("metadata"), parameters.get("grouping"),
+        args.max_failures,
+    )  # fmt: skip
+    guard_temporary_server()
+    with resolve_credentials(args.credentials_block, sandbox_directory(args.home)) as (credentials, where):
         console.print(f"Ingesting into {where}")
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("starting Prefect…", total=1.0)
@@ -243,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
 def _summary(state: State[Any]) -> IngestSummary:
     """The run's summary, from a completed state or from the TooManyFailures a failed one carries."""
     from prefect_encord.flows.ingest import IngestSummary
+    from prefect_encord.reporting import TooManyFailures
 
     result = state.result(raise_on_failure=False)
     if isinstance(result, TooManyFailures):

@@ -6,10 +6,13 @@ resources, so automations can react ("labels exported for project X → train").
 called with ``.fn``) the artifact calls are skipped but listeners still hear the progress, which is
 how the CLI draws its progress bar.
 
-**Truth.** A run in which anything failed never ends plain green: :meth:`RunReport.final_state` makes it
-"Completed with failures" (a named state the UI shows) with the counts per step in its message, or
-Failed once the failures pass the run's ``max_failures``. Failures are logged at WARNING (the first
-:data:`_LOGGED_FAILURES` one by one, then a count), so they stand out in the run's logs.
+**Truth.** A run in which anything failed never ends green by default: :meth:`RunReport.final_state` makes it
+Failed (red in the UI, counted on the dashboard, what default alerts watch), its message one paragraph: the
+failures per kind of thing, where they are listed, and what to do next (for an ingest, the run id and the
+rollback command). Only a run given a tolerance (``max_failures``) and staying within it ends "Completed with
+failures" (a named COMPLETED state). Either way it emits :data:`~prefect_encord.events.RUN_FAILURES_EVENT`,
+for an automation to alert on. Failures are logged at WARNING (the first :data:`_LOGGED_FAILURES` one by
+one, then a count), so they stand out in the run's logs.
 
 **Size.** A run over ten million files must not keep ten million rows, nor post them to the Prefect API
 as one artifact. So a report counts every outcome but keeps only what a person reads: up to
@@ -37,8 +40,10 @@ from prefect.artifacts import (
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
+from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
+from prefect_encord import events
 from prefect_encord.events import resource
 from prefect_encord.tasks.run_logger import run_logger
 
@@ -57,7 +62,8 @@ COMPLETED_WITH_FAILURES = "Completed with failures"
 
 
 class TooManyFailures(Exception):
-    """A run failed more often than its ``max_failures`` allows; ``result`` is what it did all the same.
+    """A run had more failures than its ``max_failures`` tolerates (by default, any); ``result`` is what it did
+    all the same.
 
     Calling the flow directly raises it; a CLI or a caller reads ``result`` to report the run.
     """
@@ -80,10 +86,10 @@ def artifact_key(flow: str, subject: str) -> str:
     return f"{flow}-{slug}" if slug else flow
 
 
-def check_max_failures(max_failures: int | None) -> None:
+def check_max_failures(max_failures: int) -> None:
     """Refuse a negative ``max_failures`` before the run does anything."""
-    if max_failures is not None and max_failures < 0:
-        raise ValueError(f"max_failures must be 0 or more (or empty for no limit), not {max_failures}")
+    if max_failures < 0:
+        raise ValueError(f"max_failures must be 0 or more, not {max_failures}")
 
 
 ProgressListener = Callable[[float, str], None]
@@ -118,7 +124,7 @@ FILES = "files"
 SCHEMA_KEYS = "schema keys"
 METADATA_ITEMS = "metadata items"
 GROUPS = "data groups"
-LINKS = "dataset links"
+LINKS = "dataset items"
 PROJECT = "project"
 
 #: Column headings of the summary's count table, in order; statuses not listed follow in name order.
@@ -126,6 +132,7 @@ _STATUS_HEADINGS = {
     "created": "created",
     "updated": "updated",
     "linked": "linked",
+    "attached": "attached",
     "exported": "exported",
     "deleted": "deleted",
     "skipped": "already there",
@@ -133,10 +140,11 @@ _STATUS_HEADINGS = {
     "vanished": "deleted from the bucket",
     "not started": "not started",
     "left out": "left out",
+    "kept": "kept",
     "failed": "failed",
 }
 #: Statuses that changed something, which the progress artifact's last words list.
-_CHANGES = ("created", "updated", "linked", "exported", "deleted")
+_CHANGES = ("created", "updated", "linked", "attached", "exported", "deleted")
 
 
 #: The least time between two updates of a step's progress, so a step of 10,000 jobs is not 10,000 API calls.
@@ -329,14 +337,32 @@ class RunReport:
         noun = "failure" if self.failed == 1 else "failures"
         return f"{self.failed:,} {noun} ({by_step}); listed in the '{self.key}-outcomes' table artifact"
 
-    def final_state(self, result: Any, max_failures: int | None = None) -> State[Any]:
-        """The state the run ends in: Completed, "Completed with failures", or Failed above ``max_failures``."""
+    def final_state(self, result: Any, max_failures: int = 0, next_step: str = "") -> State[Any]:
+        """The state the run ends in: Completed; Failed when more than ``max_failures`` things failed (by
+        default, any); else "Completed with failures". A failing run's message is one paragraph, ending in
+        ``next_step`` (what to do about it), and the run emits :data:`~prefect_encord.events.RUN_FAILURES_EVENT`.
+        """
         if not self.failed:
             return Completed(data=result)
-        if max_failures is not None and self.failed > max_failures:
-            message = f"{self.failure_message()}; more than max_failures={max_failures}"
-            return Failed(data=TooManyFailures(message, result), message=message)
-        return Completed(data=result, name=COMPLETED_WITH_FAILURES, message=self.failure_message())
+        tolerated = max_failures > 0 and self.failed <= max_failures
+        if max_failures > 0:
+            within = "within" if tolerated else "more than"
+            limit = f" ({within} max_failures={max_failures})"
+        else:
+            limit = " (max_failures=0: any failure fails the run)"
+        message = " ".join(part for part in (f"{self.failure_message()}{limit}.", next_step) if part)
+        state_name = COMPLETED_WITH_FAILURES if tolerated else "Failed"
+        if _in_flow_run() and self.related:
+            self.emit(
+                events.RUN_FAILURES_EVENT,
+                self.related[0],
+                {"failures": self.failed, "by_kind": {step: by_status["failed"] for step, by_status in
+                                                      self.counts.items() if by_status.get("failed")},
+                 "state": state_name, "message": message, "flow_run_id": str(flow_run.get_id() or "")},
+            )  # fmt: skip
+        if tolerated:
+            return Completed(data=result, name=COMPLETED_WITH_FAILURES, message=message)
+        return Failed(data=TooManyFailures(message, result), message=message)
 
 
 def count_lines(counts: Mapping[str, Mapping[str, int]]) -> list[str]:

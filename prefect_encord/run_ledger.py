@@ -13,7 +13,7 @@ overrides it), written atomically.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,12 +42,25 @@ class Receipt(BaseModel):
         default=None,
         description="The storage folder the run wrote into; a rollback first checks the Encord it is given has it.",
     )
+    folder_path: str | None = Field(default=None, description="The path of that folder, for people.")
     encord: str | None = Field(default=None, description="The Encord (API domain) the run wrote to.")
     folders_created: list[str] = Field(default_factory=list)
     item_map: str | None = Field(default=None, description="The run's item map: where every file went.")
     groups_created: list[str] = Field(default_factory=list)
     datasets_linked: dict[str, list[str]] = Field(
         default_factory=dict, description="Dataset hash → items this run linked into it."
+    )
+    datasets_created: list[str] = Field(default_factory=list, description="Datasets this run created.")
+    projects_created: list[str] = Field(default_factory=list, description="Projects this run created.")
+    projects_attached: dict[str, list[str]] = Field(
+        default_factory=dict, description="Project hash → datasets this run attached to it."
+    )
+    schema_keys_added: list[str] = Field(
+        default_factory=list, description="Metadata schema keys this run added to the organisation's schema."
+    )
+    schema_keys_declared: list[str] = Field(
+        default_factory=list,
+        description="Every key the run's schema declared: a rollback of another run keeps a key this run uses.",
     )
     rolled_back_at: datetime | None = None
 
@@ -69,9 +82,9 @@ class RunLedger:
             )
             self._write()
 
-    def target(self, folder_uuid: str, encord: str) -> None:
+    def target(self, folder_uuid: str, encord: str, folder_path: str | None = None) -> None:
         """Record where the run writes, so its rollback can refuse another Encord."""
-        self.receipt.folder_uuid, self.receipt.encord = folder_uuid, encord
+        self.receipt.folder_uuid, self.receipt.encord, self.receipt.folder_path = folder_uuid, encord, folder_path
         self._write()
 
     def before(self, intent: str) -> None:
@@ -86,13 +99,26 @@ class RunLedger:
         folders: Iterable[str] = (),
         dataset: str | None = None,
         linked: Iterable[str] = (),
+        datasets: Iterable[str] = (),
+        projects: Iterable[str] = (),
+        attached: tuple[str, str] | None = None,
+        schema_added: Iterable[str] = (),
+        schema_declared: Iterable[str] = (),
     ) -> None:
+        """Record what a step did: jobs, and what it created (groups, folders, datasets, projects, schema keys),
+        linked (items into ``dataset``) or attached (``(project, dataset)``)."""
         receipt = self.receipt
         _extend(receipt.jobs, jobs)
         _extend(receipt.groups_created, groups)
         _extend(receipt.folders_created, folders)
         if dataset is not None:
             _extend(receipt.datasets_linked.setdefault(dataset, []), linked)
+        _extend(receipt.datasets_created, datasets)
+        _extend(receipt.projects_created, projects)
+        if attached is not None:
+            _extend(receipt.projects_attached.setdefault(attached[0], []), [attached[1]])
+        _extend(receipt.schema_keys_added, schema_added)
+        _extend(receipt.schema_keys_declared, schema_declared)
         self._write()
 
     def finish(self) -> None:
@@ -113,6 +139,16 @@ def load(run_id: str, directory: Path | str | None = None) -> Receipt:
     if not path.exists():
         raise FileNotFoundError(f"no receipt for run {run_id!r} in {path.parent}")
     return Receipt.model_validate_json(path.read_text())
+
+
+def receipts(directory: Path | str | None = None) -> Iterator[Receipt]:
+    """Every receipt in the run ledger (unreadable files are skipped: they name no run to compare with)."""
+    root = Path(directory) if directory is not None else default_directory()
+    for path in sorted(root.glob("*.json")):
+        try:
+            yield Receipt.model_validate_json(path.read_text())
+        except (OSError, ValueError):
+            continue
 
 
 def items_created(receipt: Receipt) -> set[str]:

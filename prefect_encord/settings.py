@@ -1,11 +1,13 @@
 """Where prefect-encord keeps its local files: Prefect settings read from ``PREFECT_INTEGRATIONS_ENCORD_*``.
 
-Six directories, each defaulting to a folder of ``$PREFECT_HOME/encord``: the job ledger (registration
+Seven directories, each defaulting to a folder of ``$PREFECT_HOME/encord``: the job ledger (registration
 jobs in flight, so a retry resumes them; share it between workers of several machines), the run ledger
 (receipts and each run's item map), the item maps of ``register_bucket`` called on its own, local label
 exports (outside any repository, so a deployment's pull step never puts exports in the code), the
 locks that keep two runs into one folder from duplicating (see :mod:`prefect_encord.locks`), and the
-inventories that let a re-run send Encord only what changed in a bucket (see :mod:`prefect_encord.inventory`).
+inventories that let a re-run send Encord only what changed in a bucket (see :mod:`prefect_encord.inventory`),
+and the command line's embedded sandbox: one per Prefect home, whatever the current directory, so that every
+command of one user (an ingest, its rollback, an export) talks to the same one.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from prefect.settings import get_current_settings
 from prefect.settings.base import PrefectBaseSettings, build_settings_config
 from pydantic import Field
 
-Directory = Literal["job_ledger", "run_ledger", "item_map", "export", "lock", "inventory"]
+Directory = Literal["job_ledger", "run_ledger", "item_map", "export", "lock", "inventory", "sandbox"]
 
 #: The folder of ``$PREFECT_HOME/encord`` each directory defaults to.
 _DEFAULT_NAMES: dict[Directory, str] = {
@@ -27,6 +29,7 @@ _DEFAULT_NAMES: dict[Directory, str] = {
     "export": "exports",
     "lock": "locks",
     "inventory": "inventory",
+    "sandbox": "sandbox",
 }
 
 
@@ -42,6 +45,9 @@ class EncordSettings(PrefectBaseSettings):
     lock_directory: Path | None = Field(default=None, description="Directory of the locks runs take on folders.")
     inventory_directory: Path | None = Field(
         default=None, description="Directory of the inventories of what each bucket registered."
+    )
+    sandbox_directory: Path | None = Field(
+        default=None, description="Data directory of the command line's embedded sandbox."
     )
 
 

@@ -33,7 +33,10 @@ from prefect_encord.flows.parameters import (
 from prefect_encord.interrupts import Stopped, stop_requested
 from prefect_encord.inventory import forget_units
 from prefect_encord.item_map import ItemMap, ItemMapWriter
+from prefect_encord.planning.grouping import parse_rule
 from prefect_encord.planning.ids import is_uuid
+from prefect_encord.planning.manifests import read_manifest
+from prefect_encord.planning.schema import schema_from_file
 from prefect_encord.reporting import (
     FILES,
     GROUPS,
@@ -50,7 +53,7 @@ from prefect_encord.run_ledger import RunLedger
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
 from prefect_encord.tasks.deletion import delete_items
-from prefect_encord.tasks.folders import folder_path_segments, get_or_create_folder
+from prefect_encord.tasks.folders import ensure_folder, folder_path_segments
 from prefect_encord.tasks.metadata import import_metadata
 from prefect_encord.tasks.metadata_schema import apply_metadata_schema
 from prefect_encord.tasks.projects import attach_datasets, get_or_create_project
@@ -95,15 +98,16 @@ def ingest(
     metadata: MetadataStep | None = None,
     grouping: GroupingStep | None = None,
     dataset: DatasetStep | None = None,
-    max_failures: int | None = None,
+    max_failures: int = 0,
     *,
     credentials: EncordCredentials,
 ) -> State[IngestSummary]:
     """Ingest files into Encord: folder → register/upload → metadata → data groups → dataset → project.
 
-    A run in which anything failed ends "Completed with failures" (the counts in its state message), or
-    Failed when there were more failures than ``max_failures``; the good files land either way. Called
-    directly, the flow returns the :class:`IngestSummary` (or raises ``TooManyFailures`` carrying it).
+    A run in which anything failed ends Failed, its message giving the counts, where they are listed, the run
+    id and the rollback command; with ``max_failures`` above 0 it ends "Completed with failures" while it stays
+    within that many. The good files land either way. Called directly, the flow returns the
+    :class:`IngestSummary` (or raises ``TooManyFailures`` carrying it).
 
     Args:
         source: A local directory, or a saved cloud integration block with filters.
@@ -111,14 +115,12 @@ def ingest(
         metadata: Optional metadata schema (applied additively) and manifest to import.
         grouping: Optional rule turning items into data groups, and their layout.
         dataset: Optional dataset to link the items (or groups) into, and project to attach it to.
-        max_failures: Fail the run when more than this many files or steps fail (empty: never fail on counts).
+        max_failures: Failures tolerated: more than this many failed files or steps end the run Failed, fewer
+            end it "Completed with failures". 0, the default: any failure fails the run.
         credentials: A saved EncordCredentials block (the UI's block picker; a run's parameters hold only a
             reference to it, never the key).
     """
-    check_max_failures(max_failures)
-    folder_path_segments(folder_path)  # what can be checked is, before the first write
-    if isinstance(source, LocalSource):
-        source_root(source.directory)
+    check_inputs(source, folder_path, metadata, grouping, max_failures)
     credentials.check_reachable()
     run_id = str(flow_run.get_id() or "local")
     ledger = RunLedger(run_id)
@@ -126,8 +128,10 @@ def ingest(
     steps += ["dataset"] if dataset else []
     report = RunReport(title=f"Ingest into {folder_path}", steps=steps, key=artifact_key("encord-ingest", folder_path))
 
-    folder_uuid = get_or_create_folder(credentials, folder_path)
-    ledger.target(folder_uuid, credentials.domain)
+    folder = ensure_folder(credentials, folder_path)
+    folder_uuid = folder.uuid
+    ledger.target(folder_uuid, credentials.domain, folder_path)
+    ledger.after(folders=folder.created)
     report.relate("folder", folder_uuid, folder_path)
     report.step_done("folder", f"folder {folder_path} is {folder_uuid}")
     summary = IngestSummary(run_id=run_id, folder_path=folder_path, folder_uuid=folder_uuid)
@@ -138,18 +142,19 @@ def ingest(
             f"stopped after the files step: {summary.created} files created, {summary.failed} not started or "
             f"failed; `prefect-encord rollback {run_id}` undoes this run"
         )
-    report.emit(
-        events.ITEMS_REGISTERED_EVENT,
-        resource("folder", folder_uuid, folder_path),
-        {"created": summary.created, "already_present": summary.already_present, "failed": summary.failed,
-         "folder_path": folder_path},
-    )  # fmt: skip
+    if summary.created:  # events only for what happened: a re-run that found everything announces nothing
+        report.emit(
+            events.ITEMS_REGISTERED_EVENT,
+            resource("folder", folder_uuid, folder_path),
+            {"created": summary.created, "already_present": summary.already_present, "failed": summary.failed,
+             "folder_path": folder_path},
+        )  # fmt: skip
     summary.item_map = str(item_map.path)
     # Only grouping and linking need every item at once; a plain ingest of millions never loads the map.
     items = item_map.to_dict() if grouping is not None or dataset is not None else {}
     linkable = dict(items)
     if metadata is not None:
-        _apply_metadata(credentials, metadata, folder_uuid, report, summary)
+        _apply_metadata(credentials, metadata, folder_uuid, ledger, report, summary)
     if grouping is not None:
         linkable = _group(credentials, grouping, folder_uuid, items, ledger, report, summary)
     if dataset is not None:
@@ -159,7 +164,31 @@ def ingest(
     summary.failures = report.failed
     summary.counts = report.counts
     summary.markdown = report.finish(_summary_lines(summary))
-    return report.final_state(summary, max_failures)
+    return report.final_state(summary, max_failures, _next_step(run_id))
+
+
+def check_inputs(
+    source: LocalSource | CloudSource,
+    folder_path: str,
+    metadata: MetadataStep | None,
+    grouping: GroupingStep | None,
+    max_failures: int,
+) -> None:
+    """Refuse, before anything is written, what can be known bad from here: a negative ``max_failures``, a
+    folder path Encord would take literally, a missing directory, a schema, manifest or groups file that is
+    missing or unreadable (a key twice, a bad column). The command line calls it before it starts anything else.
+    """
+    check_max_failures(max_failures)
+    folder_path_segments(folder_path)
+    if isinstance(source, LocalSource):
+        source_root(source.directory)
+    if metadata is not None and metadata.schema_file:
+        schema_from_file(metadata.schema_file)
+    if metadata is not None and metadata.manifest:
+        for _ in read_manifest(metadata.manifest, metadata.key_by):  # the whole file: a key twice may be last
+            pass
+    if grouping is not None:
+        parse_rule(grouping.rule)
 
 
 def _ingest_files(
@@ -181,16 +210,18 @@ def _ingest_files(
             credentials, folder_uuid, source.directory, image_groups=source.image_groups, exclude=source.exclude,
             progress=report.step_progress("ingest"), item_map=ledger.item_map_path,
         ).result()  # fmt: skip
-        already = set(uploaded.skipped)
+        already = set(uploaded.skipped) | set(uploaded.changed)
         created = {path: item for path, item in uploaded.items.items() if path not in already}
         with ItemMapWriter(ledger.item_map_path) as writer:
             writer.write(created, "created")
-            writer.write({path: uploaded.items[path] for path in uploaded.skipped}, "present")
+            writer.write({path: uploaded.items[path] for path in sorted(already)}, "present")
             item_map = writer.close()
         crash_point("ingest.after-files")
         ledger.after(jobs=uploaded.jobs)
         report.record(Outcome(FILES, path, "created", f"item {item}") for path, item in created.items())
         report.record(Outcome(FILES, path, "skipped", "already in the folder") for path in uploaded.skipped)
+        report.record(Outcome(FILES, path, "changed", f"rewritten since it became item {item}, which is kept as it "
+                              "is") for path, item in uploaded.changed.items())  # fmt: skip
         report.record(Outcome(FILES, path, "failed", error) for path, error in uploaded.failed.items())
         _count_files(report, summary)
         report.step_done("ingest", _files_progress(summary, "uploaded"))
@@ -199,7 +230,7 @@ def _ingest_files(
     registered = register_bucket.submit(
         credentials, source.block, folder_uuid, include=source.include, exclude=source.exclude,
         modified_since=source.modified_since, item_map=ledger.item_map_path, progress=report.step_progress("ingest"),
-        refresh_inventory=source.refresh_inventory, keys=source.keys or None,
+        refresh_inventory=source.refresh_inventory, keys=source.object_keys or None,
     ).result()  # fmt: skip
     item_map = registered.item_map
     crash_point("ingest.after-files")
@@ -267,21 +298,29 @@ def _group(
     summary.groups_already_present = report.count(GROUPS, "skipped")
     report.step_done("groups", f"{len(new)} groups created, {len(result.skipped)} already there, "
                                f"{len(result.failed)} failed")  # fmt: skip
-    report.emit(
-        events.GROUPS_CREATED_EVENT,
-        resource("folder", folder_uuid, summary.folder_path),
-        {"created": len(new), "already_present": len(result.skipped), "failed": len(result.failed),
-         "folder_path": summary.folder_path},
-    )  # fmt: skip
+    if new:
+        report.emit(
+            events.GROUPS_CREATED_EVENT,
+            resource("folder", folder_uuid, summary.folder_path),
+            {"created": len(new), "already_present": len(result.skipped), "failed": len(result.failed),
+             "folder_path": summary.folder_path},
+        )  # fmt: skip
     return {**{source: items[source] for source in result.unmatched}, **result.groups}
 
 
 def _apply_metadata(
-    credentials: EncordCredentials, step: MetadataStep, folder_uuid: str, report: RunReport, summary: IngestSummary
+    credentials: EncordCredentials,
+    step: MetadataStep,
+    folder_uuid: str,
+    ledger: RunLedger,
+    report: RunReport,
+    summary: IngestSummary,
 ) -> None:
     """Apply the schema additively first (values are validated against it), then import the manifest."""
     if step.schema_file:
         diff = apply_metadata_schema(credentials, step.schema_file)
+        declared = [*diff.added, *diff.restored, *diff.unchanged, *diff.enum_options_added, *diff.type_changes]
+        ledger.after(schema_added=diff.added, schema_declared=declared)
         # A refused change (type change, removal) raises before anything is written: the run stops there.
         report.record(Outcome(SCHEMA_KEYS, key, "created", str(kind)) for key, kind in diff.added.items())
         report.record(
@@ -297,12 +336,13 @@ def _apply_metadata(
         report.record([Outcome(METADATA_ITEMS, step.manifest, "updated", "from the manifest", count=imported.updated)])
         report.record([Outcome(METADATA_ITEMS, step.manifest, "skipped", "unchanged", count=imported.unchanged)])
         summary.metadata_updated = report.count(METADATA_ITEMS, "updated")
-        report.emit(
-            events.METADATA_IMPORTED_EVENT,
-            resource("folder", folder_uuid, summary.folder_path),
-            {"updated": imported.updated, "unchanged": imported.unchanged, "failed": len(problems),
-             "manifest": step.manifest, "folder_path": summary.folder_path},
-        )  # fmt: skip
+        if imported.updated:
+            report.emit(
+                events.METADATA_IMPORTED_EVENT,
+                resource("folder", folder_uuid, summary.folder_path),
+                {"updated": imported.updated, "unchanged": imported.unchanged, "failed": len(problems),
+                 "manifest": step.manifest, "folder_path": summary.folder_path},
+            )  # fmt: skip
     report.step_done("metadata", f"{summary.metadata_updated} items' metadata updated")
 
 
@@ -321,6 +361,7 @@ def _link(
     item_uuids = list(linkable.values())
     names = {uuid: name for name, uuid in linkable.items()}
     dataset = get_or_create_dataset(credentials, step.title)
+    ledger.after(datasets=[dataset.dataset_hash] if dataset.created else [])
     summary.dataset_hash, summary.dataset_title = dataset.dataset_hash, step.title
     report.relate("dataset", dataset.dataset_hash, step.title)
     ledger.before(f"link {len(item_uuids)} items into dataset {dataset.dataset_hash}")
@@ -335,35 +376,47 @@ def _link(
     summary.linked = report.count(LINKS, "linked")
     if step.project:
         summary.project_hash, summary.project_title = _attach(
-            credentials, step.project, dataset.dataset_hash, step.title, report
+            credentials, step.project, dataset.dataset_hash, step.title, ledger, report
         )
     report.step_done(
         "dataset", f"{summary.linked} linked into {step.title}, {len(linked.already_present)} already there"
     )
-    report.emit(
-        events.DATASET_LINKED_EVENT,
-        resource("dataset", dataset.dataset_hash, step.title),
-        {"linked": summary.linked, "already_present": len(linked.already_present), "failed": len(linked.failed)},
-    )
+    if summary.linked:
+        report.emit(
+            events.DATASET_LINKED_EVENT,
+            resource("dataset", dataset.dataset_hash, step.title),
+            {"linked": summary.linked, "already_present": len(linked.already_present), "failed": len(linked.failed)},
+        )
 
 
 def _attach(
-    credentials: EncordCredentials, project: str, dataset_hash: str, dataset_title: str, report: RunReport
+    credentials: EncordCredentials,
+    project: str,
+    dataset_hash: str,
+    dataset_title: str,
+    ledger: RunLedger,
+    report: RunReport,
 ) -> tuple[str, str]:
     """Attach to a project given by hash, or get/create one by title; returns the project's hash and title."""
+    ledger.before(f"attach dataset {dataset_hash} to project {project}")
     if is_uuid(project):
         attached = attach_datasets(credentials, project, [dataset_hash])
     else:
-        attached = get_or_create_project(credentials, project, dataset_hashes=[dataset_hash]).datasets
+        found = get_or_create_project(credentials, project, dataset_hashes=[dataset_hash])
+        ledger.after(projects=[found.project_hash] if found.created else [])
+        attached = found.datasets
+    if dataset_hash in attached.attached:
+        ledger.after(attached=(attached.project_hash, dataset_hash))
     title = attached.title or project
     report.relate("project", attached.project_hash, title)
-    status = "linked" if dataset_hash in attached.attached else "skipped"
+    status = "attached" if dataset_hash in attached.attached else "skipped"
     report.record([Outcome(PROJECT, title, status, f"dataset {dataset_title} ({dataset_hash})")])
-    report.emit(
-        events.PROJECT_ATTACHED_EVENT,
-        resource("project", attached.project_hash, title),
-        {"dataset_hash": dataset_hash, "dataset_title": dataset_title, "newly_attached": status == "linked"},
-    )
+    if status == "attached":
+        report.emit(
+            events.PROJECT_ATTACHED_EVENT,
+            resource("project", attached.project_hash, title),
+            {"dataset_hash": dataset_hash, "dataset_title": dataset_title, "newly_attached": True},
+        )
     return attached.project_hash, title
 
 
@@ -385,11 +438,20 @@ def _files_progress(summary: IngestSummary, verb: str) -> str:
     )
 
 
+def _next_step(run_id: str) -> str:
+    """What a failing run's message says to do: the good files are in, so re-run once fixed, or undo it."""
+    return (
+        f"The files that worked are in Encord: run it again once the failures are fixed (what is there is "
+        f"skipped), or undo run {run_id} with `prefect-encord rollback {run_id}`."
+    )
+
+
 def _summary_lines(summary: IngestSummary) -> list[str]:
     """What the run touched, by name and id; every count is in the report's table below these lines."""
     lines = [
-        f"Folder **{summary.folder_path}** (`{summary.folder_uuid}`).",
+        f"Folder **{summary.folder_path}** (`{summary.folder_uuid}`), run `{summary.run_id}`.",
         f"- item map (source → item of every item present): `{summary.item_map}`",
+        f"- to undo this run: `prefect-encord rollback {summary.run_id}` (or the rollback deployment)",
     ]
     if summary.dataset_hash:
         lines.append(f"- dataset **{summary.dataset_title}** (`{summary.dataset_hash}`)")

@@ -12,17 +12,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from prefect_encord.blocks import CloudBlock
-from prefect_encord.planning.grouping import KeyPattern, Manifest
+from prefect_encord.planning.grouping import GroupsFile, KeyPattern
 from prefect_encord.planning.layouts import CarouselLayout, CustomLayout, GridLayout
 from prefect_encord.planning.manifests import check_readable
+from prefect_encord.planning.parameter_models import ParameterModel
 from prefect_encord.settings import local_directory
 
 
-class LocalSource(BaseModel):
+class LocalSource(ParameterModel):
     """Files on the machine running the flow, uploaded through signed URLs."""
+
+    model_config = ConfigDict(title="Local directory")  # the Prefect UI's label, not the class name
 
     kind: Literal["local"] = "local"
     directory: str = Field(description="Directory whose files are uploaded (recursively).")
@@ -32,8 +35,10 @@ class LocalSource(BaseModel):
     exclude: list[str] = Field(default_factory=list, description="Glob patterns of files to leave out.")
 
 
-class CloudSource(BaseModel):
+class CloudSource(ParameterModel):
     """Objects in a bucket, registered through an Encord cloud integration (Encord reads them itself)."""
+
+    model_config = ConfigDict(title="Bucket")  # the Prefect UI's label, not the class name
 
     kind: Literal["cloud"] = "cloud"
     block: CloudBlock = Field(
@@ -43,7 +48,8 @@ class CloudSource(BaseModel):
     include: list[str] = Field(default_factory=list, description="Glob patterns of keys to register (all if empty).")
     exclude: list[str] = Field(default_factory=list, description="Glob patterns of keys to leave out.")
     modified_since: datetime | None = Field(default=None, description="Only objects modified at or after this.")
-    keys: list[str] | None = Field(
+    # Not ``keys``: Prefect copies a model passed to a subflow with dict(model), which calls a ``keys`` attribute.
+    object_keys: list[str] | None = Field(
         default=None,
         description="Only the objects of these keys' directories, e.g. the keys of a bucket notification "
         "event (the ingest-on-upload deployment passes them); empty or unset: the whole bucket.",
@@ -71,12 +77,18 @@ class CloudSource(BaseModel):
 Source = LocalSource | CloudSource
 
 
-class MetadataStep(BaseModel):
+class MetadataStep(ParameterModel):
     """A metadata schema to apply additively, and/or a manifest of per-item metadata to import."""
+
+    model_config = ConfigDict(title="Metadata")  # the Prefect UI's label, not the class name
 
     schema_file: str | None = Field(default=None, description="JSON or YAML file declaring the metadata schema.")
     manifest: str | None = Field(default=None, description="CSV, JSON, JSONL or Parquet manifest of item metadata.")
-    key_by: Literal["name", "url", "uuid"] = Field(default="name", description="Manifest column naming the item.")
+    key_by: Literal["name", "url", "uuid"] = Field(
+        default="name",
+        description="How the manifest names each item: by its file name, its URL (bucket objects) or its "
+        "item UUID; the manifest's column of that name holds it.",
+    )
     mode: Literal["merge", "overwrite"] = Field(
         default="merge", description="merge keeps keys absent from the manifest; overwrite replaces them."
     )
@@ -95,12 +107,14 @@ class MetadataStep(BaseModel):
         return manifest
 
 
-class GroupingStep(BaseModel):
+class GroupingStep(ParameterModel):
     """How items form data groups, and the layout every group gets."""
 
-    rule: KeyPattern | Manifest = Field(
+    model_config = ConfigDict(title="Data groups")  # the Prefect UI's label, not the class name
+
+    rule: KeyPattern | GroupsFile = Field(
         description="A key pattern over file names or paths (a named group 'key', optionally 'role'), or a "
-        "manifest listing each group's members."
+        "CSV or JSON file listing each group's members."
     )
     layout: GridLayout | CarouselLayout | CustomLayout = Field(
         default=GridLayout(),
@@ -109,15 +123,19 @@ class GroupingStep(BaseModel):
     )
 
 
-class DatasetStep(BaseModel):
+class DatasetStep(ParameterModel):
     """Link what was ingested into a dataset, and optionally attach that dataset to a project."""
+
+    model_config = ConfigDict(title="Dataset and project")  # the Prefect UI's label, not the class name
 
     title: str = Field(description="Dataset title; created if no dataset has it.")
     project: str | None = Field(default=None, description="Project title or hash to attach the dataset to.")
 
 
-class LocalDestination(BaseModel):
+class LocalDestination(ParameterModel):
     """Label exports into a directory of the machine running the flow."""
+
+    model_config = ConfigDict(title="Local directory")  # the Prefect UI's label, not the class name
 
     kind: Literal["local"] = "local"
     directory: str = Field(
@@ -134,8 +152,10 @@ class LocalDestination(BaseModel):
         return directory if directory.is_absolute() else local_directory("export") / directory
 
 
-class CloudDestination(BaseModel):
+class CloudDestination(ParameterModel):
     """Label exports into a bucket, through a saved cloud integration block."""
+
+    model_config = ConfigDict(title="Bucket")  # the Prefect UI's label, not the class name
 
     kind: Literal["cloud"] = "cloud"
     block: CloudBlock = Field(description="A saved cloud integration block (S3, GCS or Azure) to write into.")

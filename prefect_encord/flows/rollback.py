@@ -1,9 +1,11 @@
 """The ``rollback`` flow: remove exactly what one ingest run created, from its receipt.
 
 Only what the receipt and the run's item map list as *created by that run* go: data groups first (an
-item in a group cannot be deleted while the group stands), then items. Items that were already present
-when the run started are never touched, and deleting an item also unlinks it from datasets. Rolling back
-twice is harmless: already-deleted items count as deleted.
+item in a group cannot be deleted while the group stands), then items, then the folders the run created
+(once empty), its attachments of datasets to projects and the schema keys it added; what stays, and why,
+is decided by :mod:`prefect_encord.planning.rollback_plan`. Items that were already present when the run
+started are never touched, and deleting an item also unlinks it from datasets. Rolling back twice is
+harmless: already-deleted items count as deleted.
 
 Item UUIDs are Encord's, so a receipt applied to another Encord (another domain, another sandbox) would find
 every item "already gone" and mark the run undone while its items stay. The receipt therefore names the
@@ -23,48 +25,96 @@ from uuid import UUID
 from encord.exceptions import ResourceNotFoundError
 from prefect import flow
 from prefect.client.schemas.objects import State
+from pydantic import Field
 
 from prefect_encord.api_retries import call_with_retries
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.events import RUN_ROLLED_BACK_EVENT, resource
 from prefect_encord.locks import exclusive
-from prefect_encord.reporting import Outcome, RunReport
-from prefect_encord.run_ledger import Receipt, RunLedger, items_created, load
+from prefect_encord.planning.rollback_plan import RollbackPlan, plan_rollback
+from prefect_encord.reporting import SCHEMA_KEYS, Outcome, RunReport
+from prefect_encord.run_ledger import Receipt, RunLedger, items_created, load, receipts
 from prefect_encord.tasks.deletion import DeletionResult, delete_items
 from prefect_encord.tasks.label_rows import LabelledItems, find_labelled_items
+from prefect_encord.tasks.metadata_schema import remove_schema_keys
+from prefect_encord.tasks.projects import detach_datasets
+
+#: The kinds of thing a rollback counts, one row each in its summary.
+ITEMS = "items and groups"
+FOLDERS = "folders"
+ATTACHMENTS = "dataset attachments"
+
+
+class RollbackResult(DeletionResult):
+    """What a rollback did: the deletion of items, groups and folders, and the rest it undid or kept."""
+
+    detached: list[str] = Field(default_factory=list, description="'project → dataset' attachments undone.")
+    schema_keys_removed: list[str] = Field(default_factory=list, description="Schema keys soft-deleted.")
+    kept: dict[str, str] = Field(default_factory=dict, description="What the run made and the rollback kept → why.")
 
 
 @flow(name="encord-rollback", log_prints=True)
-def rollback(run_id: str, *, credentials: EncordCredentials, force: bool = False) -> State[DeletionResult]:
-    """Delete the data groups and items one ingest run created.
+def rollback(run_id: str, *, credentials: EncordCredentials, force: bool = False) -> State[RollbackResult]:
+    """Undo one ingest run: its data groups and items, then its folders (once empty), its attachments of
+    datasets to projects and its schema keys; the datasets and projects it created are emptied and detached,
+    and named, since Encord cannot delete them through its API.
 
-    Ends "Completed with failures" if any could not be deleted (the receipt is then not marked rolled back).
-    Called directly, the flow returns the :class:`DeletionResult`.
+    Ends Failed if any item could not be deleted (the receipt is then not marked rolled back). Called
+    directly, the flow returns the :class:`RollbackResult`.
 
     Args:
         run_id: The flow run id of the ingest run (shown in its summary and receipt).
         credentials: A saved EncordCredentials block (the UI's block picker).
         force: Delete items even when they carry labels (the labels go with them).
     """
-    receipt = load(run_id)
+    load(run_id)  # no receipt: refused before anything else
     credentials.check_reachable()
-    _check_same_encord(receipt, credentials)
-    report = RunReport(title=f"Rollback of ingest run {run_id}", steps=["delete"], key="encord-rollback")
+    steps = ["items", "folders", "projects", "schema"]
+    report = RunReport(title=f"Rollback of ingest run {run_id}", steps=steps, key="encord-rollback")
     with exclusive(f"rollback:{run_id}", f"the rollback of run {run_id}"):
-        doomed = [*receipt.groups_created, *sorted(items_created(receipt))]
+        receipt = load(run_id)  # as the rollback before this one (if any) left it
+        run = receipt_name(receipt)
+        if receipt.rolled_back_at is None:  # once rolled back, its folder is gone on purpose
+            _check_same_encord(receipt, credentials)
+        plan = plan_rollback(receipt, items_created(receipt), receipts())
         if not force:
-            _refuse_labelled(run_id, doomed, find_labelled_items(credentials, doomed))
-        result = delete_items(credentials, doomed)
-        if not result.failed:
+            _refuse_labelled(run_id, plan.items, find_labelled_items(credentials, plan.items))
+        deleted = delete_items(credentials, plan.items, remove_folders=plan.folders)
+        result = RollbackResult(**deleted.model_dump(), kept=dict(plan.kept))
+        report.record(Outcome(ITEMS, item, "deleted") for item in result.deleted)
+        report.record(Outcome(ITEMS, item, "skipped", "already deleted") for item in result.already_deleted)
+        report.record(Outcome(ITEMS, item, "failed", error) for item, error in result.failed.items())
+        report.step_done("items", f"{len(result.deleted)} deleted, {len(result.already_deleted)} already gone")
+        if not result.failed:  # what the run made beside its items goes only once they are gone
+            _undo_the_rest(credentials, plan, result)
             RunLedger(run_id).mark_rolled_back()
-    report.record(Outcome("delete", item, "deleted") for item in result.deleted)
-    report.record(Outcome("delete", item, "skipped", "already deleted") for item in result.already_deleted)
-    report.record(Outcome("delete", item, "failed", error) for item, error in result.failed.items())
-    report.step_done("delete", f"{len(result.deleted)} deleted, {len(result.already_deleted)} already gone")
-    report.emit(RUN_ROLLED_BACK_EVENT, resource("flow-run", run_id), {"deleted": len(result.deleted)})
-    report.finish([f"Ingest run `{run_id}`: {len(result.deleted)} items and groups deleted, "
-                   f"{len(result.failed)} could not be."])  # fmt: skip
+    report.record(Outcome(FOLDERS, f, "deleted") for f in result.folders_deleted)
+    report.record(Outcome(FOLDERS, f, "skipped", "already deleted") for f in result.folders_already_deleted)
+    report.record(Outcome(FOLDERS, f, "kept", why) for f, why in result.folders_kept.items())
+    report.record(Outcome(ATTACHMENTS, pair, "deleted") for pair in result.detached)
+    report.record(
+        Outcome(SCHEMA_KEYS, key, "deleted", "soft-deleted: restorable") for key in result.schema_keys_removed
+    )
+    report.record(Outcome("kept", thing, "kept", why) for thing, why in result.kept.items())
+    for step in steps[1:]:
+        report.step_done(step, "done" if not result.failed else "not started: items are left")
+    report.emit(RUN_ROLLED_BACK_EVENT, resource("flow-run", run_id, run), {"deleted": len(result.deleted)})
+    report.finish([f"Ingest run `{run_id}` ({run}): {len(result.deleted)} items and groups deleted, "
+                   f"{len(result.failed)} could not be; {len(result.folders_deleted)} folders deleted."])  # fmt: skip
     return report.final_state(result)
+
+
+def _undo_the_rest(credentials: EncordCredentials, plan: RollbackPlan, result: RollbackResult) -> None:
+    """Detach the run's datasets from projects and remove the schema keys it added."""
+    for project, datasets in plan.detach.items():
+        result.detached.extend(f"{project} → {d}" for d in detach_datasets(credentials, project, datasets))
+    if plan.schema_keys:
+        result.schema_keys_removed = remove_schema_keys(credentials, plan.schema_keys)
+
+
+def receipt_name(receipt: Receipt) -> str:
+    """A run as a person knows it: ``ingest into <folder path>`` (or its folder's id, for older receipts)."""
+    return f"ingest into {receipt.folder_path or receipt.folder_uuid or '?'}"
 
 
 def _check_same_encord(receipt: Receipt, credentials: EncordCredentials) -> None:

@@ -8,7 +8,8 @@ template places. Two rules cover what people do by hand today:
 * :class:`KeyPattern`: a regular expression with named groups, e.g.
   ``(?P<key>scene-\\d+)_(?P<role>front|rear|left)``; items whose name (or full path) matches with the same
   ``key`` form one group, and ``role`` (``tile`` is accepted too) names their place in it.
-* :class:`Manifest`: an explicit list, group name → ``{role: item}`` or an ordered list of items.
+* :class:`Manifest`: an explicit list, group name → ``{role: item}`` or an ordered list of items; a flow
+  parameter names a :class:`GroupsFile` (CSV or JSON) holding it, which the Prefect UI shows as a path field.
 
 Nothing here can fail halfway: :func:`group_items` returns every group it could build, the problems of the
 others (named by group, role and source), and the items no rule claimed.
@@ -21,17 +22,21 @@ the name, before any group is created.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import regex
-from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from prefect_encord.planning.ordering import natural_key
+from prefect_encord.planning.parameter_models import ParameterModel
+from prefect_encord.planning.strict_parsing import loads_json
 
 _ROLE_GROUPS = ("role", "tile")
 
@@ -71,13 +76,15 @@ class PatternTooSlow(ValueError):
     """A grouping pattern took longer than :data:`MATCH_TIMEOUT_SECONDS` on one name."""
 
 
-class KeyPattern(BaseModel):
+class KeyPattern(ParameterModel):
     """Group items by a key taken from their name or path with a regular expression.
 
     The pattern must have a named group ``key``; an optional named group ``role`` (or ``tile``) gives the
     member's role. It is searched (like ``re.search``) in the item's file name, or in its whole source string
     with ``match_on="path"``. The group is named by ``name_format``, filled with the pattern's named groups.
     """
+
+    model_config = ConfigDict(title="Key pattern")  # the Prefect UI's label, not the class name
 
     kind: Literal["key_pattern"] = "key_pattern"
     pattern: str = Field(description="Regular expression with a named group 'key' and optionally 'role' or 'tile'.")
@@ -113,29 +120,92 @@ class KeyPattern(BaseModel):
         return self
 
 
-class Manifest(BaseModel):
+class Manifest(ParameterModel):
     """Groups listed explicitly: group name → ``{role: item}`` or an ordered list of items.
 
     An item is named by its source exactly, or by its file name when exactly one source has that name.
     """
 
+    model_config = ConfigDict(title="Listed groups")  # the Prefect UI's label, not the class name
+
     kind: Literal["manifest"] = "manifest"
     groups: dict[str, dict[str, str] | list[str]] = Field(description="Group name → {role: item} or [item, ...].")
 
 
-GroupingRule = KeyPattern | Manifest
+class GroupsFile(ParameterModel):
+    """Groups listed in a file: what :class:`Manifest` holds, written where a person keeps it.
+
+    A CSV has the columns ``group``, ``item`` and optionally ``role``, one member a row, in display order; a
+    JSON file maps each group name to ``{role: item}`` or to ``[item, ...]`` (a name twice is refused).
+    """
+
+    model_config = ConfigDict(title="Groups file")  # the Prefect UI's label, not the class name
+
+    kind: Literal["groups_file"] = "groups_file"
+    path: str = Field(description="A CSV (columns group, item, role) or JSON file listing the groups' members.")
+
+    @field_validator("path")
+    @classmethod
+    def _known_format(cls, path: str) -> str:
+        if PurePosixPath(path).suffix.lower() not in (".csv", ".json"):
+            raise ValueError(f"groups file {path!r} must be a .csv or .json file")
+        return path
+
+    def load(self) -> Manifest:
+        """The :class:`Manifest` the file lists.
+
+        Raises:
+            ValueError: Naming the file and the row or key, if it cannot be read as groups.
+        """
+        text = Path(self.path).expanduser().read_text(encoding="utf-8")
+        if self.path.lower().endswith(".json"):
+            try:
+                groups = loads_json(text)
+            except ValueError as exc:
+                raise ValueError(f"groups file {self.path}: {exc}") from exc
+            try:
+                return Manifest(groups=groups)
+            except ValidationError as exc:
+                raise ValueError(f"groups file {self.path}: each group must map roles to items or list items: "
+                                 f"{exc.errors()[0]['msg']}") from None  # fmt: skip
+        return Manifest(groups=_groups_from_csv(self.path, text))
+
+
+def _groups_from_csv(path: str, text: str) -> dict[str, dict[str, str] | list[str]]:
+    """Group → {role: item} (rows with roles) or [item, ...] (rows without), from the CSV's rows in order."""
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or not {"group", "item"} <= set(reader.fieldnames):
+        raise ValueError(f"groups file {path} needs the columns 'group' and 'item' (and optionally 'role')")
+    groups: dict[str, dict[str, str] | list[str]] = {}
+    for number, row in enumerate(reader, start=1):
+        name, item, role = (row.get("group") or "").strip(), (row.get("item") or "").strip(), row.get("role")
+        if not name or not item:
+            raise ValueError(f"groups file {path}, row {number}: 'group' and 'item' must both be given")
+        members = groups.setdefault(name, {} if role else [])
+        if isinstance(members, dict) != bool(role):
+            raise ValueError(f"groups file {path}, row {number}: group {name!r} mixes rows with and without a role")
+        if isinstance(members, dict):
+            if role in members:
+                raise ValueError(f"groups file {path}, row {number}: group {name!r} has role {role!r} twice")
+            members[str(role)] = item
+        else:
+            members.append(item)
+    return groups
+
+
+GroupingRule = KeyPattern | Manifest | GroupsFile
 _RULES: TypeAdapter[GroupingRule] = TypeAdapter(Annotated[GroupingRule, Field(discriminator="kind")])
 
 
-def parse_rule(value: GroupingRule | Mapping[str, Any]) -> GroupingRule:
-    """A rule from itself or its dict form (``{"kind": "key_pattern", "pattern": ...}``, e.g. a flow parameter)."""
-    if isinstance(value, KeyPattern | Manifest):
-        return value
-    return _RULES.validate_python(value)
+def parse_rule(value: GroupingRule | Mapping[str, Any]) -> KeyPattern | Manifest:
+    """A rule from itself or its dict form (``{"kind": "key_pattern", "pattern": ...}``, e.g. a flow parameter);
+    a groups file is read into the :class:`Manifest` it lists."""
+    rule = value if isinstance(value, KeyPattern | Manifest | GroupsFile) else _RULES.validate_python(value)
+    return rule.load() if isinstance(rule, GroupsFile) else rule
 
 
-def group_items(items: Mapping[str, str | UUID], rule: GroupingRule) -> Grouping:
-    """Apply ``rule`` to ``items`` (source → item UUID)."""
+def group_items(items: Mapping[str, str | UUID], rule: KeyPattern | Manifest) -> Grouping:
+    """Apply ``rule`` to ``items`` (source → item UUID); a :class:`GroupsFile` is read by :func:`parse_rule`."""
     if isinstance(rule, KeyPattern):
         return _by_pattern(items, rule)
     return _by_manifest(items, rule)

@@ -14,17 +14,21 @@ from datetime import datetime, timezone
 from typing import Any
 
 from encord.orm.label_row import AnnotationTaskStatus
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from prefect_encord.planning.parameter_models import ParameterModel
 
 MAIN_BRANCH = "main"
 
 
-class LabelRowFilters(BaseModel):
+class LabelRowFilters(ParameterModel):
     """Filters of ``project.list_label_rows_v2``; unset filters select everything.
 
     ``*_like`` filters use SQL LIKE syntax (``%`` any run, ``_`` one character). Times without a zone
     are taken as UTC.
     """
+
+    model_config = ConfigDict(title="Label row filters")  # the Prefect UI's label, not the class name
 
     data_hashes: list[str] | None = Field(default=None, description="Only rows of these data units.")
     label_hashes: list[str] | None = Field(default=None, description="Only these label rows.")

@@ -25,19 +25,22 @@ from uuid import UUID
 
 from encord.orm.group_layout import DataGroupLayout, DataUnitCarouselTile, DataUnitTile, LayoutGrid, LayoutSettings
 from encord.orm.storage import DataGroupCarousel, DataGroupCustom, DataGroupGrid, DataGroupInput
-from pydantic import BaseModel, Field, TypeAdapter, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, model_validator
 
 from prefect_encord.limits import CAROUSEL_SIZE_RANGE, MAX_GRID_UNITS, MAX_GROUP_UNITS, SPLIT_PERCENTAGE_RANGE
 from prefect_encord.planning.grouping import Group, Member
 from prefect_encord.planning.ids import is_uuid
+from prefect_encord.planning.parameter_models import ParameterModel
 
 
 class TemplateError(ValueError):
     """A layout template or one group's fit to it is invalid; the message names every problem."""
 
 
-class GridLayout(BaseModel):
+class GridLayout(ParameterModel):
     """A fixed grid of up to 12 units, in the order of ``roles`` if given, else in the group's order."""
+
+    model_config = ConfigDict(title="Grid")  # the Prefect UI's label, not the class name
 
     kind: Literal["grid"] = "grid"
     roles: list[str] | None = Field(default=None, description="Roles in grid order; members must play one of them.")
@@ -48,8 +51,10 @@ class GridLayout(BaseModel):
         return self
 
 
-class CarouselLayout(BaseModel):
+class CarouselLayout(ParameterModel):
     """A carousel of up to 50 units, in the order of ``roles`` if given, else in the group's order."""
+
+    model_config = ConfigDict(title="Carousel")  # the Prefect UI's label, not the class name
 
     kind: Literal["carousel"] = "carousel"
     roles: list[str] | None = Field(default=None, description="Roles in carousel order; members must play one.")
@@ -60,8 +65,10 @@ class CarouselLayout(BaseModel):
         return self
 
 
-class CustomLayout(BaseModel):
+class CustomLayout(ParameterModel):
     """A custom layout tree over roles: every role it mentions must be filled by exactly one member."""
+
+    model_config = ConfigDict(title="Custom layout")  # the Prefect UI's label, not the class name
 
     kind: Literal["custom"] = "custom"
     layout: DataGroupLayout | None = Field(

@@ -30,9 +30,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from prefect_encord.extras import require
+from prefect_encord.planning.identity import OWN_KEY_PREFIX
 from prefect_encord.planning.schema import KeyType
 from prefect_encord.planning.strict_parsing import DuplicateKey, loads_json
-from prefect_encord.planning.uploads import OWN_KEY_PREFIX
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -495,7 +495,7 @@ def new_metadata(current: Mapping[str, Any], given: Mapping[str, Any], mode: Imp
     """The item's complete metadata after the import.
 
     ``merge``: the item's keys the manifest does not give are kept. ``overwrite``: exactly the manifest's,
-    and prefect-encord's own keys (:data:`~prefect_encord.planning.uploads.OWN_KEY_PREFIX`).
+    and prefect-encord's own keys (:data:`~prefect_encord.planning.identity.OWN_KEY_PREFIX`).
     Either way the result is the *whole* metadata, so writing it is correct whether Encord's update merges or
     replaces.
     """

@@ -67,15 +67,15 @@ _SIGNATURES: dict[DataKind, tuple[str, tuple[_Test, ...]]] = {
 
 
 def refusal(path: str, head: bytes) -> str | None:
-    """Why the file at ``path`` (relative, for the message) whose first bytes are ``head`` cannot be uploaded,
-    or None if it may be what its name says. ``head`` is the whole file when it is shorter than
-    :data:`HEAD_BYTES`."""
+    """Why the file at ``path`` whose first bytes are ``head`` cannot be uploaded, or None if it may be what its
+    name says. ``head`` is the whole file when it is shorter than :data:`HEAD_BYTES`. The reason does not repeat
+    the path: a report lists it beside the file already."""
     if not head:
-        return f"{path}: file is empty"
+        return "file is empty"
     kind = data_kind(path)
     if kind not in _SIGNATURES:
         return None
     what, tests = _SIGNATURES[kind]
     if any(test(head) for test in tests):
         return None
-    return f"{path}: not a {what} (it starts {head[:12]!r}), so it was not uploaded"
+    return f"not a {what} (it starts {head[:12]!r}), so it was not uploaded"

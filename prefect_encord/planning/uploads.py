@@ -7,11 +7,10 @@ what each file is, how files combine into image groups, image sequences and DICO
 that makes re-runs create nothing new, the slot requests, the job bodies, and how a finished job's answer
 maps back to the files.
 
-**Identity.** A unit is identified by the SHA-256 of its content, stored in the item's client metadata
-under :data:`IDENTITY_KEY`: for a single file the hex digest of its bytes (what ``sha256sum`` prints); for
-an image group, image sequence or DICOM series the digest of its kind and its frames' digests in order.
-Content rather than path, so that renaming or moving a file on disk never duplicates it in Encord, and the
-same bytes in two places become one item. Editing a file makes it a new unit (a new item; the old one stays).
+**Identity.** A unit is its path relative to the directory plus the SHA-256 of its content: for a single
+file the hex digest of its bytes (what ``sha256sum`` prints); for an image group, image sequence or DICOM
+series the digest of its kind and its frames' digests in order. Both go into the item's client metadata;
+:mod:`prefect_encord.planning.identity` decides, from them, which units a folder already holds.
 """
 
 from __future__ import annotations
@@ -43,16 +42,10 @@ from encord.orm.storage import (
 )
 
 from prefect_encord.limits import MAX_SEQUENCE_FRAMES, MAX_UPLOAD_SLOTS
+from prefect_encord.planning.identity import identity_metadata
 from prefect_encord.planning.ids import is_utf8, printable
 from prefect_encord.planning.ordering import natural_key
 from prefect_encord.planning.specs import DataKind, data_kind
-
-OWN_KEY_PREFIX = "prefect_encord."
-"""Client-metadata keys of this namespace are prefect-encord's own: manifests cannot write them, and an
-``overwrite`` import keeps them (see :func:`prefect_encord.planning.manifests.new_metadata`)."""
-
-IDENTITY_KEY = OWN_KEY_PREFIX + "sha256"
-"""Client-metadata key holding a unit's content digest; a folder never gets two items with the same one."""
 
 SlotType = Literal["image", "video", "audio", "plainText", "pdf", "dicomFile"]
 UnitKind = Literal["image", "video", "audio", "plainText", "pdf", "imageGroup", "imageSequence", "dicomSeries"]
@@ -215,38 +208,6 @@ def unit_digest(unit: UploadUnit, file_digests: Mapping[str, str]) -> str:
     return hashlib.sha256(f"{unit.kind}\n{frames}".encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Pending:
-    """What is left to upload once the folder's existing content is known.
-
-    ``upload`` are the units to send (first of each distinct digest); ``present`` maps the keys of units
-    whose content is already in the folder to the existing item; ``twins`` maps the keys of later units
-    with the same content as an uploaded one to that one's key, so they share its outcome.
-    """
-
-    upload: tuple[UploadUnit, ...]
-    present: dict[str, str]
-    twins: dict[str, str]
-
-
-def pending_units(units: Sequence[UploadUnit], digests: Mapping[str, str], existing: Mapping[str, str]) -> Pending:
-    """Split units by whether their digest (``digests``: key → digest) is already in ``existing`` (digest → item)."""
-    upload: list[UploadUnit] = []
-    present: dict[str, str] = {}
-    twins: dict[str, str] = {}
-    first_with: dict[str, str] = {}
-    for unit in units:
-        digest = digests[unit.key]
-        if digest in existing:
-            present[unit.key] = existing[digest]
-        elif digest in first_with:
-            twins[unit.key] = first_with[digest]
-        else:
-            first_with[digest] = unit.key
-            upload.append(unit)
-    return Pending(upload=tuple(upload), present=present, twins=twins)
-
-
 def job_batches(units: Sequence[UploadUnit], job_size: int = MAX_UPLOAD_SLOTS) -> list[tuple[UploadUnit, ...]]:
     """Units in registration jobs of at most ``job_size`` units: the fewest jobs the API allows."""
     if job_size < 1:
@@ -293,7 +254,7 @@ def registration(
     """
     items = DataUploadItems()
     for unit in units:
-        metadata = {**(client_metadata or {}), IDENTITY_KEY: digests[unit.key]}
+        metadata = {**(client_metadata or {}), **identity_metadata(unit.key, digests[unit.key])}
         if unit.kind == "dicomSeries":
             dicom_files = [
                 DataUploadDicomSeriesDicomFile(

@@ -17,6 +17,7 @@ from encord import EncordUserClient
 from encord.orm.storage import FoldersSortBy
 from encord.storage import StorageFolder
 from prefect import task
+from pydantic import BaseModel, Field
 
 from prefect_encord.api_retries import call_with_retries, create_once
 from prefect_encord.blocks.credentials import EncordCredentials
@@ -49,6 +50,13 @@ def folder_path_segments(path: str) -> list[str]:
     return segments
 
 
+class FolderPath(BaseModel):
+    """A storage folder found or created by path, and the folders of the path this call created (outer first)."""
+
+    uuid: str
+    created: list[str] = Field(default_factory=list, description="UUIDs of the folders created, outermost first.")
+
+
 @task
 def get_or_create_folder(
     credentials: EncordCredentials,
@@ -72,21 +80,33 @@ def get_or_create_folder(
     Returns:
         The folder's UUID, as a string.
     """
+    return ensure_folder.fn(credentials, path, description, client_metadata).uuid
+
+
+@task
+def ensure_folder(
+    credentials: EncordCredentials,
+    path: str,
+    description: str | None = None,
+    client_metadata: dict[str, Any] | None = None,
+) -> FolderPath:
+    """:func:`get_or_create_folder`, also saying which folders of the path it created: what a run's receipt
+    records, so that its rollback removes them (once empty)."""
     segments = folder_path_segments(path)
     client = credentials.get_client()
     parent: StorageFolder | None = None
-    creating = False  # once a folder had to be created, none of its descendants can exist yet
+    created: list[str] = []  # once a folder had to be created, none of its descendants can exist yet
     with exclusive(f"folder-path:{'/'.join(segments)}", f"folder {path}"):  # two first runs make one folder
         for depth, name in enumerate(segments):
             last = depth == len(segments) - 1
-            found = None if creating else _find_child(client, parent, name)
+            found = None if created else _find_child(client, parent, name)
             if found is None:
                 found = _create_child(client, parent, name, description if last else None,
                                       client_metadata if last else None)  # fmt: skip
-                creating = True
+                created.append(str(found.uuid))
             parent = found
     assert parent is not None  # folder_path_segments returns at least one name
-    return str(parent.uuid)
+    return FolderPath(uuid=str(parent.uuid), created=created)
 
 
 def _find_child(client: EncordUserClient, parent: StorageFolder | None, name: str) -> StorageFolder | None:

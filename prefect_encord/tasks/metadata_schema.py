@@ -17,6 +17,7 @@ lost. The verifying read only checks this task's own changes.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from encord import EncordUserClient
 from encord.metadata_schema import MetadataSchema, MetadataSchemaScalarType
@@ -126,3 +127,18 @@ def _add(schema: MetadataSchema, key: str, key_type: KeyType) -> None:
         schema.add_geospatial(key)
     else:
         schema.add_scalar(key, data_type=MetadataSchemaScalarType(key_type.kind))
+
+
+@task
+def remove_schema_keys(credentials: EncordCredentials, keys: Sequence[str]) -> list[str]:
+    """Soft-delete ``keys`` from the organisation's metadata schema (the undoing of a run that added them);
+    returns those removed. Encord keeps a soft-deleted key restorable (``MetadataSchema.restore_key``, or
+    declaring it again) and items keep their values; keys already gone are skipped."""
+    schema, existing = read_organisation_schema(credentials.get_client())
+    doomed = [key for key in dict.fromkeys(keys) if key in existing and not existing[key].deleted]
+    if doomed:
+        for key in doomed:
+            schema.delete_key(key)
+        schema.save()
+        run_logger(__name__).info("removed %d metadata schema keys: %s", len(doomed), ", ".join(doomed))
+    return doomed

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from encord import EncordUserClient, Project
+from encord.exceptions import ResourceNotFoundError
 from prefect import task
 from pydantic import BaseModel, Field
 
@@ -64,6 +65,25 @@ def attach_datasets(credentials: EncordCredentials, project_hash: str, dataset_h
     client = credentials.get_client()
     project = call_with_retries(lambda: open_project(client, project_hash), f"opening project {project_hash}")
     return _attach(project, dataset_hashes)
+
+
+@task
+def detach_datasets(credentials: EncordCredentials, project_hash: str, dataset_hashes: Sequence[str]) -> list[str]:
+    """Detach datasets from a project (the undoing of :func:`attach_datasets`); returns those it detached.
+
+    A project that is gone, or no longer has a dataset, is left as it is: there is nothing to undo.
+    """
+    client = credentials.get_client()
+    try:
+        project = call_with_retries(lambda: open_project(client, project_hash), f"opening project {project_hash}")
+    except ResourceNotFoundError:
+        return []
+    present = call_with_retries(lambda: _attached(project), f"listing the datasets of project {project_hash}")
+    doomed = [d for d in _unique_hashes(dataset_hashes) if d in present]
+    if doomed:
+        call_with_retries(lambda: project.remove_datasets(doomed), f"detaching datasets from project {project_hash}")
+        run_logger(__name__).info("Project %s: %d datasets detached", project_hash, len(doomed))
+    return doomed
 
 
 @task

@@ -6,8 +6,11 @@ object storage), one data-upload job and its long poll; batches are pipelined, s
 Encord's job workers are busy at the same time. What to upload and how the answers map back is decided by
 :mod:`prefect_encord.planning.uploads`; this module only does the I/O.
 
-Re-running over the same directory creates nothing: every item carries its content digest in client
-metadata (``prefect_encord.sha256``), and one listing of the folder up front finds what is already there.
+Re-running over the same directory creates nothing: every item carries its path relative to the directory
+and its content digest in client metadata (``prefect_encord.path``, ``prefect_encord.sha256``), and one
+listing of the folder up front finds what is already there (:mod:`prefect_encord.planning.identity`). Two
+files are never merged into one item, whatever their bytes; a file rewritten since its upload is reported as
+changed, its item kept.
 
 Faults and crashes (see :mod:`prefect_encord.api_retries`):
 
@@ -40,9 +43,10 @@ from uuid import UUID
 
 import httpx
 from encord.exceptions import EncordException, ResourceNotFoundError
+from encord.http.bundle import Bundle
 from encord.orm.dataset import LongPollingStatus
 from encord.orm.storage import DataUploadItems, StorageItemType, UploadLongPollingState, UploadSignedUrl
-from encord.storage import StorageFolder
+from encord.storage import StorageFolder, StorageItem
 from prefect import task
 from pydantic import BaseModel, Field
 
@@ -52,20 +56,19 @@ from prefect_encord.crashpoints import crash_point
 from prefect_encord.interrupts import NOT_STARTED, stop_requested
 from prefect_encord.item_map import ItemMapWriter
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
-from prefect_encord.limits import MAX_PAGE_SIZE, MAX_UPLOAD_SLOTS
+from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE, MAX_UPLOAD_SLOTS
 from prefect_encord.locks import exclusive
+from prefect_encord.planning.identity import FolderIndex, KnownItem, identity_metadata, pending_units
 from prefect_encord.planning.patterns import check_patterns
 from prefect_encord.planning.retries import RetryPolicy
 from prefect_encord.planning.signatures import HEAD_BYTES, refusal
 from prefect_encord.planning.uploads import (
-    IDENTITY_KEY,
     SlotType,
     UploadUnit,
     assign_slots,
     is_candidate,
     job_batches,
     media_type,
-    pending_units,
     plan_units,
     registration,
     settle,
@@ -92,7 +95,12 @@ class UploadResult(BaseModel):
         default_factory=dict, description="Every unit now in the folder → its item UUID, new or already present."
     )
     skipped: list[str] = Field(
-        default_factory=list, description="Units whose content was already in the folder: nothing was uploaded."
+        default_factory=list, description="Units already in the folder (same path, same content): nothing was sent."
+    )
+    changed: dict[str, str] = Field(
+        default_factory=dict,
+        description="Units whose path has an item of other content (the file was rewritten since) → that item, "
+        "kept as it is; nothing was sent.",
     )
     failed: dict[str, str] = Field(default_factory=dict, description="Units (or unusable files) → why they failed.")
     jobs: list[str] = Field(default_factory=list, description="UUIDs of the data-upload jobs this run started.")
@@ -125,7 +133,8 @@ def upload_directory(
     matching ``exclude`` are left out.
 
     One bad file never fails the others: unreadable, unsupported, refused or undecodable files are
-    reported in ``failed``. Content already in the folder (same SHA-256) is not uploaded again.
+    reported in ``failed``. A unit already in the folder (same path, same SHA-256) is not uploaded again; one
+    whose path has an item of other content is reported in ``changed`` and not uploaded either.
 
     Args:
         credentials: Encord credentials block.
@@ -159,19 +168,23 @@ def upload_directory(
     # From the listing to the last settled job: a second run into this folder waits, then finds it all there.
     with exclusive(f"folder:{folder_uuid}", f"folder {folder_uuid}"):
         with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="encord-upload") as pool:
-            units, digests = _identify(pool, root, plan.units, result.failed)
+            units, digests, sizes = _identify(pool, root, plan.units, result.failed)
             client = credentials.get_client()
             storage_folder = call_with_retries(
                 lambda: client.get_storage_folder(UUID(str(folder_uuid))), f"fetching folder {folder_uuid}"
             )
             _finish_earlier_jobs(storage_folder, ledger, poll_timeout_seconds)
-            existing = call_with_retries(lambda: _existing_digests(storage_folder), f"listing folder {folder_uuid}")
-            pending = pending_units(units, digests, existing)
+            index, unkeyed = call_with_retries(lambda: _index_folder(storage_folder), f"listing folder {folder_uuid}")
+            pending = pending_units(units, digests, index, sizes)
+            _restamp(unkeyed, pending.restamp, digests)
             result.items.update(pending.present)
             result.skipped.extend(pending.present)
+            result.items.update(pending.changed)
+            result.changed.update(pending.changed)
             logger.info(
-                "%d units under %s: %d already in folder %s, %d to upload, %d unusable",
-                len(plan.units), root, len(pending.present), folder_uuid, len(pending.upload), len(result.failed),
+                "%d units under %s: %d already in folder %s, %d changed since, %d to upload, %d unusable",
+                len(plan.units), root, len(pending.present), folder_uuid, len(pending.changed), len(pending.upload),
+                len(result.failed),
             )  # fmt: skip
             started = []
             with httpx.Client(timeout=_PUT_TIMEOUT, limits=httpx.Limits(max_connections=max_concurrency)) as http:
@@ -197,15 +210,10 @@ def upload_directory(
             settled += len(job.units)
             if progress is not None:
                 progress.tell(settled, len(pending.upload), "files registered", phase=1, phases=2)
-    for twin, original in pending.twins.items():
-        if original in result.items:
-            result.items[twin] = result.items[original]
-            result.skipped.append(twin)
-        else:
-            result.failed[twin] = f"same content as {original}, which failed: {result.failed[original]}"
     logger.info(
-        "upload of %s finished: %d created, %d already present, %d failed",
-        root, len(result.items) - len(result.skipped), len(result.skipped), len(result.failed),
+        "upload of %s finished: %d created, %d already present, %d changed, %d failed",
+        root, len(result.items) - len(result.skipped) - len(result.changed), len(result.skipped),
+        len(result.changed), len(result.failed),
     )  # fmt: skip
     return result
 
@@ -280,52 +288,86 @@ def _walk(root: Path, exclude: Sequence[str]) -> tuple[list[str], dict[str, str]
 
 def _identify(
     pool: ThreadPoolExecutor, root: Path, units: Sequence[UploadUnit], failed: dict[str, str]
-) -> tuple[list[UploadUnit], dict[str, str]]:
-    """Hash every file in parallel; return the units whose files are all readable media and their digests
-    (key → digest), recording the others in ``failed`` (see :mod:`prefect_encord.planning.signatures`)."""
+) -> tuple[list[UploadUnit], dict[str, str], dict[str, int]]:
+    """Hash every file in parallel; return the units whose files are all readable media, their digests
+    (key → digest) and the files' sizes, recording the others in ``failed`` (see
+    :mod:`prefect_encord.planning.signatures`)."""
     paths = [p for unit in units for p in unit.files]
     file_digests: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     unusable: dict[str, str] = {}
     for path, outcome in zip(paths, pool.map(lambda p: _read(root / p), paths), strict=True):
         if isinstance(outcome, OSError):
-            unusable[path] = f"{path}: cannot read: {outcome.strerror or outcome}"
+            unusable[path] = f"cannot read: {outcome.strerror or outcome}"
         elif (refused := refusal(path, outcome[1])) is not None:
             unusable[path] = refused
         else:
-            file_digests[path] = outcome[0]
+            file_digests[path], sizes[path] = outcome[0], outcome[2]
     usable = []
     for unit in units:
-        broken = [unusable[p] for p in unit.files if p in unusable]
+        # A file's own row names it; a composite's row names its directory, so its reasons name the files.
+        broken = [unusable[p] if unit.files == (unit.key,) else f"{p}: {unusable[p]}" for p in unit.files
+                  if p in unusable]  # fmt: skip
         if broken:
             failed[unit.key] = "; ".join(broken)
         else:
             usable.append(unit)
-    return usable, {unit.key: unit_digest(unit, file_digests) for unit in usable}
+    return usable, {unit.key: unit_digest(unit, file_digests) for unit in usable}, sizes
 
 
-def _read(path: Path) -> tuple[str, bytes] | OSError:
-    """The file's SHA-256 and its first bytes, from one pass over it."""
+def _read(path: Path) -> tuple[str, bytes, int] | OSError:
+    """The file's SHA-256, its first bytes and its size, from one pass over it."""
     digest = hashlib.sha256()
     head = b""
+    size = 0
     try:
         with path.open("rb") as stream:
             while chunk := stream.read(_CHUNK_BYTES):
                 if len(head) < HEAD_BYTES:
                     head += chunk[: HEAD_BYTES - len(head)]
                 digest.update(chunk)
+                size += len(chunk)
     except OSError as exc:
         return exc
-    return digest.hexdigest(), head
+    return digest.hexdigest(), head, size
 
 
-def _existing_digests(folder: StorageFolder) -> dict[str, str]:
-    """Digest → item UUID of everything this task uploaded into the folder before, in one paged listing."""
-    existing: dict[str, str] = {}
+def _index_folder(folder: StorageFolder) -> tuple[FolderIndex, dict[str, StorageItem]]:
+    """The folder's items by identity, in one paged listing, and those without a path key by UUID (the ones
+    :func:`_restamp` may have to tag)."""
+    index = FolderIndex()
+    unkeyed: dict[str, StorageItem] = {}
     for item in folder.list_items(page_size=MAX_PAGE_SIZE):
-        digest = (item.client_metadata or {}).get(IDENTITY_KEY)
-        if isinstance(digest, str):
-            existing.setdefault(digest, str(item.uuid))
-    return existing
+        known = KnownItem.of(str(item.uuid), item.name, item.client_metadata, item.file_size)
+        index.add(known)
+        if known.path is None:
+            unkeyed[known.uuid] = item
+    return index, unkeyed
+
+
+def _restamp(items: Mapping[str, StorageItem], restamp: Mapping[str, str], digests: Mapping[str, str]) -> None:
+    """Write the path and digest back onto items recognised without them (see
+    :mod:`prefect_encord.planning.identity`), in bundles of up to 1,000, keeping their other metadata.
+
+    A refused write is logged and changes nothing else: the item is still recognised the same way next run.
+    """
+    uuids = list(restamp)
+    for start in range(0, len(uuids), MAX_BULK_ITEMS):
+        part = uuids[start : start + MAX_BULK_ITEMS]
+
+        def send(part: list[str] = part) -> None:
+            with Bundle() as bundle:
+                for uuid in part:
+                    item, key = items[uuid], restamp[uuid]
+                    metadata = {**(item.client_metadata or {}), **identity_metadata(key, digests[key])}
+                    item.update(client_metadata=metadata, bundle=bundle)
+
+        try:
+            call_with_retries(send, f"tagging {len(part)} items with their path")
+        except EncordException as exc:
+            run_logger(__name__).warning("could not tag %d items with their path: %s", len(part), exc)
+    if uuids:
+        run_logger(__name__).info("recognised %d items by content or title and tagged them with their path", len(uuids))
 
 
 def _reserve_slots(folder: StorageFolder, slot_type: SlotType, count: int) -> list[UploadSignedUrl]:

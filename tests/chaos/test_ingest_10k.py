@@ -89,7 +89,7 @@ def test_ten_thousand_files_under_chaos_become_ten_thousand_items(
         block.save("chaos-10k", overwrite=True)
         started = time.perf_counter()
 
-        summary = ingest(CloudSource(block=block), f"chaos/10k-{bucket}", credentials=credentials)
+        summary = ingest(CloudSource(block=block), f"chaos/10k-{bucket}", credentials=credentials, max_failures=CORRUPT)
 
         elapsed = time.perf_counter() - started
         stats = httpx.get(domain + STATS_PATH).json()

@@ -17,8 +17,8 @@ from encord_sandbox import samples
 from encord_sandbox.chaos import ChaosConfig
 from encord_sandbox.server import Sandbox
 
+from prefect_encord.planning.identity import IDENTITY_KEY, PATH_KEY
 from prefect_encord.planning.retries import RetryPolicy
-from prefect_encord.planning.uploads import IDENTITY_KEY
 from prefect_encord.tasks.registration import register_bucket
 from prefect_encord.tasks.uploads import UploadResult, upload_directory
 from prefect_encord.testing import credentials_block
@@ -52,9 +52,14 @@ def _register(
     return sandbox, folder, result.created, tuple(f.error for f in result.unit_errors)
 
 
+def _identity(metadata: dict[str, object]) -> tuple[object, object]:
+    """A local file's identity: its path and its content (two files with the same bytes are two items)."""
+    return metadata[PATH_KEY], metadata[IDENTITY_KEY]
+
+
 def _assert_each_once(folder: StorageFolder, expected: int, key: str = "url") -> None:
     items = list(folder.list_items())
-    identities = Counter(item.url if key == "url" else (item.client_metadata or {})[IDENTITY_KEY] for item in items)
+    identities = Counter(item.url if key == "url" else _identity(item.client_metadata or {}) for item in items)
     assert len(items) == expected and set(identities.values()) == {1}
 
 

@@ -76,25 +76,25 @@ def test_the_ingest_form_is_a_form_not_a_json_editor(stack: dict[str, Any], page
 
     assert page.locator(JSON_EDITOR).count() == 0
     # The source: a choice of two forms, the local one filled with the deployment's directory.
-    assert page.get_by_role("button", name="LocalSource").is_visible()
+    assert page.get_by_role("button", name="Local directory", exact=True).is_visible()
     directory = _property(page, "Directory").locator("textarea, input").first
     assert directory.input_value().endswith(".prefect-encord/example/media")
     # The grouping rule: a pattern field, with the layout's choice of grid / carousel / custom.
     pattern = _property(page, "Pattern").locator("textarea, input").first
     assert pattern.input_value() == r"(?P<key>scene-\d+)_(?P<role>front|rear)"
-    for layout in ("GridLayout", "CarouselLayout", "CustomLayout"):
-        assert page.get_by_role("button", name=layout).is_visible()
+    for layout in ("Grid", "Carousel", "Custom layout"):  # titles, not class names
+        assert page.get_by_role("button", name=layout, exact=True).is_visible()
     # The credentials: Prefect's block picker.
     assert _property(page, "credentials").locator(".schema-form-property-block-document").count() == 1
 
-    page.get_by_role("button", name="CloudSource").click()
+    page.get_by_role("button", name="Bucket", exact=True).click()
     block = _property(page, "Block")
     block.locator(".schema-form-property-block-document").wait_for()
     page.screenshot(path=SCREENSHOTS / "ingest-custom-run-cloud.png", full_page=True)
     for block_type in ("EncordS3Integration", "EncordGcsIntegration", "EncordAzureIntegration"):
         assert block.get_by_role("button", name=block_type).is_visible()
     assert page.locator(JSON_EDITOR).count() == 0
-    page.get_by_role("button", name="LocalSource").click()
+    page.get_by_role("button", name="Local directory", exact=True).click()
 
 
 def test_a_run_submitted_from_the_form_completes_and_shows_its_artifacts(stack: dict[str, Any], page: Any) -> None:
@@ -118,11 +118,11 @@ def test_a_run_submitted_from_the_form_completes_and_shows_its_artifacts(stack: 
     body = {"artifacts": {"key": {"any_": [f"{key}-summary"]}, "flow_run_id": {"any_": [run["id"]]}}}
     (summary,) = httpx.post(f"{stack['api']}/artifacts/filter", json=body).json()
     page.goto(f"{stack['ui']}/artifacts/artifact/{summary['id']}", wait_until="networkidle")
-    page.get_by_text("dataset links").first.wait_for()
+    page.get_by_text("dataset items").first.wait_for()
     page.screenshot(path=SCREENSHOTS / "ingest-run-summary.png", full_page=True)
     text = page.locator("body").inner_text()
     assert "examples/prefect-encord" in text and "prefect-encord example" in text
-    for kind in ("files", "schema keys", "metadata items", "data groups", "dataset links", "project"):
+    for kind in ("files", "schema keys", "metadata items", "data groups", "dataset items", "project"):
         assert kind in text
 
 

@@ -135,7 +135,7 @@ def test_a_user_sees_artifacts_events_and_a_receipt(first_run: IngestSummary) ->
     # One row per kind of thing, so files, groups, keys and links are never added up together.
     table = _count_table(summary)
     assert table["files"]["created"] == 8 and table["data groups"]["created"] == 2
-    assert table["metadata items"]["updated"] == 4 and table["dataset links"]["linked"] == 6
+    assert table["metadata items"]["updated"] == 4 and table["dataset items"]["linked"] == 6
     # The schema keys are the organisation's: created by this run, or already there from another test's.
     keys = table["schema keys"]
     assert keys["created"] + keys.get("already there", 0) == 3 == sum(keys.values())
@@ -144,7 +144,9 @@ def test_a_user_sees_artifacts_events_and_a_receipt(first_run: IngestSummary) ->
     # The schema keys are the organisation's: another test of the session may have created them already.
     ending = by_key[f"{key}-progress"].description
     assert ending is not None and ending.startswith("finished: 8 files created, ")
-    assert ending.endswith("4 metadata items updated, 2 data groups created, 6 dataset links linked, 1 project linked")
+    assert ending.endswith(
+        "4 metadata items updated, 2 data groups created, 6 dataset items linked, 1 project attached"
+    )
     folder = f"encord.folder.{first_run.folder_uuid}"
     events = _events("prefect-encord.", about=folder, since=time.time() - 3600, expected=5)
     names = {e["event"] for e in events}

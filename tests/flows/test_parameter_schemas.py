@@ -21,7 +21,7 @@ from prefect.utilities.callables import parameter_schema
 
 import prefect_encord.flows as flows_package
 from prefect_encord.flows.parameters import GroupingStep, LocalDestination
-from prefect_encord.planning.grouping import KeyPattern, Manifest
+from prefect_encord.planning.grouping import GroupsFile, KeyPattern
 from prefect_encord.planning.layouts import CarouselLayout, CustomLayout, GridLayout
 
 
@@ -65,7 +65,8 @@ def test_no_description_loses_text_in_angle_brackets(name: str) -> None:
 def test_the_grouping_step_offers_typed_rules_and_layouts_with_a_visible_default() -> None:
     schema = parameter_schema(FLOWS["encord-ingest"]).model_dump()
     grouping = schema["definitions"]["GroupingStep"]["properties"]
-    assert {ref["$ref"].rsplit("/", 1)[1] for ref in grouping["rule"]["anyOf"]} == {"KeyPattern", "Manifest"}
+    assert {ref["$ref"].rsplit("/", 1)[1] for ref in grouping["rule"]["anyOf"]} == {"KeyPattern", "GroupsFile"}
+    assert schema["definitions"]["GroupsFile"]["properties"]["path"]["type"] == "string"  # a path, not a JSON box
     layouts = {ref["$ref"].rsplit("/", 1)[1] for ref in grouping["layout"]["anyOf"]}
     assert layouts == {"GridLayout", "CarouselLayout", "CustomLayout"}
     assert grouping["layout"]["default"] == {"kind": "grid", "roles": None}
@@ -73,9 +74,9 @@ def test_the_grouping_step_offers_typed_rules_and_layouts_with_a_visible_default
 
 def test_grouping_rules_and_layouts_still_accept_their_dict_forms() -> None:
     step = GroupingStep.model_validate(
-        {"rule": {"kind": "manifest", "groups": {"g": ["a.png"]}}, "layout": {"kind": "carousel"}}
+        {"rule": {"kind": "groups_file", "path": "groups.csv"}, "layout": {"kind": "carousel"}}
     )
-    assert isinstance(step.rule, Manifest) and isinstance(step.layout, CarouselLayout)
+    assert isinstance(step.rule, GroupsFile) and isinstance(step.layout, CarouselLayout)
     pattern = GroupingStep.model_validate({"rule": {"pattern": r"(?P<key>s\d+)"}})
     assert isinstance(pattern.rule, KeyPattern) and isinstance(pattern.layout, GridLayout)
     custom = GroupingStep.model_validate(
@@ -108,3 +109,45 @@ def test_local_exports_land_under_prefect_home_unless_given_an_absolute_director
         assert LocalDestination().root() == tmp_path / "home" / "encord" / "exports"
         assert LocalDestination(directory="nightly").root() == tmp_path / "home" / "encord" / "exports" / "nightly"
         assert LocalDestination(directory=str(tmp_path / "out")).root() == tmp_path / "out"
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_every_parameter_model_of_ours_refuses_keys_it_does_not_declare(name: str) -> None:
+    """``additionalProperties: false`` in the schema is pydantic's ``extra="forbid"``: a misspelt key is an error."""
+    definitions = parameter_schema(FLOWS[name]).model_dump().get("definitions") or {}
+    ours = {
+        title: spec
+        for title, spec in definitions.items()
+        if _model_of_ours(title) is not None and "block_type_slug" not in spec
+    }  # blocks are forms of their own
+    assert name not in ("encord-ingest", "encord-export-labels") or ours
+    assert all(spec.get("additionalProperties") is False for spec in ours.values()), ours
+
+
+def _model_of_ours(title: str) -> type | None:
+    """The pydantic model named ``title`` in prefect_encord's flows or planning modules, if any."""
+    import prefect_encord.planning as planning
+
+    modules = [f"{package.__name__}.{info.name}" for package in (planning, flows_package)
+               for info in pkgutil.iter_modules(package.__path__)]  # fmt: skip
+    for module in modules:
+        found = getattr(importlib.import_module(module), title, None)
+        if isinstance(found, type) and found.__module__.startswith("prefect_encord"):
+            return found
+    return None
+
+
+def test_a_misspelt_key_is_refused_naming_it_before_the_run_starts() -> None:
+    from prefect.exceptions import ParameterTypeError
+
+    from prefect_encord.blocks.credentials import EncordCredentials
+
+    credentials = EncordCredentials(domain="http://127.0.0.1:9", ssh_private_key="unused")
+    with pytest.raises(ParameterTypeError, match="destination.LocalDestination.locaton: Extra inputs"):
+        FLOWS["encord-export-labels"].validate_parameters(
+            {"project_hash": "p", "destination": {"kind": "local", "locaton": "/data"}, "credentials": credentials}
+        )
+    with pytest.raises(ParameterTypeError, match="source.LocalSource.exlcude: Extra inputs"):
+        FLOWS["encord-ingest"].validate_parameters(
+            {"source": {"kind": "local", "directory": ".", "exlcude": ["*.mp4"]}, "credentials": credentials}
+        )

@@ -31,13 +31,19 @@ def _items(sandbox: Sandbox, folder: str) -> int:
     return int(row["n"])
 
 
+def _shots(tmp_path: Path, count: int) -> Path:
+    """A directory of ``count`` PNGs of their own colour."""
+    media = tmp_path / "media"
+    media.mkdir()
+    for n in range(count):
+        (media / f"shot-{n}.png").write_bytes(samples.png(color=(n, 40, 80)))
+    return media
+
+
 def test_rollback_refuses_items_with_labels_unless_forced(
     prefect_harness: None, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    media = tmp_path / "media"
-    media.mkdir()
-    for n in range(4):
-        (media / f"shot-{n}.png").write_bytes(samples.png(color=(n, 40, 80)))
+    media = _shots(tmp_path, 4)
     runs = tmp_path / "runs"
     monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", str(runs))
     credentials = credentials_block(sandbox)
@@ -74,3 +80,41 @@ def test_rollback_refuses_items_with_labels_unless_forced(
     assert "deleted 4, already gone 0, failed 0" in forced.stdout
     assert _items(sandbox, summary.folder_uuid) == 0
     assert project.list_label_rows_v2() == []
+
+
+def test_rollback_undoes_the_folders_attachment_and_schema_keys_and_names_what_encord_cannot_delete(
+    prefect_harness: None, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect_encord.flows.parameters import MetadataStep
+    from prefect_encord.flows.rollback import rollback
+    from prefect_encord.tasks.metadata_schema import read_organisation_schema
+
+    media = _shots(tmp_path, 3)
+    token = uuid.uuid4().hex[:8]
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(f"rollback{token}.camera: varchar\nrollback{token}.score: number\n")
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", str(tmp_path / "runs"))
+    credentials = credentials_block(sandbox)
+    summary = ingest(
+        source=LocalSource(directory=str(media)),
+        folder_path=f"undo-{token}/deep/er",
+        metadata=MetadataStep(schema_file=str(schema)),
+        dataset=DatasetStep(title=f"undo {token}", project=f"undo {token}"),
+        credentials=credentials,
+    )
+    client = credentials.get_client()
+    assert summary.project_hash and summary.dataset_hash
+
+    result = rollback(summary.run_id, credentials=credentials)
+
+    assert len(result.deleted) == 3 and len(result.folders_deleted) == 3 and result.folders_kept == {}
+    top_level = [f.name for f in client.list_storage_folders(search=f"undo-{token}")]
+    assert top_level == []
+    _, keys = read_organisation_schema(client)
+    assert all(keys[k].deleted for k in (f"rollback{token}.camera", f"rollback{token}.score"))
+    assert result.detached == [f"{summary.project_hash} → {summary.dataset_hash}"]
+    assert client.get_project(summary.project_hash).list_datasets() == []
+    assert list(client.get_dataset(summary.dataset_hash).list_data_rows()) == []
+    # Encord's API cannot delete datasets or projects: both are named, with why, for a person to delete.
+    assert "cannot delete a dataset" in result.kept[f"dataset {summary.dataset_hash}"]
+    assert "cannot delete a project" in result.kept[f"project {summary.project_hash}"]

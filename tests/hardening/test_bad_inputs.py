@@ -498,7 +498,7 @@ def _upload_with(admin: EncordCredentials, tmp_path: Path, bad: dict[str, bytes]
 BAD_FILES: dict[str, tuple[dict[str, bytes], str, str]] = {
     "corrupt-video": ({"clip.mp4": b"\x00\x00\x00\x18ftypmp42 garbage"}, "clip.mp4", "clip.mp4: not a readable video"),
     "text-that-is-not-utf8": ({"notes.txt": b"\xff\xfe caf\xe9"}, "notes.txt", "notes.txt: not a readable plainText"),
-    "empty-file": ({"blank.png": b""}, "blank.png", "blank.png: file is empty"),
+    "empty-file": ({"blank.png": b""}, "blank.png", "file is empty"),
     "dicom-missing-required-tags": (
         {"scan/slice-1.dcm": samples.dicom(omit=["Rows"])},
         "scan",

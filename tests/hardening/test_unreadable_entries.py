@@ -54,5 +54,5 @@ def test_unreadable_directories_and_files_are_listed_not_dropped(
     assert result["items"] == ["good.png"]
     assert result["failed"] == {
         "locked": "cannot read the directory: Permission denied",
-        "secret.png": "secret.png: cannot read: Permission denied",
+        "secret.png": "cannot read: Permission denied",
     }

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from prefect_encord.planning.grouping import (
     MATCH_TIMEOUT_SECONDS,
+    GroupsFile,
     KeyPattern,
     Manifest,
     Member,
@@ -112,3 +114,28 @@ def test_a_pattern_that_backtracks_catastrophically_is_stopped_and_named() -> No
     rule = KeyPattern(pattern="(?P<key>(a|a)+)b")
     with pytest.raises(PatternTooSlow, match=rf"took over {MATCH_TIMEOUT_SECONDS} s on '{'a' * 40}' \(40 characters\)"):
         group_items({"ok-1.png": "u1", "a" * 40: "u2"}, rule)
+
+
+def test_a_groups_file_in_csv_or_json_lists_what_a_manifest_holds(tmp_path: Path) -> None:
+    csv_file = tmp_path / "groups.csv"
+    csv_file.write_text("group,role,item\nscene-1,front,a.png\nscene-1,rear,b.png\n")
+    json_file = tmp_path / "groups.json"
+    json_file.write_text('{"scene-1": {"front": "a.png", "rear": "b.png"}, "all": ["a.png", "b.png"]}')
+    scene = Manifest(groups={"scene-1": {"front": "a.png", "rear": "b.png"}})
+    assert parse_rule(GroupsFile(path=str(csv_file))) == scene
+    assert parse_rule({"kind": "groups_file", "path": str(json_file)}) == Manifest(
+        groups={"scene-1": {"front": "a.png", "rear": "b.png"}, "all": ["a.png", "b.png"]}
+    )
+
+
+def test_a_bad_groups_file_is_refused_naming_the_file_and_row(tmp_path: Path) -> None:
+    twice = tmp_path / "twice.csv"
+    twice.write_text("group,role,item\ng,front,a.png\ng,front,b.png\n")
+    with pytest.raises(ValueError, match=r"twice.csv, row 2: group 'g' has role 'front' twice"):
+        parse_rule(GroupsFile(path=str(twice)))
+    repeated = tmp_path / "repeated.json"
+    repeated.write_text('{"g": ["a.png"], "g": ["b.png"]}')
+    with pytest.raises(ValueError, match=r"repeated.json: .*'g'"):
+        parse_rule(GroupsFile(path=str(repeated)))
+    with pytest.raises(ValueError, match=r"must be a .csv or .json file"):
+        GroupsFile(path="groups.xlsx")

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefect_encord.planning import manifests
+from prefect_encord.planning.identity import IDENTITY_KEY
 from prefect_encord.planning.manifests import (
     InvalidRow,
     ManifestEntry,
@@ -31,7 +32,6 @@ from prefect_encord.planning.manifests import (
     value_problem,
 )
 from prefect_encord.planning.schema import KeyType, embedding_type, enum_type
-from prefect_encord.planning.uploads import IDENTITY_KEY
 
 TYPES = {
     "flag": KeyType(kind="boolean"),

@@ -83,10 +83,10 @@ def test_a_real_file_of_each_format_passes() -> None:
 )
 def test_bytes_of_no_format_of_the_kind_are_refused_naming_the_file(name: str, data: bytes, kind: str) -> None:
     message = refusal(name, data[:HEAD_BYTES])
-    assert message is not None and message.startswith(f"{name}: not a ") and kind in message
+    assert message is not None and message.startswith("not a ") and kind in message
     assert repr(data[:12]) in message
 
 
 def test_an_empty_file_is_refused_whatever_its_kind() -> None:
-    assert refusal("notes.txt", b"") == "notes.txt: file is empty"
-    assert refusal("a.png", b"") == "a.png: file is empty"
+    assert refusal("notes.txt", b"") == "file is empty"
+    assert refusal("a.png", b"") == "file is empty"

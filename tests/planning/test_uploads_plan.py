@@ -9,17 +9,16 @@ from collections.abc import Sequence
 import pytest
 from encord.orm.storage import UploadLongPollingState, UploadSignedUrl
 
+from prefect_encord.planning.identity import IDENTITY_KEY, PATH_KEY
 from prefect_encord.planning.ordering import natural_key
 from prefect_encord.planning.retries import RetryPolicy
 from prefect_encord.planning.uploads import (
-    IDENTITY_KEY,
     MAX_SEQUENCE_FRAMES,
     UploadUnit,
     assign_slots,
     is_candidate,
     job_batches,
     media_type,
-    pending_units,
     plan_units,
     registration,
     settle,
@@ -165,15 +164,6 @@ def test_a_single_file_is_identified_by_its_sha256_and_a_composite_by_kind_and_o
     assert len({unit_digest(u, digests) for u in (group, sequence, reordered)}) == 3
 
 
-def test_pending_units_skip_present_content_and_share_repeated_content() -> None:
-    units = [UploadUnit(k, "image", k, (k,), "image") for k in ("a.png", "b.png", "copy-of-b.png", "c.png")]
-    digests = {"a.png": "A", "b.png": "B", "copy-of-b.png": "B", "c.png": "C"}
-    pending = pending_units(units, digests, existing={"A": "item-a"})
-    assert [u.key for u in pending.upload] == ["b.png", "c.png"]
-    assert pending.present == {"a.png": "item-a"}
-    assert pending.twins == {"copy-of-b.png": "b.png"}
-
-
 # --- requests -----------------------------------------------------------------------------------
 
 
@@ -231,14 +221,14 @@ def test_one_job_body_registers_every_kind_by_placeholder_with_its_identity() ->
     ]  # fmt: skip
     image = items.images[0]
     assert image.placeholder_item_uuid == slots["a.png"].item_uuid and image.object_url == slots["a.png"].object_key
-    assert image.client_metadata == {"source": "lab", IDENTITY_KEY: "digest-a.png"}
+    assert image.client_metadata == {"source": "lab", PATH_KEY: "a.png", IDENTITY_KEY: "digest-a.png"}
     group, sequence = items.image_groups
     assert (group.title, group.create_video, sequence.create_video) == ("g", False, True)
     assert [f.placeholder_item_uuid for f in group.images] == [slots["g/1.png"].item_uuid, slots["g/2.png"].item_uuid]
     assert [f.title for f in group.images] == ["1.png", "2.png"]
     (series,) = items.dicom_series
     assert [f.url for f in series.dicom_files] == [slots["ct/1.dcm"].object_key, slots["ct/2.dcm"].object_key]
-    assert series.client_metadata[IDENTITY_KEY] == "digest-ct"
+    assert series.client_metadata == {"source": "lab", PATH_KEY: "ct", IDENTITY_KEY: "digest-ct"}
     wire = items.to_dict()
     assert wire["images"][0]["placeholderItemUuid"] == str(slots["a.png"].item_uuid)
 

@@ -13,11 +13,11 @@ import pytest
 from encord.orm.storage import StorageItemType, UploadSignedUrl
 from encord.storage import StorageFolder
 from encord_sandbox import Sandbox
-from encord_sandbox.samples import png, text
+from encord_sandbox.samples import jpeg, png, text
 
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.planning.identity import IDENTITY_KEY, PATH_KEY
 from prefect_encord.planning.retries import RetryPolicy
-from prefect_encord.planning.uploads import IDENTITY_KEY
 from prefect_encord.tasks import uploads
 from prefect_encord.tasks.uploads import UploadResult, put_file, upload_directory
 from prefect_encord.testing import credentials_block
@@ -85,36 +85,77 @@ def test_uploads_every_media_type_with_its_facts_and_identity(
     assert items["red.png"].client_metadata[IDENTITY_KEY] == hashlib.sha256((tree / "red.png").read_bytes()).hexdigest()
 
 
-def test_a_rerun_creates_nothing_new_and_moved_or_copied_files_are_not_duplicated(
+def test_a_rerun_creates_nothing_a_copy_or_move_is_its_own_item_and_a_rewrite_is_reported(
     credentials: EncordCredentials, folder: StorageFolder, tree: Path, http_log: HttpLog
 ) -> None:
     first = _upload(credentials, folder, tree)
-    before = {name: item.uuid for name, item in _items(folder).items()}
+    http_log.api.clear()
+    http_log.transfers.clear()
+    again = _upload(credentials, folder, tree)
+    assert again.failed == {} and again.jobs == [] and http_log.transfers == []
+    assert again.items == first.items and set(again.skipped) == set(first.items)
+    assert http_log.calls("POST", "/upload-signed-urls") == 0 and http_log.calls("POST", "/data-upload-jobs") == 0
+
     (tree / "moved").mkdir()
     (tree / "red.png").rename(tree / "moved" / "red-renamed.png")
     shutil.copy(tree / "blue.png", tree / "blue-copy.png")
-    http_log.api.clear()
-    http_log.transfers.clear()
+    (tree / "green.jpg").write_bytes(jpeg(color=(1, 2, 3)))  # rewritten since its upload
+    third = _upload(credentials, folder, tree)
 
-    second = _upload(credentials, folder, tree)
-
-    assert second.failed == {} and second.jobs == [] and http_log.transfers == []
-    assert second.items["moved/red-renamed.png"] == first.items["red.png"]
-    assert second.items["blue-copy.png"] == first.items["blue.png"]
-    assert set(second.skipped) == set(second.items)
-    assert {name: item.uuid for name, item in _items(folder).items()} == before
-    assert http_log.calls("POST", "/upload-signed-urls") == 0 and http_log.calls("POST", "/data-upload-jobs") == 0
+    assert third.failed == {}
+    new = {key for key in third.items if key not in third.skipped and key not in third.changed}
+    assert new == {"moved/red-renamed.png", "blue-copy.png"}
+    assert third.items["blue-copy.png"] != first.items["blue.png"]
+    assert third.changed == {"green.jpg": first.items["green.jpg"]}  # reported, its item kept as it was
+    assert len(list(folder.list_items())) == len(first.items) + 2
 
 
-def test_the_same_content_twice_in_one_run_becomes_one_item(
+def test_twelve_files_with_the_same_bytes_are_twelve_items_and_a_rerun_adds_none(
     credentials: EncordCredentials, folder: StorageFolder, tmp_path: Path
 ) -> None:
-    for name in ("a.png", "b/a-again.png"):
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_bytes(png())
-    result = upload_directory.fn(credentials, folder.uuid, tmp_path)
-    assert result.items["a.png"] == result.items["b/a-again.png"] and result.skipped == ["b/a-again.png"]
-    assert len(_items(folder)) == 1
+    for n in range(12):
+        (tmp_path / f"blank-{n:02d}.png").write_bytes(png())
+    first = upload_directory.fn(credentials, folder.uuid, tmp_path)
+    assert first.failed == {} and first.skipped == [] and len(set(first.items.values())) == 12
+    assert {item.name for item in folder.list_items()} == {f"blank-{n:02d}.png" for n in range(12)}
+
+    again = upload_directory.fn(credentials, folder.uuid, tmp_path)
+    assert again.items == first.items and again.jobs == [] and len(list(folder.list_items())) == 12
+
+
+def _replace_metadata(folder: StorageFolder, metadata: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """What the Encord UI or another SDK script may do: write an item's client metadata whole."""
+    for item in folder.list_items():
+        item.update(client_metadata=metadata(dict(item.client_metadata or {})))
+
+
+def test_items_of_the_digest_only_version_are_recognised_without_uploading_and_tagged_with_their_path(
+    credentials: EncordCredentials, folder: StorageFolder, tree: Path, http_log: HttpLog
+) -> None:
+    first = _upload(credentials, folder, tree)
+    _replace_metadata(folder, lambda m: {k: v for k, v in m.items() if k != PATH_KEY})  # as the old version left them
+    http_log.transfers.clear()
+
+    upgraded = _upload(credentials, folder, tree)
+
+    assert upgraded.items == first.items and upgraded.jobs == [] and http_log.transfers == []
+    paths = {str(item.uuid): (item.client_metadata or {}).get(PATH_KEY) for item in folder.list_items()}
+    assert paths == {item: key for key, item in first.items.items()}
+
+
+def test_items_whose_metadata_was_replaced_outside_are_not_duplicated_and_keep_the_new_metadata(
+    credentials: EncordCredentials, folder: StorageFolder, tree: Path, http_log: HttpLog
+) -> None:
+    first = _upload(credentials, folder, tree)
+    _replace_metadata(folder, lambda m: {"reviewed": True})
+    http_log.transfers.clear()
+
+    again = _upload(credentials, folder, tree)
+
+    assert again.items == first.items and again.jobs == [] and http_log.transfers == []
+    for item in folder.list_items():
+        assert item.client_metadata["reviewed"] is True
+        assert {PATH_KEY, IDENTITY_KEY} <= set(item.client_metadata)
 
 
 def test_a_corrupt_or_unsupported_file_fails_alone(
@@ -131,7 +172,7 @@ def test_a_corrupt_or_unsupported_file_fails_alone(
 
     assert set(result.items) == {"good.png", "notes.txt"}
     assert result.failed["corrupt.png"] == (
-        "corrupt.png: not a PNG, JPEG, GIF, WebP, BMP or TIFF image (it starts b'this is not '), so it was not uploaded"
+        "not a PNG, JPEG, GIF, WebP, BMP or TIFF image (it starts b'this is not '), so it was not uploaded"
     )
     assert result.failed["archive.zip"] == "unsupported file type '.zip'"
     assert "broken.dcm" in result.failed["series"]
