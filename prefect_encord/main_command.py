@@ -222,8 +222,8 @@ def run(args: argparse.Namespace) -> int:
         parameters["folder_path"] = args.folder or f"ingest/{Path(args.source or args.bucket_block).name}"
         if args.schema or args.manifest:
             parameters["metadata"] = MetadataStep(
-                schema_file=args.schema,
-                manifest=args.manifest,
+                schema_file=args.schema or "",
+                manifest=args.manifest or "",
                 mode=args.metadata_mode or "merge",
                 allow_unknown_keys=bool(args.allow_unknown_keys),
             )
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
             layout = CarouselLayout() if args.layout == "carousel" else GridLayout()
             parameters["grouping"] = GroupingStep(rule=KeyPattern(pattern=args.group_pattern), layout=layout)
         if args.dataset:
-            parameters["dataset"] = DatasetStep(title=args.dataset, project=args.project)
+            parameters["dataset"] = DatasetStep(title=args.dataset, project=args.project or "")
 
     # Before a sandbox or Prefect server starts: a refusal comes at once, and nothing is written.
     check_inputs(

@@ -76,6 +76,24 @@ class TooManyFailures(Exception):
         return str(self.args[0])
 
 
+class _OneLineForTooManyFailures(logging.Filter):
+    """Prefect's engine, when a deployment's run ends Failed, logs the state's exception "exited with unexpected
+    exception" with its whole traceback. A :class:`TooManyFailures` is no crash but the run's verdict, and its
+    message already says everything: it is logged as one line, the run's state message, without the traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], TooManyFailures):
+            record.msg, record.args = "The run ended Failed: %s", (str(record.exc_info[1]),)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+for _engine_logger in ("prefect.engine", "prefect.flow_runs"):  # the worker's engine logs with either
+    logging.getLogger(_engine_logger).addFilter(_OneLineForTooManyFailures())
+
+
 def artifact_key(flow: str, subject: str) -> str:
     """A Prefect artifact key for ``flow`` about ``subject`` (a folder path, a project…), e.g.
     ``encord-ingest-cams-2026``: two pipelines' artifacts keep separate histories in the UI.

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from prefect_encord.blocks import CloudBlock
 from prefect_encord.planning.grouping import GroupsFile, KeyPattern
@@ -71,6 +71,17 @@ class CloudSource(ParameterModel):
         "(a wrong prefix or an emptied bucket must not empty the folder).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _names_its_block(cls, value: Any) -> Any:
+        """A cloud source without its block (``ingest-hourly`` as shipped) says so, not "'local' was expected"."""
+        if isinstance(value, dict) and value.get("kind") == "cloud" and value.get("block") is None:
+            raise ValueError(
+                "a bucket source needs its saved cloud integration block: pick it in the form's Block "
+                "picker, or name it in prefect.yaml as block: {$ref: {block_document_slug: ...}}"
+            )
+        return value
+
 
 #: A plain union (``anyOf``), which the Prefect UI renders as a choice of forms; a discriminated one
 #: (``oneOf`` + ``discriminator``) it shows as a raw JSON box. ``kind`` still tells the two apart.
@@ -82,8 +93,11 @@ class MetadataStep(ParameterModel):
 
     model_config = ConfigDict(title="Metadata")  # the Prefect UI's label, not the class name
 
-    schema_file: str | None = Field(default=None, description="JSON or YAML file declaring the metadata schema.")
-    manifest: str | None = Field(default=None, description="CSV, JSON, JSONL or Parquet manifest of item metadata.")
+    # Plain strings, empty for none: an optional string is a "str | None" choice in the Prefect UI.
+    schema_file: str = Field(default="", description="JSON or YAML file declaring the metadata schema (empty: none).")
+    manifest: str = Field(
+        default="", description="CSV, JSON, JSONL or Parquet manifest of item metadata (empty: none)."
+    )
     key_by: Literal["name", "url", "uuid"] = Field(
         default="name",
         description="How the manifest names each item: by its file name, its URL (bucket objects) or its "
@@ -100,9 +114,9 @@ class MetadataStep(ParameterModel):
 
     @field_validator("manifest")
     @classmethod
-    def _readable_manifest(cls, manifest: str | None) -> str | None:
+    def _readable_manifest(cls, manifest: str) -> str:
         """Refuse, before the run writes anything, a manifest of unknown format or one needing a missing extra."""
-        if manifest is not None:
+        if manifest:
             check_readable(manifest)
         return manifest
 
@@ -129,7 +143,7 @@ class DatasetStep(ParameterModel):
     model_config = ConfigDict(title="Dataset and project")  # the Prefect UI's label, not the class name
 
     title: str = Field(description="Dataset title; created if no dataset has it.")
-    project: str | None = Field(default=None, description="Project title or hash to attach the dataset to.")
+    project: str = Field(default="", description="Project title or hash to attach the dataset to (empty: none).")
 
 
 class LocalDestination(ParameterModel):

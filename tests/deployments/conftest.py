@@ -94,6 +94,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterato
         "PREFECT_WORKER_QUERY_SECONDS": "2",
         "PREFECT_WORKER_PREFETCH_SECONDS": "2",
         "PWD": str(workdir),
+        # SQLite waits up to this long for a lock instead of answering 503, which the UI does not retry (the
+        # default, 10 s, is short on a 2-core machine with a worker, the relay and the tests all writing).
+        "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
         "NO_PROXY": "127.0.0.1,localhost",
     }
     env.pop("PREFECT_API_KEY", None)
@@ -104,7 +107,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterato
         )
         _wait_for(f"{api}/health", server, "the Prefect server")
         with temporary_settings(updates={PREFECT_API_URL: api}):
-            credentials_block(sandbox).save("encord", overwrite=True)
+            credentials_id = credentials_block(sandbox).save("encord", overwrite=True)
         processes.run(str(BIN / "prefect"), "work-pool", "create", "encord", "--type", "process")
         deployed = processes.run(str(BIN / "prefect"), "--no-prompt", "deploy", "--all")
         relay = processes.start(
@@ -121,6 +124,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterato
             "processes": processes,
             "deployed": deployed,
             "relay_port": relay_port,
+            "credentials_id": str(credentials_id),  # deployments reference the saved block by this id
         }
     finally:
         processes.stop()

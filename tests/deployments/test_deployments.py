@@ -78,7 +78,7 @@ def test_export_started_as_from_the_ui(stack: dict[str, Any], sandbox: Sandbox, 
     assert run["state_type"] == "COMPLETED", stack["processes"].logs()
     assert (tmp_path / "ui-export" / "labels" / project_hash / "labels" / f"{data_hash}.json").exists()
     # The run was given the credentials block by reference (the deployment's default), never its key.
-    assert run["parameters"]["credentials"] == {"$ref": {"block_document_slug": "encord-credentials/encord"}}
+    assert run["parameters"]["credentials"] == {"$ref": {"block_document_id": stack["credentials_id"]}}
 
 
 def test_export_triggered_by_an_encord_webhook(stack: dict[str, Any], sandbox: Sandbox, tmp_path: Path) -> None:

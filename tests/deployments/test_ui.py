@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from prefect_encord.reporting import artifact_key
+from prefect_encord.events import RUN_FAILURES_EVENT
+from prefect_encord.reporting import COMPLETED_WITH_FAILURES, artifact_key
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by the dev extra")
 expect = playwright.expect
@@ -100,12 +102,10 @@ def test_the_ingest_form_is_a_form_not_a_json_editor(stack: dict[str, Any], page
 def test_a_run_submitted_from_the_form_completes_and_shows_its_artifacts(stack: dict[str, Any], page: Any) -> None:
     deployment = _deployment(stack, "encord-ingest/ingest-directory")
     _wait_until_idle(stack)  # the other tests' runs write to the server's SQLite too
-    _submit(stack, deployment["id"], page)
-
-    run = _finished_run(stack, deployment["id"])
+    run = _finished_run(stack, _submit(stack, deployment["id"], page))
     assert run["state_type"] == "COMPLETED", stack["processes"].logs()
     # The form sent the credentials as the deployment's reference to the saved block, never the key.
-    assert run["parameters"]["credentials"] == {"$ref": {"block_document_slug": "encord-credentials/encord"}}
+    assert run["parameters"]["credentials"] == {"$ref": {"block_document_id": stack["credentials_id"]}}
 
     page.goto(f"{stack['ui']}/runs/flow-run/{run['id']}", wait_until="networkidle")
     page.get_by_role("tab", name="Artifacts").or_(page.get_by_text("Artifacts", exact=True)).first.click()
@@ -126,6 +126,99 @@ def test_a_run_submitted_from_the_form_completes_and_shows_its_artifacts(stack: 
         assert kind in text
 
 
+def _with_a_corrupt_file(stack: dict[str, Any], tmp_path: Path) -> Path:
+    """The bundled example's media (so its manifest and groups still fit) and one PNG that is no image."""
+    media = tmp_path / "media"
+    shutil.copytree(stack["workdir"] / ".prefect-encord" / "example" / "media", media)
+    (media / "corrupt.png").write_bytes(b"not an image at all")
+    return media
+
+
+def _fill(media: Path, folder: str, max_failures: int | None = None) -> Any:
+    """What a person types into the ingest form: another directory, a new folder, and maybe a tolerance."""
+
+    def fill(page: Any) -> None:
+        _property(page, "Directory").locator("textarea, input").first.fill(str(media))
+        _property(page, "folder_path").locator("textarea, input").first.fill(folder)
+        if max_failures is not None:
+            _property(page, "max_failures").locator("input").first.fill(str(max_failures))
+
+    return fill
+
+
+def test_a_run_with_a_corrupt_file_is_red_and_says_how_to_undo_it(
+    stack: dict[str, Any], page: Any, tmp_path: Path
+) -> None:
+    deployment = _deployment(stack, "encord-ingest/ingest-directory")
+    _wait_until_idle(stack)
+    folder = f"ui/corrupt-{uuid.uuid4().hex[:6]}"
+    run = _finished_run(stack, _submit(stack, deployment["id"], page, _fill(_with_a_corrupt_file(stack, tmp_path),
+                                                                              folder)))  # fmt: skip
+
+    assert (run["state_type"], run["state_name"]) == ("FAILED", "Failed"), stack["processes"].logs()
+    message = run["state"]["message"]
+    assert message.startswith("1 failure (1 in files)") and f"prefect-encord rollback {run['id']}" in message
+    page.goto(f"{stack['ui']}/runs/flow-run/{run['id']}", wait_until="networkidle")
+    page.get_by_text("Failed", exact=True).first.wait_for()
+    page.screenshot(path=SCREENSHOTS / "ingest-run-failed.png", full_page=True)
+    assert "Traceback" not in page.locator("body").inner_text()
+
+
+def test_a_tolerated_failure_completes_with_failures_and_its_event_is_in_the_feed(
+    stack: dict[str, Any], page: Any, tmp_path: Path
+) -> None:
+    deployment = _deployment(stack, "encord-ingest/ingest-directory")
+    _wait_until_idle(stack)
+    folder = f"ui/tolerated-{uuid.uuid4().hex[:6]}"
+    fill = _fill(_with_a_corrupt_file(stack, tmp_path), folder, max_failures=1)
+    run = _finished_run(stack, _submit(stack, deployment["id"], page, fill))
+
+    assert (run["state_type"], run["state_name"]) == ("COMPLETED", COMPLETED_WITH_FAILURES), stack["processes"].logs()
+    body = {"filter": {"event": {"name": [RUN_FAILURES_EVENT]},
+                       "any_resource": {"id": [f"prefect.flow-run.{run['id']}"]}}, "limit": 5}  # fmt: skip
+    deadline, events = time.monotonic() + 60, []
+    while not events and time.monotonic() < deadline:  # events reach the server a little after the run ends
+        events = httpx.post(f"{stack['api']}/events/filter", json=body).json()["events"]
+        time.sleep(0 if events else 1)
+    (event,) = events
+    assert event["payload"]["state"] == COMPLETED_WITH_FAILURES and event["payload"]["by_kind"] == {"files": 1}
+    # The event's page in the UI's feed. Prefect's UI names only its own kinds of resource (flow runs,
+    # deployments…) and shows others by id; the folder's name is in the event, on its Raw tab.
+    page.goto(f"{stack['ui']}/events/event/{event['occurred'][:10]}/{event['id']}", wait_until="networkidle")
+    page.get_by_text(RUN_FAILURES_EVENT).first.wait_for()
+    page.screenshot(path=SCREENSHOTS / "event-run-failures.png", full_page=True)
+    page.get_by_role("tab", name="Raw").or_(page.get_by_text("Raw", exact=True)).first.click()
+    expect(page.locator("body")).to_contain_text(f'"prefect.resource.name": "{folder}"')
+
+
+#: Labels that are a class's or a type's name, never what a person reads. (Prefect's UI labels "not given" None;
+#: an optional list or time still shows its type's name, which this does not yet refuse.)
+CLASS_NAMES = re.compile(r"^(LocalSource|CloudSource|KeyPattern|GroupsFile|GridLayout|CarouselLayout|"
+                         r"CustomLayout|MetadataStep|GroupingStep|DatasetStep|LocalDestination|CloudDestination|"
+                         r"LabelRowFilters|str|int|bool)$")  # fmt: skip
+
+
+def test_every_deployments_form_is_a_form_with_the_credentials_picker_filled(stack: dict[str, Any], page: Any) -> None:
+    deployments = httpx.post(f"{stack['api']}/deployments/filter", json={}).json()
+    assert len(deployments) >= 8
+    for deployment in deployments:
+        page.goto(f"{stack['ui']}/deployments/deployment/{deployment['id']}/run", wait_until="networkidle")
+        page.get_by_text("Parameters", exact=True).wait_for()
+        name = deployment["name"]
+        picker = _property(page, "credentials")
+        expect(picker).to_contain_text("encord")  # the default block, shown by name
+        tabs = page.locator(".schema-form-property button")
+        labels = [tabs.nth(i).inner_text().strip() for i in range(tabs.count())]
+        for index, label in enumerate(labels):  # every view a person can reach by its tabs
+            if label and not label.startswith(("Add", "Remove")) and tabs.nth(index).is_visible():
+                tabs.nth(index).click()
+                assert page.locator(JSON_EDITOR).count() == 0, f"{name}: a JSON box behind the {label!r} tab"
+        page.screenshot(path=SCREENSHOTS / f"form-{name}.png", full_page=True)
+        headings = page.locator(".schema-form-property__label").all_inner_texts()
+        shown = [text.replace("(Optional)", "").strip() for text in [*headings, *labels]]
+        assert not [text for text in shown if CLASS_NAMES.match(text)], f"{name}: class names as labels: {shown}"
+
+
 def _open_form(stack: dict[str, Any], deployment_id: str, page: Any) -> None:
     """The deployment's Custom Run page, once the form holds the deployment's values (before that, it would
     submit an empty source)."""
@@ -133,31 +226,37 @@ def _open_form(stack: dict[str, Any], deployment_id: str, page: Any) -> None:
     expect(_property(page, "Directory").locator("textarea, input").first).to_have_value(re.compile("example/media$"))
 
 
-def _submit(stack: dict[str, Any], deployment_id: str, page: Any, attempts: int = 3) -> None:
-    """Open the form and submit it until the server has created a flow run (its word, not the page's URL,
-    which a busy browser may take long to change).
+def _submit(stack: dict[str, Any], deployment_id: str, page: Any, fill: Any = None, attempts: int = 5) -> str:
+    """Open the form, let ``fill(page)`` change it, and submit it until the server has created a flow run (its
+    word, not the page's URL, which a busy browser may take long to change); returns the new run's id.
 
     The local server answers 503 when its SQLite is busy (Prefect's own clients retry those; its UI shows
     "Oops"); then the form is opened afresh and sent again, as a person would. Only a 5xx leads to another
-    attempt, never a refusal of the form, and only while no run exists, so at most one run is made. With no
-    run in the end, say what the page showed and what the server answered.
+    attempt, never a refusal of the form, and only while no new run exists, so at most one run is made. With
+    no run in the end, say what the page showed and what the server answered.
     """
     errors: list[str] = []
     page.on("response", lambda r: errors.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 500 else None)
     body = {"deployments": {"id": {"any_": [deployment_id]}}}
+    before = {run["id"] for run in httpx.post(f"{stack['api']}/flow_runs/filter", json=body).json()}
     for _ in range(attempts):
         seen = len(errors)
         _open_form(stack, deployment_id, page)
+        if fill is not None:
+            fill(page)
         page.get_by_role("button", name="Submit").click()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if httpx.post(f"{stack['api']}/flow_runs/filter", json=body).json():
-                return
+            new = [r["id"] for r in httpx.post(f"{stack['api']}/flow_runs/filter", json=body).json()
+                   if r["id"] not in before]  # fmt: skip
+            if new:
+                return str(new[0])
             if len(errors) > seen:
                 break
             time.sleep(1)
         if len(errors) == seen:
             break  # no server error: the form was refused, or nothing happened; another attempt would not help
+        _wait_until_idle(stack)  # what kept the server's database busy
         time.sleep(3)
     page.screenshot(path=SCREENSHOTS / "ingest-submit-refused.png", full_page=True)
     raise AssertionError(
@@ -174,12 +273,11 @@ def _wait_until_idle(stack: dict[str, Any], timeout: float = 120) -> None:
         time.sleep(1)
 
 
-def _finished_run(stack: dict[str, Any], deployment_id: str, timeout: float = 240) -> dict[str, Any]:
+def _finished_run(stack: dict[str, Any], run_id: str, timeout: float = 240) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
-    body = {"deployments": {"id": {"any_": [deployment_id]}}}
     while time.monotonic() < deadline:
-        runs = httpx.post(f"{stack['api']}/flow_runs/filter", json=body).json()
-        if runs and runs[0]["state_type"] in ("COMPLETED", "FAILED", "CRASHED"):
-            return dict(runs[0])
+        run = httpx.get(f"{stack['api']}/flow_runs/{run_id}").json()
+        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED"):
+            return dict(run)
         time.sleep(1)
     raise AssertionError(f"the run submitted from the form did not finish:\n{stack['processes'].logs()}")
