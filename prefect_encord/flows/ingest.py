@@ -35,6 +35,7 @@ from prefect_encord.inventory import forget_units
 from prefect_encord.item_map import ItemMap, ItemMapWriter
 from prefect_encord.planning.grouping import parse_rule
 from prefect_encord.planning.ids import is_uuid
+from prefect_encord.planning.layouts import parse_layout
 from prefect_encord.planning.manifests import read_manifest
 from prefect_encord.planning.schema import schema_from_file
 from prefect_encord.reporting import (
@@ -189,6 +190,7 @@ def check_inputs(
             pass
     if grouping is not None:
         parse_rule(grouping.rule)
+        parse_layout(grouping.layout)
 
 
 def _ingest_files(

@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from prefect_encord.blocks import CloudBlock
 from prefect_encord.planning.grouping import GroupsFile, KeyPattern
-from prefect_encord.planning.layouts import CarouselLayout, CustomLayout, GridLayout
+from prefect_encord.planning.layouts import CarouselLayout, GridLayout, LayoutFile
 from prefect_encord.planning.manifests import check_readable
 from prefect_encord.planning.parameter_models import ParameterModel
 from prefect_encord.settings import local_directory
@@ -49,8 +49,8 @@ class CloudSource(ParameterModel):
     exclude: list[str] = Field(default_factory=list, description="Glob patterns of keys to leave out.")
     modified_since: datetime | None = Field(default=None, description="Only objects modified at or after this.")
     # Not ``keys``: Prefect copies a model passed to a subflow with dict(model), which calls a ``keys`` attribute.
-    object_keys: list[str] | None = Field(
-        default=None,
+    object_keys: list[str] = Field(
+        default_factory=list,
         description="Only the objects of these keys' directories, e.g. the keys of a bucket notification "
         "event (the ingest-on-upload deployment passes them); empty or unset: the whole bucket.",
     )
@@ -130,10 +130,10 @@ class GroupingStep(ParameterModel):
         description="A key pattern over file names or paths (a named group 'key', optionally 'role'), or a "
         "CSV or JSON file listing each group's members."
     )
-    layout: GridLayout | CarouselLayout | CustomLayout = Field(
+    layout: GridLayout | CarouselLayout | LayoutFile = Field(
         default=GridLayout(),
-        description="A grid (the default) or a carousel, in the order of the roles given; or a custom layout "
-        "tree over the rule's roles.",
+        description="A grid (the default) or a carousel, in the order of the roles given; or a JSON file with a "
+        "custom layout tree over the rule's roles.",
     )
 
 

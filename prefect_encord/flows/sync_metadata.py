@@ -30,8 +30,9 @@ def sync_metadata(
 ) -> State[MetadataImportResult | None]:
     """Apply a metadata schema and import a manifest into the items of a folder.
 
-    Ends "Completed with failures" if any row or key was refused. Called directly, the flow returns the
-    :class:`MetadataImportResult` (None without a manifest).
+    Ends Failed if any row or key was refused, naming how many and where they are listed. Called directly,
+    the flow returns the :class:`MetadataImportResult` (None without a manifest), or raises ``TooManyFailures``
+    carrying it.
 
     Args:
         folder_path: Storage folder whose items the manifest names (e.g. "projects/2026/cams").

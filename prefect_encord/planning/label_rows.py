@@ -30,18 +30,20 @@ class LabelRowFilters(ParameterModel):
 
     model_config = ConfigDict(title="Label row filters")  # the Prefect UI's label, not the class name
 
-    data_hashes: list[str] | None = Field(default=None, description="Only rows of these data units.")
-    label_hashes: list[str] | None = Field(default=None, description="Only these label rows.")
+    # Plain lists, empty for any: the Prefect UI's form hangs on an optional list's "list" tab.
+    data_hashes: list[str] = Field(default_factory=list, description="Only rows of these data units (empty: any).")
+    label_hashes: list[str] = Field(default_factory=list, description="Only these label rows (empty: any).")
     edited_before: datetime | None = Field(default=None, description="Only rows last edited before this time.")
     edited_after: datetime | None = Field(default=None, description="Only rows last edited after this time.")
-    statuses: list[AnnotationTaskStatus] | None = Field(
-        default=None, description="Only rows whose task has one of these statuses (QUEUED, … COMPLETED)."
+    statuses: list[AnnotationTaskStatus] = Field(
+        default_factory=list, description="Only rows whose task has one of these statuses (QUEUED, … COMPLETED)."
     )
-    data_title_eq: str | None = Field(default=None, description="Only rows whose data title is exactly this.")
-    data_title_like: str | None = Field(default=None, description="Only rows whose data title matches (SQL LIKE).")
-    workflow_node_eq: str | None = Field(default=None, description="Only rows at the workflow stage of this title.")
-    workflow_node_like: str | None = Field(
-        default=None, description="Only rows at a workflow stage whose title matches (SQL LIKE)."
+    # Plain strings, empty for any: an optional string is a "str | None" choice in the Prefect UI.
+    data_title_eq: str = Field(default="", description="Only rows whose data title is exactly this (empty: any).")
+    data_title_like: str = Field(default="", description="Only rows whose data title matches (SQL LIKE; empty: any).")
+    workflow_node_eq: str = Field(default="", description="Only rows at the workflow stage of this title (empty: any).")
+    workflow_node_like: str = Field(
+        default="", description="Only rows at a workflow stage whose title matches (SQL LIKE; empty: any)."
     )
     include_client_metadata: bool = Field(default=False, description="Carry each data unit's client metadata.")
     include_children: bool = Field(
@@ -62,15 +64,15 @@ class LabelRowFilters(ParameterModel):
         if edited_after is not None and (after is None or edited_after > after):
             after = edited_after
         return {
-            "data_hashes": self.data_hashes,
-            "label_hashes": self.label_hashes,
+            "data_hashes": self.data_hashes or None,
+            "label_hashes": self.label_hashes or None,
             "edited_before": self.edited_before,
             "edited_after": after,
-            "label_statuses": self.statuses,
-            "data_title_eq": self.data_title_eq,
-            "data_title_like": self.data_title_like,
-            "workflow_graph_node_title_eq": self.workflow_node_eq,
-            "workflow_graph_node_title_like": self.workflow_node_like,
+            "label_statuses": self.statuses or None,
+            "data_title_eq": self.data_title_eq or None,
+            "data_title_like": self.data_title_like or None,
+            "workflow_graph_node_title_eq": self.workflow_node_eq or None,
+            "workflow_graph_node_title_like": self.workflow_node_like or None,
             "include_client_metadata": self.include_client_metadata,
             "include_children": self.include_children,
             "branch_name": self.branch_name,
@@ -82,6 +84,7 @@ class LabelRowFilters(ParameterModel):
         Lists are compared as sets (the order hashes or statuses were given in selects nothing different).
         """
         fields = {k: sorted(v) if isinstance(v, list) else v for k, v in self.model_dump(mode="json").items()}
+        fields.update({k: None for k, v in fields.items() if v in ("", [])})  # as when empty was None: same digests
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 

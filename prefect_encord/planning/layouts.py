@@ -9,7 +9,8 @@ data-group inputs:
 * :class:`CustomLayout` → ``DataGroupCustom``: a tree of row/column splits (``LayoutGrid``) with
   single-unit tiles (``DataUnitTile``) and carousel tiles (``DataUnitCarouselTile``), tile settings
   (``title``, ``is_read_only``) and a timeline, written with the SDK's own ``encord.orm.group_layout``
-  classes (or the equivalent dicts) whose keys are roles.
+  classes (or the equivalent dicts) whose keys are roles; a flow parameter names a :class:`LayoutFile` (JSON)
+  holding one, since the Prefect UI cannot draw a recursive form.
 
 The SDK checks only types; Encord documents the limits (12 grid units, 50 per group, ``split_percentage``
 5–95, ``carousel_size`` 10–70) and refuses a whole request when one group breaks them. Templates are
@@ -20,17 +21,19 @@ role or tree position) before anything is written.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from encord.orm.group_layout import DataGroupLayout, DataUnitCarouselTile, DataUnitTile, LayoutGrid, LayoutSettings
 from encord.orm.storage import DataGroupCarousel, DataGroupCustom, DataGroupGrid, DataGroupInput
-from pydantic import ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from prefect_encord.limits import CAROUSEL_SIZE_RANGE, MAX_GRID_UNITS, MAX_GROUP_UNITS, SPLIT_PERCENTAGE_RANGE
 from prefect_encord.planning.grouping import Group, Member
 from prefect_encord.planning.ids import is_uuid
 from prefect_encord.planning.parameter_models import ParameterModel
+from prefect_encord.planning.strict_parsing import loads_json
 
 
 class TemplateError(ValueError):
@@ -43,7 +46,10 @@ class GridLayout(ParameterModel):
     model_config = ConfigDict(title="Grid")  # the Prefect UI's label, not the class name
 
     kind: Literal["grid"] = "grid"
-    roles: list[str] | None = Field(default=None, description="Roles in grid order; members must play one of them.")
+    # A plain list, empty for none: the Prefect UI's form hangs on an optional list's "list" tab.
+    roles: list[str] = Field(
+        default_factory=list, description="Roles in grid order; members must play one of them (empty: none)."
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> GridLayout:
@@ -57,7 +63,9 @@ class CarouselLayout(ParameterModel):
     model_config = ConfigDict(title="Carousel")  # the Prefect UI's label, not the class name
 
     kind: Literal["carousel"] = "carousel"
-    roles: list[str] | None = Field(default=None, description="Roles in carousel order; members must play one.")
+    roles: list[str] = Field(
+        default_factory=list, description="Roles in carousel order; members must play one (empty: none)."
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> CarouselLayout:
@@ -107,20 +115,50 @@ class CustomLayout(ParameterModel):
         return self
 
 
-LayoutTemplate = GridLayout | CarouselLayout | CustomLayout
+class LayoutFile(ParameterModel):
+    """A custom layout written in a JSON file: what :class:`CustomLayout` holds (``layout``, ``settings``,
+    ``timeline``), for a form. The layout tree is recursive, and the Prefect UI, drawing a recursive form,
+    stops answering: a flow parameter names the file instead."""
+
+    model_config = ConfigDict(title="Custom layout file")  # the Prefect UI's label, not the class name
+
+    kind: Literal["layout_file"] = "layout_file"
+    path: str = Field(description="A JSON file with the custom layout: layout (the tree), settings, timeline.")
+
+    def load(self) -> CustomLayout:
+        """The :class:`CustomLayout` the file holds.
+
+        Raises:
+            ValueError: Naming the file, if it is not JSON (a key twice included) or not a valid layout.
+        """
+        try:
+            document = loads_json(Path(self.path).expanduser().read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValueError(f"layout file {self.path}: {exc}") from exc
+        if not isinstance(document, dict):
+            raise ValueError(f"layout file {self.path}: must hold an object with layout, settings and timeline")
+        try:
+            return CustomLayout.model_validate({**document, "kind": "custom"})
+        except ValidationError as exc:
+            problems = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
+            raise ValueError(f"layout file {self.path}: {problems}") from None
+
+
+LayoutTemplate = GridLayout | CarouselLayout | CustomLayout | LayoutFile
 _TEMPLATES: TypeAdapter[LayoutTemplate] = TypeAdapter(Annotated[LayoutTemplate, Field(discriminator="kind")])
 
 
-def parse_layout(value: LayoutTemplate | Mapping[str, Any]) -> LayoutTemplate:
+def parse_layout(value: LayoutTemplate | Mapping[str, Any]) -> GridLayout | CarouselLayout | CustomLayout:
     """A template from itself or its dict form (``{"kind": "custom", "layout": {...}}``, e.g. a flow parameter);
-    an invalid one raises pydantic's ``ValidationError`` naming every problem."""
-    if isinstance(value, GridLayout | CarouselLayout | CustomLayout):
-        return value
-    return _TEMPLATES.validate_python(value)
+    a layout file is read into the :class:`CustomLayout` it holds. An invalid one raises pydantic's
+    ``ValidationError`` (a file's, ``ValueError``) naming every problem."""
+    known = (GridLayout, CarouselLayout, CustomLayout, LayoutFile)
+    template = value if isinstance(value, known) else _TEMPLATES.validate_python(value)
+    return template.load() if isinstance(template, LayoutFile) else template
 
 
 def instantiate(
-    template: LayoutTemplate, group: Group, client_metadata: dict[str, Any] | None = None
+    template: GridLayout | CarouselLayout | CustomLayout, group: Group, client_metadata: dict[str, Any] | None = None
 ) -> DataGroupInput:
     """The SDK input creating ``group`` with ``template``; raises :class:`TemplateError` naming the group."""
     where = f"group {group.name!r}"
@@ -146,7 +184,7 @@ def instantiate(
     members = list(group.members)
     problems = []
     order = template.roles
-    if order is not None:
+    if order:
         problems = _role_problems(members, order, where)
         members.sort(key=lambda m: order.index(m.role) if m.role in order else len(order))
     if len(members) > limit:
@@ -170,13 +208,9 @@ def _role_problems(members: Sequence[Member], roles: list[str], where: str) -> l
     return problems
 
 
-def _role_list_problems(roles: list[str] | None, limit: int, kind: str) -> list[str]:
-    if roles is None:
-        return []
+def _role_list_problems(roles: list[str], limit: int, kind: str) -> list[str]:
     problems = [f"roles: {r!r} is listed twice" for r in _duplicates(roles)]
     problems.extend(f"roles: {r!r} must be a non-empty string" for r in roles if not r.strip())
-    if not roles:
-        problems.append("roles, when given, must list at least one role")
     if len(roles) > limit:
         problems.append(f"roles: {len(roles)} roles; a {kind} holds at most {limit} units")
     return problems

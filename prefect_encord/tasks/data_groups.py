@@ -64,7 +64,7 @@ def create_data_groups(
         folder_uuid: UUID of the storage folder holding the items; the groups are created there too.
         items: Source (file path, object URL …) → item UUID, e.g. ``UploadResult.items``.
         rule: A ``KeyPattern`` or ``Manifest``, or its dict form.
-        layout: A ``GridLayout``, ``CarouselLayout`` or ``CustomLayout``, or its dict form.
+        layout: A ``GridLayout``, ``CarouselLayout``, ``CustomLayout`` or ``LayoutFile``, or its dict form.
         client_metadata: Client metadata for every group created.
         batch_size: Groups per create request.
 

@@ -97,6 +97,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterato
         # SQLite waits up to this long for a lock instead of answering 503, which the UI does not retry (the
         # default, 10 s, is short on a 2-core machine with a worker, the relay and the tests all writing).
         "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
+        "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",  # a 503's cause, in the server's log
         "NO_PROXY": "127.0.0.1,localhost",
     }
     env.pop("PREFECT_API_KEY", None)

@@ -84,7 +84,7 @@ def test_the_ingest_form_is_a_form_not_a_json_editor(stack: dict[str, Any], page
     # The grouping rule: a pattern field, with the layout's choice of grid / carousel / custom.
     pattern = _property(page, "Pattern").locator("textarea, input").first
     assert pattern.input_value() == r"(?P<key>scene-\d+)_(?P<role>front|rear)"
-    for layout in ("Grid", "Carousel", "Custom layout"):  # titles, not class names
+    for layout in ("Grid", "Carousel", "Custom layout file"):  # titles, not class names
         assert page.get_by_role("button", name=layout, exact=True).is_visible()
     # The credentials: Prefect's block picker.
     assert _property(page, "credentials").locator(".schema-form-property-block-document").count() == 1
@@ -207,12 +207,25 @@ def test_every_deployments_form_is_a_form_with_the_credentials_picker_filled(sta
         name = deployment["name"]
         picker = _property(page, "credentials")
         expect(picker).to_contain_text("encord")  # the default block, shown by name
-        tabs = page.locator(".schema-form-property button")
-        labels = [tabs.nth(i).inner_text().strip() for i in range(tabs.count())]
-        for index, label in enumerate(labels):  # every view a person can reach by its tabs
-            if label and not label.startswith(("Add", "Remove")) and tabs.nth(index).is_visible():
-                tabs.nth(index).click()
-                assert page.locator(JSON_EDITOR).count() == 0, f"{name}: a JSON box behind the {label!r} tab"
+        tabs = page.locator(".schema-form-property .p-button-group__button")  # the tabs of every choice
+        labels: list[str] = []
+        clicked: set[tuple[int, str]] = set()
+        for _ in range(6):  # every view a person can reach by its tabs, those a click reveals included
+            labels = [tabs.nth(i).inner_text().strip() for i in range(tabs.count())]
+            todo = [(i, label) for i, label in enumerate(labels) if (i, label) not in clicked and label
+                    and label != "None" and not label.startswith(("Add", "Remove"))]  # None only hides  # fmt: skip
+            if not todo:
+                break
+            for index, label in todo:
+                clicked.add((index, label))
+                if tabs.nth(index).is_visible():
+                    try:
+                        tabs.nth(index).click(timeout=15_000)
+                    except playwright.Error as stuck:
+                        raise AssertionError(f"{name}: the page hangs on the {label!r} tab") from stuck
+                    assert page.locator(JSON_EDITOR).count() == 0, f"{name}: a JSON box behind the {label!r} tab"
+        if name == "ingest-directory":  # the walk reached the nested choices too
+            assert {"Bucket", "Groups file", "Custom layout file"} <= {label for _, label in clicked}, clicked
         page.screenshot(path=SCREENSHOTS / f"form-{name}.png", full_page=True)
         headings = page.locator(".schema-form-property__label").all_inner_texts()
         shown = [text.replace("(Optional)", "").strip() for text in [*headings, *labels]]
@@ -220,10 +233,11 @@ def test_every_deployments_form_is_a_form_with_the_credentials_picker_filled(sta
 
 
 def _open_form(stack: dict[str, Any], deployment_id: str, page: Any) -> None:
-    """The deployment's Custom Run page, once the form holds the deployment's values (before that, it would
-    submit an empty source)."""
+    """The deployment's Custom Run page, once the form holds the deployment's values: its directory, and the
+    credentials block the picker looks up by id (a Submit before either is in does nothing)."""
     page.goto(f"{stack['ui']}/deployments/deployment/{deployment_id}/run", wait_until="networkidle")
     expect(_property(page, "Directory").locator("textarea, input").first).to_have_value(re.compile("example/media$"))
+    expect(_property(page, "credentials")).to_contain_text("encord")
 
 
 def _submit(stack: dict[str, Any], deployment_id: str, page: Any, fill: Any = None, attempts: int = 5) -> str:
@@ -236,7 +250,15 @@ def _submit(stack: dict[str, Any], deployment_id: str, page: Any, fill: Any = No
     no run in the end, say what the page showed and what the server answered.
     """
     errors: list[str] = []
-    page.on("response", lambda r: errors.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 500 else None)
+    sent: list[str] = []  # every answer to a run's creation, for the message when none came
+
+    def heard(response: Any) -> None:
+        if response.status >= 500:
+            errors.append(f"{response.status} {response.request.method} {response.url}")
+        if "create_flow_run" in response.url:
+            sent.append(f"{response.status} {response.url}")
+
+    page.on("response", heard)
     body = {"deployments": {"id": {"any_": [deployment_id]}}}
     before = {run["id"] for run in httpx.post(f"{stack['api']}/flow_runs/filter", json=body).json()}
     for _ in range(attempts):
@@ -250,6 +272,7 @@ def _submit(stack: dict[str, Any], deployment_id: str, page: Any, fill: Any = No
             new = [r["id"] for r in httpx.post(f"{stack['api']}/flow_runs/filter", json=body).json()
                    if r["id"] not in before]  # fmt: skip
             if new:
+                page.remove_listener("response", heard)
                 return str(new[0])
             if len(errors) > seen:
                 break
@@ -258,9 +281,11 @@ def _submit(stack: dict[str, Any], deployment_id: str, page: Any, fill: Any = No
             break  # no server error: the form was refused, or nothing happened; another attempt would not help
         _wait_until_idle(stack)  # what kept the server's database busy
         time.sleep(3)
+    page.remove_listener("response", heard)
     page.screenshot(path=SCREENSHOTS / "ingest-submit-refused.png", full_page=True)
     raise AssertionError(
-        f"submitting the form created no run; the server errors: {errors}; the page said:\n"
+        f"submitting the form created no run; the server errors: {errors}; run creations sent: {sent}; the page "
+        "said:\n"
         f"{page.locator('body').inner_text()[-1500:]}\nand the servers:\n{stack['processes'].logs()}"
     )
 

@@ -22,7 +22,7 @@ from prefect.utilities.callables import parameter_schema
 import prefect_encord.flows as flows_package
 from prefect_encord.flows.parameters import GroupingStep, LocalDestination
 from prefect_encord.planning.grouping import GroupsFile, KeyPattern
-from prefect_encord.planning.layouts import CarouselLayout, CustomLayout, GridLayout
+from prefect_encord.planning.layouts import CarouselLayout, GridLayout, LayoutFile
 
 
 def _flows() -> list[Flow[Any, Any]]:
@@ -68,8 +68,9 @@ def test_the_grouping_step_offers_typed_rules_and_layouts_with_a_visible_default
     assert {ref["$ref"].rsplit("/", 1)[1] for ref in grouping["rule"]["anyOf"]} == {"KeyPattern", "GroupsFile"}
     assert schema["definitions"]["GroupsFile"]["properties"]["path"]["type"] == "string"  # a path, not a JSON box
     layouts = {ref["$ref"].rsplit("/", 1)[1] for ref in grouping["layout"]["anyOf"]}
-    assert layouts == {"GridLayout", "CarouselLayout", "CustomLayout"}
-    assert grouping["layout"]["default"] == {"kind": "grid", "roles": None}
+    assert layouts == {"GridLayout", "CarouselLayout", "LayoutFile"}  # a recursive tree would hang the UI's form
+    assert "DataGroupLayout" not in json.dumps(schema) and "LayoutGrid" not in schema["definitions"]
+    assert grouping["layout"]["default"] == {"kind": "grid", "roles": []}
 
 
 def test_grouping_rules_and_layouts_still_accept_their_dict_forms() -> None:
@@ -80,9 +81,9 @@ def test_grouping_rules_and_layouts_still_accept_their_dict_forms() -> None:
     pattern = GroupingStep.model_validate({"rule": {"pattern": r"(?P<key>s\d+)"}})
     assert isinstance(pattern.rule, KeyPattern) and isinstance(pattern.layout, GridLayout)
     custom = GroupingStep.model_validate(
-        {"rule": {"pattern": r"(?P<key>s\d+)"}, "layout": {"kind": "custom", "timeline": ["a"]}}
+        {"rule": {"pattern": r"(?P<key>s\d+)"}, "layout": {"kind": "layout_file", "path": "cameras.json"}}
     )
-    assert isinstance(custom.layout, CustomLayout)
+    assert isinstance(custom.layout, LayoutFile)
     with pytest.raises(ValueError, match="needs a named group"):
         GroupingStep.model_validate({"rule": {"pattern": "no-groups"}})
 

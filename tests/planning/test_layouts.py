@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from prefect_encord.planning.layouts import (
     CarouselLayout,
     CustomLayout,
     GridLayout,
+    LayoutFile,
     TemplateError,
     instantiate,
     parse_layout,
@@ -86,7 +89,6 @@ def test_members_must_play_the_roles_of_a_grid_that_names_roles() -> None:
         ({"kind": "carousel", "roles": [str(i) for i in range(51)]}, "roles: 51 roles; a carousel holds at most 50"),
         ({"kind": "grid", "roles": ["front", "front"]}, "roles: 'front' is listed twice"),
         ({"kind": "grid", "roles": [" "]}, "roles: ' ' must be a non-empty string"),
-        ({"kind": "carousel", "roles": []}, "roles, when given, must list at least one role"),
         ({"kind": "mosaic"}, "does not match any of the expected tags"),
     ],
 )
@@ -224,3 +226,18 @@ def test_every_problem_of_a_template_is_named_at_once() -> None:
     message = str(refused.value)
     assert "split_percentage 99" in message and "role 'a' is placed in more than one tile" in message
     assert "role 'z' is not placed" in message
+
+
+def test_a_layout_file_holds_a_custom_layout_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    good = tmp_path / "cameras.json"
+    good.write_text(json.dumps(CAMERAS))
+    template = parse_layout({"kind": "layout_file", "path": str(good)})
+    assert isinstance(template, CustomLayout) and template.roles == ["front", "rear", "left", "right", "audio"]
+    twice = tmp_path / "twice.json"
+    twice.write_text('{"timeline": ["a"], "timeline": ["b"]}')
+    with pytest.raises(ValueError, match=r"layout file .*twice.json: .*timeline"):
+        parse_layout(LayoutFile(path=str(twice)))
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    with pytest.raises(ValueError, match=r"empty.json: .*needs a layout tree or a timeline"):
+        parse_layout(LayoutFile(path=str(empty)))
