@@ -137,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from prefect_encord.temporary_server import guard_temporary_server
 
+    unreachable = _unreachable_api()
+    if unreachable:
+        print(f"prefect-encord {args.command}: {unreachable}", file=sys.stderr)
+        return 1
     # Prefect's temporary server keeps its database in PREFECT_HOME and cannot create a missing directory.
     Path(get_current_settings().home).expanduser().mkdir(parents=True, exist_ok=True)
     # With no Prefect server configured, flows start a temporary one; on a busy 2-core machine its first
@@ -162,6 +166,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             print("(run again with --debug for the traceback)", file=sys.stderr)
             return 1
+
+
+def _unreachable_api() -> str | None:
+    """Why the configured Prefect API cannot be used, in one line, or None (none configured counts as fine: a
+    temporary server starts). Any HTTP answer will do; only a connection that fails is refused, before Prefect's
+    client retries it and ends in a traceback."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return None
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=10)
+    except httpx.HTTPError as exc:
+        return f"the Prefect API at {url} (PREFECT_API_URL) does not answer: {exc or type(exc).__name__}"
+    return None
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

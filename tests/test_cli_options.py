@@ -137,3 +137,16 @@ def test_an_unreachable_domain_fails_at_once_naming_it_before_anything_is_writte
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("prefect-encord ingest: ")]
     assert line.startswith(f"prefect-encord ingest: cannot reach Encord at {domain} (")
     assert "ENCORD_DOMAIN" in line and "Traceback" not in done.stderr
+
+
+def test_an_unreachable_prefect_api_is_one_line(tmp_path: Path) -> None:
+    """PREFECT_API_URL pointing where nothing listens: named in one line, before any work, no traceback."""
+    url = f"http://127.0.0.1:{_closed_port()}/api"
+    env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    done = _cli("ingest", "--home", str(tmp_path / "home"), env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"prefect-encord ingest: the Prefect API at {url} (PREFECT_API_URL) does not answer: [Errno 111] Connection "
+        "refused"
+    ]
+    assert not (tmp_path / "home").exists()  # no example written, no sandbox started

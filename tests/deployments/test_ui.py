@@ -13,6 +13,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -245,9 +246,9 @@ def _submit(stack: dict[str, Any], deployment_id: str, page: Any, fill: Any = No
     word, not the page's URL, which a busy browser may take long to change); returns the new run's id.
 
     The local server answers 503 when its SQLite is busy (Prefect's own clients retry those; its UI shows
-    "Oops"); then the form is opened afresh and sent again, as a person would. Only a 5xx leads to another
-    attempt, never a refusal of the form, and only while no new run exists, so at most one run is made. With
-    no run in the end, say what the page showed and what the server answered.
+    "Oops"); then, once the server is quiet, the form is opened afresh and sent again, as a person would. A
+    creation the server took (2xx) is never sent again, so at most one run is made. With no run in the end,
+    say what the page showed and what the server answered.
     """
     errors: list[str] = []
     sent: list[str] = []  # every answer to a run's creation, for the message when none came
@@ -267,7 +268,7 @@ def _submit(stack: dict[str, Any], deployment_id: str, page: Any, fill: Any = No
         if fill is not None:
             fill(page)
         page.get_by_role("button", name="Submit").click()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             new = [r["id"] for r in httpx.post(f"{stack['api']}/flow_runs/filter", json=body).json()
                    if r["id"] not in before]  # fmt: skip
@@ -277,10 +278,9 @@ def _submit(stack: dict[str, Any], deployment_id: str, page: Any, fill: Any = No
             if len(errors) > seen:
                 break
             time.sleep(1)
-        if len(errors) == seen:
-            break  # no server error: the form was refused, or nothing happened; another attempt would not help
+        if len(errors) == seen and any(status.startswith("2") for status in sent):
+            break  # the server took the run's creation: another attempt would make a second run
         _wait_until_idle(stack)  # what kept the server's database busy
-        time.sleep(3)
     page.remove_listener("response", heard)
     page.screenshot(path=SCREENSHOTS / "ingest-submit-refused.png", full_page=True)
     raise AssertionError(
@@ -291,10 +291,17 @@ def _submit(stack: dict[str, Any], deployment_id: str, page: Any, fill: Any = No
 
 
 def _wait_until_idle(stack: dict[str, Any], timeout: float = 120) -> None:
-    """Until no flow run of the stack is pending or running (scheduled ones, in the future, do not count)."""
+    """Until no flow run of the stack is pending or running (scheduled ones, in the future, do not count), and
+    the server has heard no event for 3 s: after a run, its events and task states are still being written,
+    and the local server's SQLite then refuses another writer ("database is locked", a 503 to the UI)."""
     body = {"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}}}
     deadline = time.monotonic() + timeout
-    while httpx.post(f"{stack['api']}/flow_runs/filter", json=body).json() and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        since = datetime.now(timezone.utc) - timedelta(seconds=3)
+        recent = {"filter": {"occurred": {"since": since.isoformat()}}, "limit": 1}
+        busy = httpx.post(f"{stack['api']}/flow_runs/filter", json=body).json()
+        if not busy and not httpx.post(f"{stack['api']}/events/filter", json=recent).json()["events"]:
+            return
         time.sleep(1)
 
 
