@@ -42,11 +42,12 @@ from typing import IO, Any
 from uuid import UUID
 
 import httpx
+from encord import EncordUserClient
 from encord.exceptions import EncordException, ResourceNotFoundError
 from encord.http.bundle import Bundle
 from encord.orm.dataset import LongPollingStatus
 from encord.orm.storage import DataUploadItems, StorageItemType, UploadLongPollingState, UploadSignedUrl
-from encord.storage import StorageFolder, StorageItem
+from encord.storage import StorageFolder
 from prefect import task
 from pydantic import BaseModel, Field
 
@@ -174,9 +175,9 @@ def upload_directory(
                 lambda: client.get_storage_folder(UUID(str(folder_uuid))), f"fetching folder {folder_uuid}"
             )
             _finish_earlier_jobs(storage_folder, ledger, poll_timeout_seconds)
-            index, unkeyed = call_with_retries(lambda: _index_folder(storage_folder), f"listing folder {folder_uuid}")
+            index = call_with_retries(lambda: _index_folder(storage_folder), f"listing folder {folder_uuid}")
             pending = pending_units(units, digests, index, sizes)
-            _restamp(unkeyed, pending.restamp, digests)
+            _restamp(client, pending.restamp, digests)
             result.items.update(pending.present)
             result.skipped.extend(pending.present)
             result.items.update(pending.changed)
@@ -332,22 +333,19 @@ def _read(path: Path) -> tuple[str, bytes, int] | OSError:
     return digest.hexdigest(), head, size
 
 
-def _index_folder(folder: StorageFolder) -> tuple[FolderIndex, dict[str, StorageItem]]:
-    """The folder's items by identity, in one paged listing, and those without a path key by UUID (the ones
-    :func:`_restamp` may have to tag)."""
+def _index_folder(folder: StorageFolder) -> FolderIndex:
+    """The folder's items by identity, in one paged listing (what each item is, never the item itself, so a
+    folder of millions costs its index, not its items)."""
     index = FolderIndex()
-    unkeyed: dict[str, StorageItem] = {}
     for item in folder.list_items(page_size=MAX_PAGE_SIZE):
-        known = KnownItem.of(str(item.uuid), item.name, item.client_metadata, item.file_size)
-        index.add(known)
-        if known.path is None:
-            unkeyed[known.uuid] = item
-    return index, unkeyed
+        index.add(KnownItem.of(str(item.uuid), item.name, item.client_metadata, item.file_size))
+    return index
 
 
-def _restamp(items: Mapping[str, StorageItem], restamp: Mapping[str, str], digests: Mapping[str, str]) -> None:
+def _restamp(client: EncordUserClient, restamp: Mapping[str, str], digests: Mapping[str, str]) -> None:
     """Write the path and digest back onto items recognised without them (see
-    :mod:`prefect_encord.planning.identity`), in bundles of up to 1,000, keeping their other metadata.
+    :mod:`prefect_encord.planning.identity`), keeping their other metadata: per 1,000 items, one bulk read of
+    their current metadata and one bundled update.
 
     A refused write is logged and changes nothing else: the item is still recognised the same way next run.
     """
@@ -356,9 +354,10 @@ def _restamp(items: Mapping[str, StorageItem], restamp: Mapping[str, str], diges
         part = uuids[start : start + MAX_BULK_ITEMS]
 
         def send(part: list[str] = part) -> None:
+            items = client.get_storage_items([UUID(uuid) for uuid in part])
             with Bundle() as bundle:
-                for uuid in part:
-                    item, key = items[uuid], restamp[uuid]
+                for item in items:
+                    key = restamp[str(item.uuid)]
                     metadata = {**(item.client_metadata or {}), **identity_metadata(key, digests[key])}
                     item.update(client_metadata=metadata, bundle=bundle)
 

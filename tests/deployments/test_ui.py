@@ -147,14 +147,21 @@ def _fill(media: Path, folder: str, max_failures: int | None = None) -> Any:
     return fill
 
 
-def test_a_run_with_a_corrupt_file_is_red_and_says_how_to_undo_it(
-    stack: dict[str, Any], page: Any, tmp_path: Path
-) -> None:
+def _run_with_a_corrupt_file(
+    stack: dict[str, Any], page: Any, tmp_path: Path, max_failures: int | None = None
+) -> tuple[dict[str, Any], str]:
+    """The finished run of the ingest form submitted over a directory with one corrupt file, into a new folder."""
     deployment = _deployment(stack, "encord-ingest/ingest-directory")
     _wait_until_idle(stack)
     folder = f"ui/corrupt-{uuid.uuid4().hex[:6]}"
-    run = _finished_run(stack, _submit(stack, deployment["id"], page, _fill(_with_a_corrupt_file(stack, tmp_path),
-                                                                              folder)))  # fmt: skip
+    fill = _fill(_with_a_corrupt_file(stack, tmp_path), folder, max_failures)
+    return _finished_run(stack, _submit(stack, deployment["id"], page, fill)), folder
+
+
+def test_a_run_with_a_corrupt_file_is_red_and_says_how_to_undo_it(
+    stack: dict[str, Any], page: Any, tmp_path: Path
+) -> None:
+    run, _ = _run_with_a_corrupt_file(stack, page, tmp_path)
 
     assert (run["state_type"], run["state_name"]) == ("FAILED", "Failed"), stack["processes"].logs()
     message = run["state"]["message"]
@@ -168,16 +175,12 @@ def test_a_run_with_a_corrupt_file_is_red_and_says_how_to_undo_it(
 def test_a_tolerated_failure_completes_with_failures_and_its_event_is_in_the_feed(
     stack: dict[str, Any], page: Any, tmp_path: Path
 ) -> None:
-    deployment = _deployment(stack, "encord-ingest/ingest-directory")
-    _wait_until_idle(stack)
-    folder = f"ui/tolerated-{uuid.uuid4().hex[:6]}"
-    fill = _fill(_with_a_corrupt_file(stack, tmp_path), folder, max_failures=1)
-    run = _finished_run(stack, _submit(stack, deployment["id"], page, fill))
+    run, folder = _run_with_a_corrupt_file(stack, page, tmp_path, max_failures=1)
 
     assert (run["state_type"], run["state_name"]) == ("COMPLETED", COMPLETED_WITH_FAILURES), stack["processes"].logs()
     body = {"filter": {"event": {"name": [RUN_FAILURES_EVENT]},
                        "any_resource": {"id": [f"prefect.flow-run.{run['id']}"]}}, "limit": 5}  # fmt: skip
-    deadline, events = time.monotonic() + 60, []
+    deadline, events = time.monotonic() + 60, list[dict[str, Any]]()
     while not events and time.monotonic() < deadline:  # events reach the server a little after the run ends
         events = httpx.post(f"{stack['api']}/events/filter", json=body).json()["events"]
         time.sleep(0 if events else 1)
