@@ -186,8 +186,9 @@ def check_inputs(
     if metadata is not None and metadata.schema_file:
         schema_from_file(metadata.schema_file)
     if metadata is not None and metadata.manifest:
-        for _ in read_manifest(metadata.manifest, metadata.key_by):  # the whole file: a key twice may be last
-            pass
+        # What would stop the whole import stops at or before its first record (not UTF-8, no key column, a
+        # JSON document that does not parse, a Parquet file that does not open); later rows fail alone.
+        next(iter(read_manifest(metadata.manifest, metadata.key_by)), None)
     if grouping is not None:
         parse_rule(grouping.rule)
         parse_layout(grouping.layout)

@@ -35,3 +35,11 @@ def test_a_schema_key_another_live_run_declares_is_kept_and_datasets_and_project
     assert plan.kept["schema key b"] == "run later declares it too"
     assert plan.kept["dataset d"].startswith("Encord's SDK and API cannot delete a dataset")
     assert plan.kept["project p"].startswith("Encord's SDK and API cannot delete a project")
+
+
+def test_an_attachment_is_kept_when_another_live_run_linked_into_its_dataset() -> None:
+    receipt = _receipt("r", projects_attached={"p": ["d", "e"]})
+    later = _receipt("later", datasets_linked={"d": ["i1"]})
+    plan = plan_rollback(receipt, [], [receipt, later])
+    assert plan.detach == {"p": ["e"]}
+    assert plan.kept == {"dataset d in project p": "run later linked items into it too"}
