@@ -151,7 +151,10 @@ def start_seaweed(directory: Path) -> Seaweed:
         service, _, grpc = name.partition(".")
         arguments.append(f"-{service}.port{'.grpc' if grpc else ''}={port}")
     log = open(directory / "weed.out", "ab")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(arguments, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    # weed takes AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from its environment as its S3 admin, and then refuses the
+    # unsigned requests below: it gets none (the benchmark's own clients sign with any key).
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    process = subprocess.Popen(arguments, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     log.close()
     seaweed = Seaweed(process, ports["s3"], ports["filer"])
     deadline = time.monotonic() + 60
@@ -233,14 +236,8 @@ class SandboxProcess:
 
 
 def start_sandbox(data_dir: Path, s3_endpoint: str, job_workers: int | None) -> SandboxProcess:
-    """``encord-sandbox add-integration`` then ``encord-sandbox serve``, each its own process."""
+    """``encord-sandbox serve``, then ``encord-sandbox add-integration`` into it, each its own process."""
     cli = [sys.executable, "-m", "encord_sandbox.cli"]
-    settings = {"endpoint_url": s3_endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_KEY, "region": REGION}
-    subprocess.run(
-        [*cli, "add-integration", "--data-dir", str(data_dir), "--title", INTEGRATION, "--kind", "s3",
-         "--settings", json.dumps(settings)],
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
     port = free_port()
     serve = [*cli, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
     if job_workers is not None:
@@ -252,6 +249,12 @@ def start_sandbox(data_dir: Path, s3_endpoint: str, job_workers: int | None) -> 
         stop(process, "sandbox")
         sys.exit(f"the sandbox did not start: {first!r}")
     threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
+    settings = {"endpoint_url": s3_endpoint, "access_key_id": S3_KEY, "secret_access_key": S3_KEY, "region": REGION}
+    subprocess.run(
+        [*cli, "add-integration", "--data-dir", str(data_dir), "--title", INTEGRATION, "--kind", "s3",
+         "--settings", json.dumps(settings)],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
     return SandboxProcess(process, f"http://127.0.0.1:{port}", data_dir)
 
 

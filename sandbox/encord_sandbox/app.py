@@ -26,7 +26,7 @@ from encord_sandbox.blobs import BlobStore
 from encord_sandbox.chaos import Chaos, ChaosConfig
 from encord_sandbox.errors import InvalidArgument, SandboxError, StorageUnavailable, Unauthenticated
 from encord_sandbox.jobs import JobRunner
-from encord_sandbox.store import Store
+from encord_sandbox.store import STORE_FILE_NAME, Store
 
 RPC_PATHS = ("/public", "/public/user")
 
@@ -41,7 +41,7 @@ class Backend:
         self.data_dir = data_dir
         self.latency_seconds = latency_ms / 1000
         self.chaos = Chaos(chaos) if chaos is not None else None
-        self.store = Store(data_dir / "sandbox.sqlite3")
+        self.store = Store(data_dir / STORE_FILE_NAME)
         for ddl in (access.DDL, datasets.DDL, projects.DDL, labels.DDL):
             self.store.ensure_schema(ddl)
         self.blobs = BlobStore(data_dir / "blobs", BlobStore.load_or_create_secret(data_dir / "url-signing.secret"))

@@ -67,6 +67,7 @@ def chaos_arguments(config: ChaosConfig | None) -> list[str]:
 def _add_integration(args: argparse.Namespace) -> int:
     """Configure an integration, as an Encord admin would in the web app; prints its UUID."""
     from encord_sandbox.server import Sandbox
+    from encord_sandbox.store import STORE_FILE_NAME
 
     try:
         settings = json.loads(args.settings)
@@ -74,9 +75,17 @@ def _add_integration(args: argparse.Namespace) -> int:
         raise SystemExit(f"encord-sandbox: --settings is not JSON ({error}): {args.settings!r}") from None
     if not isinstance(settings, dict):
         raise SystemExit(f"encord-sandbox: --settings must be a JSON object, not {args.settings!r}")
-    sandbox = Sandbox(Path(args.data_dir))
+    data_dir = Path(args.data_dir).expanduser()
+    if not (data_dir / STORE_FILE_NAME).is_file():  # a mistyped path must not quietly start a second sandbox
+        raise SystemExit(
+            f"encord-sandbox: no sandbox in --data-dir {str(data_dir)!r}; start one there first "
+            f"(encord-sandbox serve --data-dir {str(data_dir)!r}) or give the directory of an existing one"
+        )
+    sandbox = Sandbox(data_dir)
     try:
         print(sandbox.add_integration(args.title, args.kind, **settings))
+    except (TypeError, ValueError) as error:  # a setting unknown to the kind, or of the wrong type
+        raise SystemExit(f"encord-sandbox: --settings {args.settings!r}: {error}") from None
     finally:
         sandbox.backend.close()
     return 0

@@ -162,6 +162,19 @@ class IntegrationConfig:
         else:
             _azure_settings(self.azure_connection_string)
 
+    @classmethod
+    def of_kind(cls, kind: str, settings: Mapping[str, Any]) -> IntegrationConfig:
+        """A config of ``kind`` from a person's settings: a setting the kind lacks is named, with those it has."""
+        if kind not in _KINDS:
+            raise ValueError(f"unknown integration kind {kind!r}; expected one of {', '.join(_KINDS)}")
+        unknown = sorted(set(settings) - _SETTINGS[kind])
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))} is not a setting of {kind} integrations, "
+                f"which take: {', '.join(sorted(_SETTINGS[kind]))}"
+            )
+        return cls(kind=kind, **settings)  # type: ignore[arg-type]
+
     def to_dict(self) -> dict[str, str]:
         """The settings as a JSON-ready dict (unset ones left out), secrets included, for the store."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}

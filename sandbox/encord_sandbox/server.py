@@ -129,7 +129,7 @@ class Sandbox:
         ``kind`` is ``local`` (``root=``), ``s3`` (``endpoint_url=``, keys, ``region=``), ``gcs``
         (``gcs_endpoint=``) or ``azure`` (``azure_connection_string=``).
         """
-        config = IntegrationConfig(kind=kind, **settings)  # type: ignore[arg-type]
+        config = IntegrationConfig.of_kind(kind, settings)
         owner = self.backend.store.ensure_user(owner_email)
         return self.backend.store.add_integration(owner, title, config.to_dict(), integration_uuid or new_uuid())
 

@@ -22,6 +22,9 @@ from typing import Any
 from encord_sandbox.errors import Forbidden, InvalidArgument, NotFound, parse_uuid
 from encord_sandbox.groups import GroupPlan
 
+#: The state of one sandbox, in its data directory: a data directory without it holds no sandbox yet.
+STORE_FILE_NAME = "sandbox.sqlite3"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (key_hex TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id));
