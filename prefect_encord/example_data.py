@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
-from prefect_encord.planning.layouts import GridLayout
+from prefect_encord.planning.layouts import RolesLayout
 from prefect_encord.testing import sandbox_samples
 
 GROUP_PATTERN = r"(?P<key>scene-\d+)_(?P<role>front|rear)"
-GROUP_LAYOUT = GridLayout(roles=["front", "rear"])
+GROUP_LAYOUT = RolesLayout(style="grid", roles=["front", "rear"])
 SCHEMA: dict[str, Any] = {
     "example.camera": "varchar",
     "example.weather": {"type": "enum", "values": ["fog", "rain", "sun"]},

@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     from prefect_encord.flows.ingest import check_inputs, ingest
     from prefect_encord.flows.parameters import CloudSource, DatasetStep, GroupingStep, LocalSource, MetadataStep
     from prefect_encord.planning.grouping import KeyPattern
-    from prefect_encord.planning.layouts import CarouselLayout, GridLayout
+    from prefect_encord.planning.layouts import RolesLayout
     from prefect_encord.reporting import add_progress_listener, count_lines
     from prefect_encord.temporary_server import guard_temporary_server
 
@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
                 allow_unknown_keys=bool(args.allow_unknown_keys),
             )
         if args.group_pattern:
-            layout = CarouselLayout() if args.layout == "carousel" else GridLayout()
+            layout = RolesLayout(style=args.layout or "grid")
             parameters["grouping"] = GroupingStep(rule=KeyPattern(pattern=args.group_pattern), layout=layout)
         if args.dataset:
             parameters["dataset"] = DatasetStep(title=args.dataset, project=args.project or "")

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from prefect_encord.blocks import CloudBlock
 from prefect_encord.planning.grouping import GroupsFile, KeyPattern
-from prefect_encord.planning.layouts import CarouselLayout, GridLayout, LayoutFile
+from prefect_encord.planning.layouts import CarouselLayout, GridLayout, LayoutFile, RolesLayout
 from prefect_encord.planning.manifests import check_readable
 from prefect_encord.planning.parameter_models import ParameterModel
 from prefect_encord.settings import local_directory
@@ -27,7 +28,7 @@ class LocalSource(ParameterModel):
 
     model_config = ConfigDict(title="Local directory")  # the Prefect UI's label, not the class name
 
-    kind: Literal["local"] = "local"
+    kind: SkipJsonSchema[Literal["local"]] = Field(default="local", exclude=True)  # see parameter_models
     directory: str = Field(description="Directory whose files are uploaded (recursively).")
     image_groups: list[str] = Field(
         default_factory=list, description="Glob patterns of sub-directories whose images form one image group."
@@ -40,7 +41,7 @@ class CloudSource(ParameterModel):
 
     model_config = ConfigDict(title="Bucket")  # the Prefect UI's label, not the class name
 
-    kind: Literal["cloud"] = "cloud"
+    kind: SkipJsonSchema[Literal["cloud"]] = Field(default="cloud", exclude=True)  # see parameter_models
     block: CloudBlock = Field(
         description="A saved cloud integration block (S3, GCS or Azure): the bucket and the Encord integration "
         "that reads it."
@@ -75,7 +76,11 @@ class CloudSource(ParameterModel):
     @classmethod
     def _names_its_block(cls, value: Any) -> Any:
         """A cloud source without its block (``ingest-hourly`` as shipped) says so, not "'local' was expected"."""
-        if isinstance(value, dict) and value.get("kind") == "cloud" and value.get("block") is None:
+        if (
+            isinstance(value, dict)
+            and value.get("block") is None
+            and (value.get("kind") == "cloud" or "directory" not in value)
+        ):
             raise ValueError(
                 "a bucket source needs its saved cloud integration block: pick it in the form's Block "
                 "picker, or name it in prefect.yaml as block: {$ref: {block_document_slug: ...}}"
@@ -130,11 +135,19 @@ class GroupingStep(ParameterModel):
         description="A key pattern over file names or paths (a named group 'key', optionally 'role'), or a "
         "CSV or JSON file listing each group's members."
     )
-    layout: GridLayout | CarouselLayout | LayoutFile = Field(
-        default=GridLayout(),
+    layout: RolesLayout | LayoutFile = Field(
+        default=RolesLayout(),
         description="A grid (the default) or a carousel, in the order of the roles given; or a JSON file with a "
         "custom layout tree over the rule's roles.",
     )
+
+    @field_validator("layout", mode="before")
+    @classmethod
+    def _grid_or_carousel(cls, value: Any) -> Any:
+        """A ``GridLayout``/``CarouselLayout`` (or its dict, with its kind) is the form's grid-or-carousel choice."""
+        if isinstance(value, dict) and value.get("kind") in ("grid", "carousel"):
+            value = GridLayout(**value) if value["kind"] == "grid" else CarouselLayout(**value)
+        return RolesLayout.of(value) if isinstance(value, GridLayout | CarouselLayout) else value
 
 
 class DatasetStep(ParameterModel):
@@ -151,7 +164,7 @@ class LocalDestination(ParameterModel):
 
     model_config = ConfigDict(title="Local directory")  # the Prefect UI's label, not the class name
 
-    kind: Literal["local"] = "local"
+    kind: SkipJsonSchema[Literal["local"]] = Field(default="local", exclude=True)  # see parameter_models
     directory: str = Field(
         default="",
         description="Where exports go. Empty: the 'encord/exports' folder of PREFECT_HOME on the machine running "
@@ -171,7 +184,7 @@ class CloudDestination(ParameterModel):
 
     model_config = ConfigDict(title="Bucket")  # the Prefect UI's label, not the class name
 
-    kind: Literal["cloud"] = "cloud"
+    kind: SkipJsonSchema[Literal["cloud"]] = Field(default="cloud", exclude=True)  # see parameter_models
     block: CloudBlock = Field(description="A saved cloud integration block (S3, GCS or Azure) to write into.")
     prefix: str = Field(default="", description="Folder within the bucket, e.g. 'labels/nightly'.")
 

@@ -33,6 +33,7 @@ from uuid import UUID
 
 import regex
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from prefect_encord.planning.ordering import natural_key
 from prefect_encord.planning.parameter_models import ParameterModel
@@ -86,7 +87,7 @@ class KeyPattern(ParameterModel):
 
     model_config = ConfigDict(title="Key pattern")  # the Prefect UI's label, not the class name
 
-    kind: Literal["key_pattern"] = "key_pattern"
+    kind: SkipJsonSchema[Literal["key_pattern"]] = Field(default="key_pattern", exclude=True)  # see parameter_models
     pattern: str = Field(description="Regular expression with a named group 'key' and optionally 'role' or 'tile'.")
     match_on: Literal["name", "path"] = Field(
         default="name", description="Match the file name (last path segment) or the whole source string."
@@ -141,7 +142,7 @@ class GroupsFile(ParameterModel):
 
     model_config = ConfigDict(title="Groups file")  # the Prefect UI's label, not the class name
 
-    kind: Literal["groups_file"] = "groups_file"
+    kind: SkipJsonSchema[Literal["groups_file"]] = Field(default="groups_file", exclude=True)  # see parameter_models
     path: str = Field(description="A CSV (columns group, item, role) or JSON file listing the groups' members.")
 
     @field_validator("path")
@@ -194,13 +195,18 @@ def _groups_from_csv(path: str, text: str) -> dict[str, dict[str, str] | list[st
 
 
 GroupingRule = KeyPattern | Manifest | GroupsFile
-_RULES: TypeAdapter[GroupingRule] = TypeAdapter(Annotated[GroupingRule, Field(discriminator="kind")])
+_BY_KIND: TypeAdapter[GroupingRule] = TypeAdapter(Annotated[GroupingRule, Field(discriminator="kind")])
+#: A form's value names no kind: its fields tell (see parameter_models).
+_BY_FIELDS: TypeAdapter[GroupingRule] = TypeAdapter(GroupingRule)
 
 
 def parse_rule(value: GroupingRule | Mapping[str, Any]) -> KeyPattern | Manifest:
     """A rule from itself or its dict form (``{"kind": "key_pattern", "pattern": ...}``, e.g. a flow parameter);
     a groups file is read into the :class:`Manifest` it lists."""
-    rule = value if isinstance(value, KeyPattern | Manifest | GroupsFile) else _RULES.validate_python(value)
+    if isinstance(value, KeyPattern | Manifest | GroupsFile):
+        rule: GroupingRule = value
+    else:
+        rule = (_BY_KIND if "kind" in value else _BY_FIELDS).validate_python(value)
     return rule.load() if isinstance(rule, GroupsFile) else rule
 
 

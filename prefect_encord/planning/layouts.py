@@ -28,6 +28,7 @@ from uuid import UUID
 from encord.orm.group_layout import DataGroupLayout, DataUnitCarouselTile, DataUnitTile, LayoutGrid, LayoutSettings
 from encord.orm.storage import DataGroupCarousel, DataGroupCustom, DataGroupGrid, DataGroupInput
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from prefect_encord.limits import CAROUSEL_SIZE_RANGE, MAX_GRID_UNITS, MAX_GROUP_UNITS, SPLIT_PERCENTAGE_RANGE
 from prefect_encord.planning.grouping import Group, Member
@@ -71,6 +72,32 @@ class CarouselLayout(ParameterModel):
     def _valid(self) -> CarouselLayout:
         _raise(_role_list_problems(self.roles, MAX_GROUP_UNITS, "carousel"))
         return self
+
+
+class RolesLayout(ParameterModel):
+    """A grid or a carousel over roles, as a form offers them: one choice with a style. As two choices they
+    would have the same fields, and a form tells its choices apart by their fields (see parameter_models)."""
+
+    model_config = ConfigDict(title="Grid or carousel")  # the Prefect UI's label, not the class name
+
+    style: Literal["grid", "carousel"] = Field(
+        default="grid", description="A grid of up to 12 units, or a carousel of up to 50."
+    )
+    roles: list[str] = Field(
+        default_factory=list, description="Roles in display order; members must play one of them (empty: none)."
+    )
+
+    def template(self) -> GridLayout | CarouselLayout:
+        return GridLayout(roles=self.roles) if self.style == "grid" else CarouselLayout(roles=self.roles)
+
+    @model_validator(mode="after")
+    def _valid(self) -> RolesLayout:
+        self.template()  # the grid's or the carousel's own checks, naming the problem
+        return self
+
+    @classmethod
+    def of(cls, template: GridLayout | CarouselLayout) -> RolesLayout:
+        return cls(style=template.kind, roles=template.roles)
 
 
 class CustomLayout(ParameterModel):
@@ -122,7 +149,7 @@ class LayoutFile(ParameterModel):
 
     model_config = ConfigDict(title="Custom layout file")  # the Prefect UI's label, not the class name
 
-    kind: Literal["layout_file"] = "layout_file"
+    kind: SkipJsonSchema[Literal["layout_file"]] = Field(default="layout_file", exclude=True)  # see parameter_models
     path: str = Field(description="A JSON file with the custom layout: layout (the tree), settings, timeline.")
 
     def load(self) -> CustomLayout:
@@ -144,16 +171,25 @@ class LayoutFile(ParameterModel):
             raise ValueError(f"layout file {self.path}: {problems}") from None
 
 
-LayoutTemplate = GridLayout | CarouselLayout | CustomLayout | LayoutFile
-_TEMPLATES: TypeAdapter[LayoutTemplate] = TypeAdapter(Annotated[LayoutTemplate, Field(discriminator="kind")])
+LayoutTemplate = GridLayout | CarouselLayout | CustomLayout | LayoutFile | RolesLayout
+_BY_KIND: TypeAdapter[GridLayout | CarouselLayout | CustomLayout | LayoutFile] = TypeAdapter(
+    Annotated[GridLayout | CarouselLayout | CustomLayout | LayoutFile, Field(discriminator="kind")]
+)
+#: A form's value names no kind: its fields tell (see parameter_models).
+_BY_FIELDS: TypeAdapter[RolesLayout | LayoutFile] = TypeAdapter(RolesLayout | LayoutFile)
 
 
 def parse_layout(value: LayoutTemplate | Mapping[str, Any]) -> GridLayout | CarouselLayout | CustomLayout:
     """A template from itself or its dict form (``{"kind": "custom", "layout": {...}}``, e.g. a flow parameter);
     a layout file is read into the :class:`CustomLayout` it holds. An invalid one raises pydantic's
     ``ValidationError`` (a file's, ``ValueError``) naming every problem."""
-    known = (GridLayout, CarouselLayout, CustomLayout, LayoutFile)
-    template = value if isinstance(value, known) else _TEMPLATES.validate_python(value)
+    known = (GridLayout, CarouselLayout, CustomLayout, LayoutFile, RolesLayout)
+    if isinstance(value, known):
+        template: LayoutTemplate = value
+    else:
+        template = (_BY_KIND if "kind" in value else _BY_FIELDS).validate_python(value)
+    if isinstance(template, RolesLayout):
+        return template.template()
     return template.load() if isinstance(template, LayoutFile) else template
 
 

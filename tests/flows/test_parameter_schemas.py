@@ -18,11 +18,12 @@ import pytest
 from prefect.flows import Flow
 from prefect.settings import PREFECT_HOME, temporary_settings
 from prefect.utilities.callables import parameter_schema
+from pydantic import TypeAdapter
 
 import prefect_encord.flows as flows_package
-from prefect_encord.flows.parameters import GroupingStep, LocalDestination
+from prefect_encord.flows.parameters import CloudDestination, GroupingStep, LocalDestination
 from prefect_encord.planning.grouping import GroupsFile, KeyPattern
-from prefect_encord.planning.layouts import CarouselLayout, GridLayout, LayoutFile
+from prefect_encord.planning.layouts import CarouselLayout, LayoutFile, RolesLayout, parse_layout
 
 
 def _flows() -> list[Flow[Any, Any]]:
@@ -68,18 +69,50 @@ def test_the_grouping_step_offers_typed_rules_and_layouts_with_a_visible_default
     assert {ref["$ref"].rsplit("/", 1)[1] for ref in grouping["rule"]["anyOf"]} == {"KeyPattern", "GroupsFile"}
     assert schema["definitions"]["GroupsFile"]["properties"]["path"]["type"] == "string"  # a path, not a JSON box
     layouts = {ref["$ref"].rsplit("/", 1)[1] for ref in grouping["layout"]["anyOf"]}
-    assert layouts == {"GridLayout", "CarouselLayout", "LayoutFile"}  # a recursive tree would hang the UI's form
+    assert layouts == {"RolesLayout", "LayoutFile"}  # a recursive tree would hang the UI's form
     assert "DataGroupLayout" not in json.dumps(schema) and "LayoutGrid" not in schema["definitions"]
-    assert grouping["layout"]["default"] == {"kind": "grid", "roles": []}
+    assert grouping["layout"]["default"] == {"style": "grid", "roles": []}
+    assert schema["definitions"]["RolesLayout"]["properties"]["style"]["enum"] == ["grid", "carousel"]
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_no_form_shows_a_constant(name: str) -> None:
+    """The Prefect UI draws a const as a greyed "Kind is a const" box and keeps it when a person switches tabs:
+    no choice carries its kind into a form; the fields each choice requires tell them apart."""
+    schema = json.dumps(parameter_schema(FLOWS[name]).model_dump())
+    assert '"const"' not in schema and '"kind"' not in schema
+
+
+def test_a_forms_choice_is_told_by_its_fields() -> None:
+    from prefect_encord.flows.parameters import CloudSource, LocalSource
+
+    source = TypeAdapter(LocalSource | CloudSource)
+    assert isinstance(source.validate_python({"directory": "/data"}), LocalSource)
+    with pytest.raises(ValueError, match="a bucket source needs its saved cloud integration block"):
+        source.validate_python({"include": ["*.mp4"]})  # ingest-hourly before a block is picked
+    destination = TypeAdapter(LocalDestination | CloudDestination)
+    assert isinstance(destination.validate_python({"prefix": "labels"}), LocalDestination)
+    with pytest.raises(ValueError, match="locaton"):
+        destination.validate_python({"locaton": "/data"})
+    step = GroupingStep.model_validate({"rule": {"path": "groups.csv"}, "layout": {"style": "carousel"}})
+    assert isinstance(step.rule, GroupsFile) and step.layout == RolesLayout(style="carousel")
+    assert isinstance(
+        GroupingStep.model_validate({"rule": {"pattern": "(?P<key>s)"}, "layout": {"path": "l.json"}}).layout,
+        LayoutFile,
+    )
+    assert "kind" not in LocalSource(directory="/data").model_dump()  # a run's parameters refill a form as they are
 
 
 def test_grouping_rules_and_layouts_still_accept_their_dict_forms() -> None:
     step = GroupingStep.model_validate(
         {"rule": {"kind": "groups_file", "path": "groups.csv"}, "layout": {"kind": "carousel"}}
     )
-    assert isinstance(step.rule, GroupsFile) and isinstance(step.layout, CarouselLayout)
+    assert isinstance(step.rule, GroupsFile) and step.layout == RolesLayout(style="carousel")
     pattern = GroupingStep.model_validate({"rule": {"pattern": r"(?P<key>s\d+)"}})
-    assert isinstance(pattern.rule, KeyPattern) and isinstance(pattern.layout, GridLayout)
+    assert isinstance(pattern.rule, KeyPattern) and pattern.layout == RolesLayout(style="grid")
+    given = GroupingStep(rule=KeyPattern(pattern=r"(?P<key>s\d+)"), layout=CarouselLayout(roles=["a", "b"]))
+    assert given.layout == RolesLayout(style="carousel", roles=["a", "b"])
+    assert parse_layout(given.layout) == CarouselLayout(roles=["a", "b"])
     custom = GroupingStep.model_validate(
         {"rule": {"pattern": r"(?P<key>s\d+)"}, "layout": {"kind": "layout_file", "path": "cameras.json"}}
     )
@@ -152,3 +185,21 @@ def test_a_misspelt_key_is_refused_naming_it_before_the_run_starts() -> None:
         FLOWS["encord-ingest"].validate_parameters(
             {"source": {"kind": "local", "directory": ".", "exlcude": ["*.mp4"]}, "credentials": credentials}
         )
+
+
+def test_the_servers_check_takes_a_kind_given_the_old_way_and_refuses_a_misspelt_key() -> None:
+    """Prefect's server checks a deployment's parameters against the schema (prefect.yaml, --param, triggers):
+    a ``kind`` written for forms that showed it still passes, a wrong kind or a misspelt key does not."""
+    from prefect.utilities.schema_tools.validation import ValidationError as SchemaError
+    from prefect.utilities.schema_tools.validation import validate
+
+    schema = parameter_schema(FLOWS["encord-export-labels"]).model_dump_for_openapi()
+
+    def check(destination: dict[str, Any]) -> None:
+        validate({"destination": destination}, schema, raise_on_error=True, preprocess=True, ignore_required=True)
+
+    check({"kind": "local", "directory": "/data"})
+    check({"directory": "/data"})
+    for wrong in ({"kind": "cloud", "directory": "/data"}, {"locaton": "/data"}):
+        with pytest.raises(SchemaError):
+            check(wrong)
