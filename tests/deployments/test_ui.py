@@ -96,6 +96,8 @@ def test_the_ingest_form_is_a_form_not_a_json_editor(stack: dict[str, Any], page
     page.screenshot(path=SCREENSHOTS / "ingest-custom-run-cloud.png", full_page=True)
     # Prefect's server checks a block reference against the definition keyed by the block schema's title, which
     # must stay its class name (prefect/utilities/schema_tools/validation.py): the tabs show class names.
+    # Class names, as Prefect's UI titles a block type's tab by its schema's title, which must stay the class name
+    # (Prefect's server finds a block reference's definition by that title), and ignores a title beside a $ref.
     for block_type in ("EncordS3Integration", "EncordGcsIntegration", "EncordAzureIntegration"):
         assert block.get_by_role("button", name=block_type).is_visible()
     assert page.locator(JSON_EDITOR).count() == 0
