@@ -65,7 +65,7 @@ def _export_labels(args: argparse.Namespace) -> int:
 def _relay(args: argparse.Namespace) -> int:
     from prefect_encord.webhook_relay import serve as serve_relay
 
-    serve_relay(args.host, args.port, args.within)  # the notification token: from the environment, never argv
+    serve_relay(args.host, args.port, args.within)  # the relay's token: from the environment, never argv
     return 0
 
 

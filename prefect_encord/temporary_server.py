@@ -7,6 +7,10 @@ Prefect starts one that brings a watchdog (:mod:`prefect_encord.server_watchdog`
 within a fraction of a second of the command's death. Nothing starts earlier than before: a command that
 fails on its arguments still starts no server.
 
+The server runs in a session of its own (``setsid``): a terminal's Ctrl-C signals the whole foreground process
+group, and a server in the CLI's group died with the CLI's first signal, while the CLI still had started jobs to
+finish and record through it.
+
 Prefect keeps one temporary server per port in ``SubprocessASGIServer._instances`` and asks for the one
 without a port; registering a subclass there first is what makes Prefect start this one (verified on the
 oldest and newest Prefect this package supports).
@@ -14,9 +18,13 @@ oldest and newest Prefect this package supports).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import subprocess
 import sys
+import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +42,13 @@ def guard_temporary_server() -> None:
     """
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         return
+    from prefect.server.api import server as server_module
     from prefect.server.api.server import SubprocessASGIServer
 
     class GuardedServer(SubprocessASGIServer):
         def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
-            server = super()._run_uvicorn_command()
+            with _in_a_session_of_its_own(server_module):
+                server = super()._run_uvicorn_command()
             subprocess.Popen(
                 [sys.executable, str(WATCHDOG), str(os.getpid()), str(server.pid), SERVER_MARKER],
                 start_new_session=True,
@@ -50,3 +60,19 @@ def guard_temporary_server() -> None:
 
     if None not in SubprocessASGIServer._instances:
         GuardedServer()
+
+
+@contextlib.contextmanager
+def _in_a_session_of_its_own(module: types.ModuleType) -> Iterator[None]:
+    """While in it, the processes ``module`` starts through ``subprocess.Popen`` start a new session.
+
+    Prefect's server module starts its server with ``subprocess.Popen`` and no way to pass options: its own
+    name ``subprocess`` is pointed, for that one call, at a stand-in whose ``Popen`` adds ``start_new_session``.
+    """
+    stand_in = types.SimpleNamespace(**vars(subprocess))
+    stand_in.Popen = functools.partial(subprocess.Popen, start_new_session=True)
+    module.subprocess = stand_in  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        module.subprocess = subprocess  # type: ignore[attr-defined]

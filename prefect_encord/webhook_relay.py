@@ -18,26 +18,34 @@ one Prefect event per label row, which deployment triggers can react to:
   10,000 ids it relayed).
 
 A body that is not JSON, not an Encord workflow task event or misses a field is answered 400 with a
-message naming the problem; if this process cannot emit Prefect events (no Prefect API configured),
-503, so the sender retries later.
+message naming the problem; if this process cannot emit Prefect events (no Prefect API configured: events
+sent into a temporary server of its own would be lost), 503, so the sender retries later. A webhook of many
+rows is sent in bounded batches (:data:`EMIT_BATCH` events, then the relay waits until the server has stored
+them), so a burst never overflows the Prefect server's event queues, which drop what does not fit.
 
 ``POST /buckets/notifications`` takes the notifications of S3 (through SNS, EventBridge or a forwarder), GCS
 (Pub/Sub push) and Azure (Event Grid), read by :mod:`prefect_encord.planning.notifications`, and batches their
 keys into :data:`~prefect_encord.events.BUCKET_OBJECTS_CHANGED_EVENT` events (see
 :mod:`prefect_encord.bucket_events`). It answers Event Grid's validation handshake with its code, confirms an
-SNS subscription by visiting its URL when that URL is Amazon's (``https://sns.<region>.amazonaws.com``), and,
-when the relay has a notification token (``PREFECT_ENCORD_NOTIFICATION_TOKEN``, never a command-line
-argument, which any process list shows), refuses (401) a delivery that does not carry it as ``?token=`` or the
-``X-Prefect-Encord-Token`` header: give the token in the URL each cloud's subscription posts to.
+SNS subscription by visiting its URL when that URL is Amazon's (``https://sns.<region>.amazonaws.com``).
+
+Every route but ``/healthz`` is guarded by the relay's token (``PREFECT_ENCORD_RELAY_TOKEN``, or the older
+``PREFECT_ENCORD_NOTIFICATION_TOKEN``; never a command-line argument, which any process list shows): a request
+that does not carry it as ``?token=`` or the ``X-Prefect-Encord-Token`` header is refused (401). Give the token
+in the URL each sender posts to (Encord's workflow webhooks are not signed, so the URL's token is their only
+proof). :func:`serve` refuses to listen beyond loopback without a token, and to start without a Prefect API.
+Bodies are bounded (:mod:`prefect_encord.planning.bounded_json`): too large is 413, too deep 400.
 
 Run it with :func:`serve` or, in tests and embedded use, :class:`RelayServer` (a background thread on loopback).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -60,6 +68,7 @@ from fastapi.responses import JSONResponse
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.events import emit_event
 from prefect.events.worker import EventsWorker, should_emit_events
+from prefect.settings import PREFECT_API_URL
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from prefect_encord.bucket_events import DEFAULT_WITHIN_SECONDS, KeyBatch, NotificationBatcher
@@ -72,6 +81,7 @@ from prefect_encord.events import (
     label_row_resource,
     project_resource,
 )
+from prefect_encord.planning.bounded_json import BodyRefused, check_depth, check_size
 from prefect_encord.planning.notifications import (
     NotificationError,
     SubscriptionConfirmation,
@@ -83,7 +93,14 @@ logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/encord/webhook"
 NOTIFICATIONS_PATH = "/buckets/notifications"
-NOTIFICATION_TOKEN_ENV = "PREFECT_ENCORD_NOTIFICATION_TOKEN"
+RELAY_TOKEN_ENV = "PREFECT_ENCORD_RELAY_TOKEN"
+NOTIFICATION_TOKEN_ENV = "PREFECT_ENCORD_NOTIFICATION_TOKEN"  # its older name, when it guarded one route
+#: Events sent before the relay waits for the server to store them: the Prefect server queues at most 10,000
+#: per subscriber and drops the rest (prefect.server.utilities.messaging.memory), so a webhook of 20,000 rows
+#: sent at once lost half of them.
+EMIT_BATCH = 1_000
+#: How long the relay waits for one batch to be stored before it sends the next anyway (and says so).
+STORED_TIMEOUT_SECONDS = 120.0
 #: Where an SNS subscription may be confirmed: Amazon's SNS endpoints, nothing a forged body could name.
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 EVENT_NAMES = {
@@ -234,8 +251,31 @@ def _emit(webhook: EncordWebhook) -> list[dict[str, Any]]:
         while len(_relayed) > _REMEMBERED:
             _relayed.popitem(last=False)
         emitted.append(_relayed[event_id])
+        if len(emitted) % EMIT_BATCH == 0:
+            _wait_until_stored(name, webhook.uid, len(emitted))
     logger.info("relayed %s for %d label rows of project %s", webhook.event_type, len(emitted), project_hash)
     return emitted
+
+
+def _wait_until_stored(name: str, webhook_uid: str, count: int) -> None:
+    """Wait until the Prefect server holds ``count`` events of this webhook: the flow control its queues lack."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+    from prefect.events.schemas.events import ResourceSpecification
+
+    EventsWorker.instance().wait_until_empty()  # sent, first
+    stored_filter = EventFilter(
+        event=EventNameFilter(name=[name]),
+        resource=EventResourceFilter(labels=ResourceSpecification({"encord.webhook-uid": webhook_uid})),
+    )
+    deadline = time.monotonic() + STORED_TIMEOUT_SECONDS
+    with get_client(sync_client=True) as client:
+        while (stored := client.read_events(filter=stored_filter, limit=1).total) < count:
+            if time.monotonic() > deadline:
+                logger.warning("the Prefect server holds %d of %d events of webhook %s; sending on", stored, count,
+                               webhook_uid)  # fmt: skip
+                return
+            time.sleep(0.5)
 
 
 def emit_batch(batch: KeyBatch) -> None:
@@ -257,12 +297,8 @@ def emit_batch(batch: KeyBatch) -> None:
     _outside_any_run(send)
 
 
-def _notification(body: bytes, token: str | None, given: str | None, batcher: NotificationBatcher) -> JSONResponse:
+def _notification(body: bytes, batcher: NotificationBatcher) -> JSONResponse:
     """Answer one bucket notification delivery: its handshake, or accept its keys into the batcher."""
-    if token is not None and not hmac.compare_digest(token.encode(), (given or "").encode()):
-        raise WebhookRejected(401, "this relay takes bucket notifications only with its token (?token=…)")
-    if not should_emit_events():
-        raise WebhookRejected(503, "this relay cannot emit Prefect events: set PREFECT_API_URL (or log in)")
     try:
         parsed = parse_notification(body)
     except NotificationError as exc:
@@ -285,7 +321,39 @@ def _confirm(confirmation: SubscriptionConfirmation) -> None:
         raise WebhookRejected(502, f"SNS answered {response.status_code} to the subscription confirmation")
 
 
-def create_app(within_seconds: float = DEFAULT_WITHIN_SECONDS, notification_token: str | None = None) -> FastAPI:
+def relay_token(given: str | None = None) -> str | None:
+    """The token every request must carry: ``given``, else the environment's; None accepts any request."""
+    return given or os.environ.get(RELAY_TOKEN_ENV) or os.environ.get(NOTIFICATION_TOKEN_ENV) or None
+
+
+async def _checked_body(request: Request, token: str | None) -> bytes:
+    """The body of a request that carries the token and that the relay can pass on, read within its bounds.
+
+    Raises:
+        WebhookRejected: 401 without the token, 503 without a Prefect API, 413 or 400 for a body too large or
+            too deep, before any of it is parsed.
+    """
+    given = request.query_params.get("token") or request.headers.get("x-prefect-encord-token") or ""
+    if token is not None and not hmac.compare_digest(token.encode(), given.encode()):
+        raise WebhookRejected(401, "this relay takes requests only with its token (?token=… in the sender's URL)")
+    if not PREFECT_API_URL.value() or not should_emit_events():
+        raise WebhookRejected(503, "this relay cannot emit Prefect events: set PREFECT_API_URL (or log in)")
+    try:
+        declared = request.headers.get("content-length", "")
+        check_size(int(declared) if declared.isdigit() else 0)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            check_size(size)
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        check_depth(body)
+    except BodyRefused as refused:
+        raise WebhookRejected(refused.status, str(refused)) from None
+    return body
+
+
+def create_app(within_seconds: float = DEFAULT_WITHIN_SECONDS, token: str | None = None) -> FastAPI:
     """The relay's ASGI app: ``POST /encord/webhook``, ``POST /buckets/notifications`` and ``GET /healthz``.
 
     Its lifespan runs the bucket notification batcher: started with the app, and on shutdown every key still
@@ -293,11 +361,11 @@ def create_app(within_seconds: float = DEFAULT_WITHIN_SECONDS, notification_toke
 
     Args:
         within_seconds: How long a bucket's first notified key waits for others before its batch is emitted.
-        notification_token: The secret bucket notifications must carry; None (and no
-            ``PREFECT_ENCORD_NOTIFICATION_TOKEN``) accepts any, which suits a relay listening on loopback only.
+        token: The secret every request must carry; None (and none in the environment, see
+            :func:`relay_token`) accepts any, which suits a relay listening on loopback only.
     """
     notifications = NotificationBatcher(emit_batch, within_seconds=within_seconds)
-    token = notification_token or os.environ.get(NOTIFICATION_TOKEN_ENV) or None
+    token = relay_token(token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -311,9 +379,8 @@ def create_app(within_seconds: float = DEFAULT_WITHIN_SECONDS, notification_toke
 
     @app.post(NOTIFICATIONS_PATH)
     async def receive_notification(request: Request) -> JSONResponse:
-        given = request.query_params.get("token") or request.headers.get("x-prefect-encord-token")
         try:
-            return _notification(await request.body(), token, given, notifications)
+            return _notification(await _checked_body(request, token), notifications)
         except WebhookRejected as exc:
             logger.warning("bucket notification refused (%d): %s", exc.status, exc.message)
             return JSONResponse(status_code=exc.status, content={"message": exc.message, "detail": exc.message})
@@ -321,8 +388,8 @@ def create_app(within_seconds: float = DEFAULT_WITHIN_SECONDS, notification_toke
     @app.post(WEBHOOK_PATH)
     async def receive(request: Request) -> JSONResponse:
         try:
-            webhook = parse_webhook(await request.body())
-            emitted = relay(webhook)
+            webhook = parse_webhook(await _checked_body(request, token))
+            emitted = await asyncio.to_thread(relay, webhook)  # it waits for its batches to leave
         except WebhookRejected as exc:
             logger.warning("webhook refused (%d): %s", exc.status, exc.message)
             return JSONResponse(status_code=exc.status, content={"message": exc.message, "detail": exc.message})
@@ -339,14 +406,33 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8787,
     within_seconds: float = DEFAULT_WITHIN_SECONDS,
-    notification_token: str | None = None,
+    token: str | None = None,
 ) -> None:
-    """Run the relay in the foreground until interrupted (loopback by default)."""
+    """Run the relay in the foreground until interrupted (loopback by default).
+
+    Raises:
+        ValueError: Before listening, without a Prefect API (the events would go to a temporary server and be
+            lost) or, beyond loopback, without a token (anyone who reaches it could start exports).
+    """
+    if not PREFECT_API_URL.value():
+        raise ValueError("the relay needs a Prefect server to send events to: set PREFECT_API_URL")
+    if relay_token(token) is None and not _loopback(host):
+        raise ValueError(
+            f"listening on {host} needs a token, or anyone who reaches the relay could start flows: "
+            f"set {RELAY_TOKEN_ENV} and give it as ?token= in the URLs that post to the relay"
+        )
     print(f"Encord webhook relay listening on http://{host}:{port}{WEBHOOK_PATH} and {NOTIFICATIONS_PATH}", flush=True)
     try:
-        uvicorn.run(create_app(within_seconds, notification_token), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(within_seconds, token), host=host, port=port, log_level="warning")
     finally:
         EventsWorker.drain_all(timeout=10)  # send what was emitted before the process goes
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class RelayServer:
@@ -357,12 +443,12 @@ class RelayServer:
         host: str = "127.0.0.1",
         port: int = 0,
         within_seconds: float = DEFAULT_WITHIN_SECONDS,
-        notification_token: str | None = None,
+        token: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.within_seconds = within_seconds
-        self.notification_token = notification_token
+        self.token = token
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -381,7 +467,7 @@ class RelayServer:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
                 probe.bind((self.host, 0))
                 self.port = int(probe.getsockname()[1])
-        app = create_app(self.within_seconds, self.notification_token)
+        app = create_app(self.within_seconds, self.token)
         config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)
         context = contextvars.copy_context()  # the caller's Prefect settings, e.g. a test harness's

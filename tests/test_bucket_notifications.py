@@ -91,7 +91,7 @@ def _events(bucket: str, expected: int, timeout: float = 30.0) -> list[ReceivedE
 
 @pytest.fixture(scope="module")
 def relay(prefect_harness: None) -> Iterator[RelayServer]:
-    with RelayServer(within_seconds=1.0, notification_token="s3cret") as server:
+    with RelayServer(within_seconds=1.0, token="s3cret") as server:
         yield server
 
 

@@ -8,6 +8,9 @@ relay, and the events are read back from the Prefect API.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,10 +24,11 @@ from encord_sandbox.samples import png
 from encord_sandbox.server import Sandbox
 from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-from prefect.events.schemas.events import ReceivedEvent
+from prefect.events.schemas.events import ReceivedEvent, ResourceSpecification
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from prefect_encord import webhook_relay
 from prefect_encord.events import LABELS_COMPLETED_EVENT, TASK_COMPLETED_EVENT, TASK_SUBMITTED_EVENT
+from prefect_encord.planning.bounded_json import MAX_BODY_BYTES
 from prefect_encord.webhook_relay import WEBHOOK_PATH, RelayServer, parse_webhook
 
 
@@ -46,7 +50,7 @@ def _webhook(event_type: str = "task_completed_event", **payload: Any) -> dict[s
 
 
 @pytest.fixture(scope="module")
-def relay() -> Iterator[httpx.Client]:
+def relay(prefect_harness: None) -> Iterator[httpx.Client]:
     with RelayServer() as server, httpx.Client(base_url=server.url.removesuffix(WEBHOOK_PATH), trust_env=False) as http:
         yield http
 
@@ -98,10 +102,92 @@ def test_hashes_as_strings_or_singular_are_accepted() -> None:
     assert legacy.payload.rows() == [("l", None)]
 
 
-def test_no_prefect_api_means_503(relay: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(webhook_relay, "emit_event", lambda *args, **kwargs: None)
-    response = relay.post(WEBHOOK_PATH, json=_webhook())
-    assert response.status_code == 503 and "PREFECT_API_URL" in response.json()["message"]
+def test_without_a_prefect_api_every_route_answers_503_so_the_sender_retries() -> None:
+    """Events sent into a temporary server of the relay's own would be lost, and the sender would not retry."""
+    with (
+        temporary_settings(restore_defaults={PREFECT_API_URL}),
+        RelayServer() as server,
+        httpx.Client(trust_env=False) as http,
+    ):
+        webhook = http.post(server.url, json=_webhook())
+        bucket = http.post(server.notifications_url, json={"Records": []})
+    for answer in (webhook, bucket):
+        assert answer.status_code == 503 and "PREFECT_API_URL" in answer.json()["message"]
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_ENCORD_") and k != "PREFECT_API_URL"}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "prefect-encord"), "webhook-relay", *args],
+        capture_output=True, text=True, timeout=120, env={**clean, **env},
+    )  # fmt: skip
+
+
+def test_the_relay_refuses_to_start_without_a_prefect_api_or_open_to_all_without_a_token(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    home = {"PREFECT_HOME": str(tmp_path)}  # no profile naming an API either
+    no_api = _cli("--port", "0", **home)
+    assert no_api.returncode == 1 and "needs a Prefect server" in no_api.stderr and "PREFECT_API_URL" in no_api.stderr
+    assert "Traceback" not in no_api.stderr and "listening" not in no_api.stdout
+    open_to_all = _cli("--host", "0.0.0.0", "--port", "0", PREFECT_API_URL=str(PREFECT_API_URL.value()), **home)
+    assert open_to_all.returncode == 1 and "listening on 0.0.0.0 needs a token" in open_to_all.stderr
+    assert "PREFECT_ENCORD_RELAY_TOKEN" in open_to_all.stderr and "listening" not in open_to_all.stdout
+
+
+@pytest.fixture(scope="module")
+def guarded(prefect_harness: None) -> Iterator[RelayServer]:
+    with RelayServer(token="s3cret") as server:
+        yield server
+
+
+def test_every_route_takes_only_requests_with_the_token(guarded: RelayServer) -> None:
+    with httpx.Client(trust_env=False) as http:
+        stranger = http.post(guarded.url, json=_webhook())
+        wrong = http.post(guarded.url, json=_webhook(), headers={"X-Prefect-Encord-Token": "guess"})
+        bucket = http.post(guarded.notifications_url, json={"Records": []})
+        with_token = http.post(f"{guarded.url}?token=s3cret", json=_webhook())
+        health = http.get(guarded.url.replace(WEBHOOK_PATH, "/healthz"))
+    assert stranger.status_code == wrong.status_code == bucket.status_code == 401
+    assert "token" in stranger.json()["message"]
+    assert with_token.status_code == 200, with_token.text
+    assert health.status_code == 200
+
+
+def test_a_body_too_large_is_413_and_too_deep_is_400_before_it_is_read_whole(guarded: RelayServer) -> None:
+    url = f"{guarded.url}?token=s3cret"
+    chunk = b" " * (1024 * 1024)
+
+    def endless() -> Iterator[bytes]:  # no Content-Length: the relay stops reading at its limit
+        for _ in range(64):
+            yield chunk
+
+    with httpx.Client(trust_env=False, timeout=60) as http:
+        declared = http.post(url, content=b"{" + b" " * MAX_BODY_BYTES + b"}")
+        streamed = http.post(url, content=endless())
+        deep = http.post(url, content=b"[" * 100_000 + b"]" * 100_000)
+    assert declared.status_code == streamed.status_code == 413, streamed.text
+    assert "larger than" in streamed.json()["message"]
+    assert deep.status_code == 400 and "nests deeper" in deep.json()["message"]
+
+
+def test_twenty_thousand_rows_in_one_webhook_reach_prefect_every_one(relay: httpx.Client) -> None:
+    """The Prefect server queues 10,000 events per subscriber and drops the rest: the relay sends them in batches."""
+    rows = 20_000
+    body = _webhook(project_hash=str(uuid.uuid4()), label_hashes=[str(uuid.uuid4()) for _ in range(rows)])
+    answer = relay.post(WEBHOOK_PATH, json=body, timeout=600)
+    assert answer.status_code == 200 and len(answer.json()["emitted"]) == rows
+    uid_filter = EventFilter(
+        event=EventNameFilter(name=[TASK_COMPLETED_EVENT]),
+        resource=EventResourceFilter(labels=ResourceSpecification({"encord.webhook-uid": body["uid"]})),
+    )
+    deadline, stored = time.monotonic() + 120, 0
+    with get_client(sync_client=True) as client:
+        while stored < rows and time.monotonic() < deadline:
+            stored = client.read_events(filter=uid_filter, limit=1).total
+            time.sleep(1)
+    print(f"{rows} rows in one webhook: {stored} events stored by the Prefect server")
+    assert stored == rows
 
 
 # --- emitting -----------------------------------------------------------------------------------

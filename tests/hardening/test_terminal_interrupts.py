@@ -1,0 +1,119 @@
+"""Ctrl-C at a real terminal, and SIGINT to the whole process group, during a 2,500-file upload.
+
+A terminal's Ctrl-C signals every process of the foreground group, not only the CLI: the temporary Prefect
+server the CLI started used to be in that group and died with it, so "finish the started jobs and record them"
+talked to a dead API for minutes, the receipt said ``jobs: []`` and a rollback deleted nothing. The CLI runs
+here with no Prefect API configured (so it starts the temporary server) and the embedded sandbox, once under a
+pseudo-terminal that is sent the Ctrl-C character, once signalled with ``killpg``; then ``prefect-encord
+rollback`` must remove every item the run created.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from encord_sandbox import samples
+from encord_sandbox.store import Store
+
+FILES = 2500
+CLI = str(Path(sys.executable).parent / "prefect-encord")
+STARTED = "started data-upload job"
+
+
+def _media(directory: Path) -> Path:
+    directory.mkdir()
+    for n in range(FILES):
+        (directory / f"frame-{n:04d}.png").write_bytes(samples.png(width=2, height=2, color=(n % 256, n // 256, 9)))
+    return directory
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL" and not k.startswith("ENCORD_")}
+    return env | {"PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "250", "NO_PROXY": "127.0.0.1,localhost",
+                  "PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY": str(tmp_path / "runs")}  # fmt: skip
+
+
+def _items(home: Path) -> int:
+    store = Store(home / "sandbox" / "sandbox.sqlite3")
+    try:
+        row = store.query_one("SELECT count(*) AS n FROM items WHERE is_placeholder = 0 AND frame_of IS NULL")
+        assert row is not None
+        return int(row["n"])
+    finally:
+        store.close()
+
+
+def _under_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str, float]:
+    """Run ``command`` on a pseudo-terminal, type Ctrl-C once its first upload job started; (code, output, s)."""
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: the session leader, the terminal its controlling one
+        os.execve(command[0], command, env)
+    output, signalled = b"", 0.0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([terminal], [], [], 1.0)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # the terminal closes as the child ends
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not signalled and STARTED.encode() in output:
+            os.write(terminal, b"\x03")  # the terminal sends SIGINT to its foreground process group
+            signalled = time.monotonic()
+    _, status = os.waitpid(pid, 0)
+    os.close(terminal)
+    assert signalled, output.decode(errors="replace")[-3000:]
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace"), time.monotonic() - signalled
+
+
+def _to_the_group(command: list[str], env: dict[str, str]) -> tuple[int, str, float]:
+    """Run ``command`` as the leader of its own process group, SIGINT the group once its first job started."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                             start_new_session=True)  # fmt: skip
+    assert child.stdout is not None
+    output = []
+    for line in child.stdout:
+        output.append(line)
+        if STARTED in line:
+            break
+    os.killpg(child.pid, signal.SIGINT)  # what a terminal's Ctrl-C does, without a terminal
+    signalled = time.monotonic()
+    rest, _ = child.communicate(timeout=300)
+    return child.returncode, "".join(output) + rest, time.monotonic() - signalled
+
+
+@pytest.mark.parametrize("interrupt", [_under_a_terminal, _to_the_group], ids=["ctrl-c-at-a-terminal", "killpg"])
+def test_ctrl_c_to_the_whole_group_stops_within_seconds_and_rollback_removes_everything(
+    interrupt: object, tmp_path: Path
+) -> None:
+    media, home, env = _media(tmp_path / "media"), tmp_path / "home", _env(tmp_path)
+    command = [CLI, "ingest", str(media), "--folder", f"terminal/{uuid.uuid4().hex[:8]}", "--home", str(home)]
+    code, output, stopped_in = interrupt(command, env)  # type: ignore[operator]
+    print(f"exit {code}, {stopped_in:.1f} s after the interrupt")
+
+    assert code == 130, output[-4000:]
+    assert stopped_in < 10, output[-4000:]
+    assert "Traceback" not in output, output[-4000:]
+    created = _items(home)
+    assert 0 < created < FILES, output[-4000:]  # the started job was finished; nothing new started
+    (run_id,) = set(re.findall(r"prefect-encord rollback ([0-9a-f-]{36})", output))
+
+    undone = subprocess.run([CLI, "rollback", run_id, "--home", str(home)], capture_output=True, text=True,
+                            env=env, timeout=300)  # fmt: skip
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert f"deleted {created}," in undone.stdout, undone.stdout
+    assert _items(home) == 0
