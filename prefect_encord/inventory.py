@@ -13,6 +13,10 @@ before inventories existed) and records the answers; a caller who doubts the fil
 in Encord's UI) passes ``refresh_inventory=True`` for the same. A crash loses at most the rows of jobs not
 yet settled, which the job ledger resumes.
 
+**It heals.** A file that is not an inventory (overwritten, truncated) or fails SQLite's quick check (a damaged
+page) is moved aside, as ``<name>.damaged-<time>``, and a new one is started, which the run fills from
+Encord's answers as for a lost one; the caller says so (:attr:`Inventory.moved_aside`).
+
 **Shared by workers.** SQLite's WAL mode lets the processes of one machine read and write it at once (a
 writer waits up to :data:`BUSY_TIMEOUT_SECONDS` for another). Workers on several machines need the directory
 on storage every machine mounts with working POSIX locks (an NFSv4 or SMB share, not an object-store mount);
@@ -21,8 +25,10 @@ without that, give each machine its own directory: a worker that finds no invent
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -67,13 +73,42 @@ class Inventory:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: Where a damaged file found at ``path`` was moved, and why: for the caller to say (None: it was sound).
+        self.moved_aside: tuple[Path, str] | None = None
         try:
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+            self._db = self._open()
+        except sqlite3.OperationalError as exc:  # locked, unreadable, no space: nothing to heal, a fault to name
             raise OSError(f"cannot open the inventory {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+            self.moved_aside = (self._move_aside(), str(exc))
+            try:
+                self._db = self._open()
+            except sqlite3.Error as again:
+                raise OSError(f"cannot open the inventory {self.path}: {again}") from again
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            (verdict,) = db.execute("PRAGMA quick_check(1)").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"SQLite's quick check: {verdict}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self) -> Path:
+        """Rename the damaged file (its WAL and shared-memory files dropped): kept for a person, out of the way."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            self.path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        return aside
 
     def __enter__(self) -> Inventory:
         return self

@@ -404,6 +404,12 @@ def register_bucket(
         ItemMapWriter(item_map if item_map is not None else default_item_map(folder_uuid)) as writer,
         Inventory(inventory_file) as inventory,
     ):
+        if inventory.moved_aside is not None:
+            aside, why = inventory.moved_aside
+            run_logger(__name__).warning(
+                "The inventory %s was damaged (%s): moved aside to %s; this run sends every object once and "
+                "Encord skips what it holds", inventory_file, why, aside.name,
+            )  # fmt: skip
         if refresh_inventory or not use_inventory:
             inventory.clear()
 

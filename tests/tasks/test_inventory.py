@@ -167,3 +167,43 @@ def test_notified_keys_list_only_their_directories_and_see_what_vanished_there(
     assert [url for url, _ in run.vanished] == [block.object_url("cams/03.png")]
     assert run.unchanged == 29  # the rest of cams/, listed whole; other/ is not listed at all
     assert listed == ["cams/"]
+
+
+def _damage(inventory: Path, how: str) -> None:
+    if how == "overwritten":
+        inventory.write_bytes(b"not an inventory at all\n" * 200)
+    else:  # one damaged page: the header of the table's b-tree page
+        data = bytearray(inventory.read_bytes())
+        page = int.from_bytes(data[16:18], "big") or 65536
+        assert len(data) >= 2 * page, "the inventory has a second page to damage"
+        data[page : page + 64] = b"\xff" * 64
+        inventory.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["overwritten", "a damaged page"])
+def test_a_damaged_inventory_is_moved_aside_with_a_warning_and_rebuilt_from_encord(
+    how: str,
+    request: pytest.FixtureRequest,
+    sandbox: Sandbox,
+    folder: StorageFolder,
+    http_log: HttpLog,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    block = new_bucket("s3", request, FILES, integration=add_sandbox_integration(sandbox, "s3", request))
+    credentials = credentials_block(sandbox)
+    first = register_bucket.fn(credentials, block, str(folder.uuid), ledger_dir=tmp_path)
+    inventory = default_path(str(folder.uuid), block)
+    _damage(inventory, how)
+
+    rebuilt = register_bucket.fn(credentials, block, str(folder.uuid), ledger_dir=tmp_path)
+    assert rebuilt.created == {} and rebuilt.skipped_duplicates == first.created  # Encord skipped them all
+    (aside,) = inventory.parent.glob(f"{inventory.name}.damaged-*")
+    assert f"moved aside to {aside.name}" in caplog.text and "was damaged" in caplog.text
+    http_log.api.clear()
+    third = register_bucket.fn(credentials, block, str(folder.uuid), ledger_dir=tmp_path)
+    assert third.jobs == () and third.unchanged == 30 and _writes(http_log) == []
+
+    _damage(inventory, how)  # --refresh-inventory works on a damaged file too
+    refreshed = register_bucket.fn(credentials, block, str(folder.uuid), ledger_dir=tmp_path, refresh_inventory=True)
+    assert refreshed.created == {} and len(_urls(folder)) == 30
