@@ -169,7 +169,7 @@ def upload_directory(
     # From the listing to the last settled job: a second run into this folder waits, then finds it all there.
     with exclusive(f"folder:{folder_uuid}", f"folder {folder_uuid}"):
         with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="encord-upload") as pool:
-            units, digests, sizes = _identify(pool, root, plan.units, result.failed)
+            units, digests, sizes, file_digests = _identify(pool, root, plan.units, result.failed)
             client = credentials.get_client()
             storage_folder = call_with_retries(
                 lambda: client.get_storage_folder(UUID(str(folder_uuid))), f"fetching folder {folder_uuid}"
@@ -189,8 +189,9 @@ def upload_directory(
             )  # fmt: skip
             started = []
             with httpx.Client(timeout=_PUT_TIMEOUT, limits=httpx.Limits(max_connections=max_concurrency)) as http:
-                batches = _Batches(storage_folder, ledger, pool, http, root, digests, client_metadata, retry_policy,
-                                   None if item_map is None else str(item_map))  # fmt: skip
+                read = {path: (file_digests[path], sizes[path]) for path in file_digests}
+                batches = _Batches(storage_folder, ledger, pool, http, root, digests, read, client_metadata,
+                                   retry_policy, None if item_map is None else str(item_map))  # fmt: skip
                 sent = 0
                 for batch in job_batches(pending.upload, job_size):
                     if stop_requested():  # Ctrl-C: no new slots, PUTs or jobs; what started is settled below
@@ -289,9 +290,9 @@ def _walk(root: Path, exclude: Sequence[str]) -> tuple[list[str], dict[str, str]
 
 def _identify(
     pool: ThreadPoolExecutor, root: Path, units: Sequence[UploadUnit], failed: dict[str, str]
-) -> tuple[list[UploadUnit], dict[str, str], dict[str, int]]:
+) -> tuple[list[UploadUnit], dict[str, str], dict[str, int], dict[str, str]]:
     """Hash every file in parallel; return the units whose files are all readable media, their digests
-    (key → digest) and the files' sizes, recording the others in ``failed`` (see
+    (key → digest), the files' sizes and digests (path → …), recording the others in ``failed`` (see
     :mod:`prefect_encord.planning.signatures`)."""
     paths = [p for unit in units for p in unit.files]
     file_digests: dict[str, str] = {}
@@ -313,7 +314,7 @@ def _identify(
             failed[unit.key] = "; ".join(broken)
         else:
             usable.append(unit)
-    return usable, {unit.key: unit_digest(unit, file_digests) for unit in usable}, sizes
+    return usable, {unit.key: unit_digest(unit, file_digests) for unit in usable}, sizes, file_digests
 
 
 def _read(path: Path) -> tuple[str, bytes, int] | OSError:
@@ -460,6 +461,7 @@ class _Batches:
     http: httpx.Client
     root: Path
     digests: Mapping[str, str]
+    read: Mapping[str, tuple[str, int]]  # path → (digest, size) when the file was identified
     client_metadata: Mapping[str, Any] | None
     policy: RetryPolicy
     item_map: str | None
@@ -476,7 +478,7 @@ class _Batches:
         except EncordException as exc:
             result.failed.update({unit.key: f"no upload slot: {exc}" for unit in batch})
             return None
-        sent = _transfer_batch(self.pool, self.http, self.root, batch, slots, self.policy, result.failed)
+        sent = _transfer_batch(self.pool, self.http, self.root, batch, slots, self.read, self.policy, result.failed)
         if sent and stop_requested():  # the files are up, but no job makes them items: nothing to undo
             result.failed.update(dict.fromkeys((unit.key for unit in sent), NOT_STARTED))
             return None
@@ -552,6 +554,7 @@ def _transfer_batch(
     root: Path,
     batch: Sequence[UploadUnit],
     slots: Mapping[str, UploadSignedUrl],
+    read: Mapping[str, tuple[str, int]],
     policy: RetryPolicy,
     failed: dict[str, str],
 ) -> list[UploadUnit]:
@@ -559,7 +562,7 @@ def _transfer_batch(
     paths = [p for unit in batch for p in unit.files]
 
     def put(path: str) -> str | None:
-        return NOT_STARTED if stop_requested() else put_file(http, root / path, slots[path], policy)
+        return NOT_STARTED if stop_requested() else put_file(http, root / path, slots[path], policy, read.get(path))
 
     errors = dict(zip(paths, pool.map(put, paths), strict=True))
     sent = []
@@ -572,10 +575,16 @@ def _transfer_batch(
     return sent
 
 
-def put_file(http: httpx.Client, path: Path, slot: UploadSignedUrl, policy: RetryPolicy) -> str | None:
+def put_file(
+    http: httpx.Client, path: Path, slot: UploadSignedUrl, policy: RetryPolicy, read: tuple[str, int] | None = None
+) -> str | None:
     """PUT one file to its signed URL, streamed, as the SDK does; None on success, else the last error.
 
-    A failed attempt is repeated after the policy's backoff, or after ``Retry-After`` if that is longer.
+    A failed attempt is repeated after the policy's backoff, or after ``Retry-After`` if that is longer. A file
+    whose size changes while it is sent fails at once (the next run sends it again), and whatever else the HTTP
+    library raises fails this file's attempt, never the step: one file's trouble is one file's failure. Given
+    ``read``, the digest and size the file had when it was identified, bytes that differ from them fail the file
+    too: its item would carry the identity of other bytes.
 
     The headers are the SDK's (Content-Type by file type, ``Cache-Control``, the slot's own headers). An
     explicit Content-Length keeps the streamed body out of chunked encoding, which signed PUTs refuse.
@@ -591,14 +600,17 @@ def put_file(http: httpx.Client, path: Path, slot: UploadSignedUrl, policy: Retr
         asked = ""  # the Retry-After of a throttled answer, in seconds
         try:
             with path.open("rb") as stream:
-                size = str(path.stat().st_size)
-                response = http.put(
-                    slot.signed_url, content=_chunks(stream), headers={**headers, "Content-Length": size}
-                )
-        except httpx.TransportError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+                size = os.fstat(stream.fileno()).st_size
+                if read is not None and size != read[1]:
+                    raise FileChangedWhileSent(f"{read[1]:,} bytes when it was read, {size:,} now")
+                body = _chunks(stream, size, None if read is None else read[0])
+                response = http.put(slot.signed_url, content=body, headers={**headers, "Content-Length": str(size)})
+        except FileChangedWhileSent as exc:
+            return f"changed during its upload ({exc}); the next run sends it again"
         except OSError as exc:
             return f"cannot read: {exc.strerror or exc}"
+        except Exception as exc:  # noqa: BLE001 - httpx's errors and h11's unwrapped ones alike: this file's failure
+            error = f"{type(exc).__name__}: {exc}"
         else:
             if response.is_success:
                 crash_point("upload.mid-put")
@@ -622,6 +634,25 @@ def _reason(response: httpx.Response) -> str:
     return str(message) if message else response.text[:200]
 
 
-def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
+class FileChangedWhileSent(Exception):
+    """A file's bytes no longer match the size declared for its upload: it was rewritten, grown or cut meanwhile."""
+
+
+def _chunks(stream: IO[bytes], size: int, digest: str | None) -> Iterator[bytes]:
+    """The file's bytes, exactly ``size`` of them (the Content-Length sent) and, given ``digest``, those bytes;
+    else :class:`FileChangedWhileSent`, raised before the last chunk goes, so the upload does not complete."""
+    sent, hashed, held = 0, hashlib.sha256(), b""
     while chunk := stream.read(_CHUNK_BYTES):
-        yield chunk
+        sent += len(chunk)
+        if sent > size:
+            raise FileChangedWhileSent(f"it grew beyond its {size:,} bytes")
+        hashed.update(chunk)
+        if held:
+            yield held
+        held = chunk
+    if sent < size:
+        raise FileChangedWhileSent(f"it ended after {sent:,} of its {size:,} bytes")
+    if digest is not None and hashed.hexdigest() != digest:
+        raise FileChangedWhileSent("its bytes changed since it was read")
+    if held:
+        yield held

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -198,10 +199,12 @@ def test_a_failed_transfer_fails_only_its_unit(
 ) -> None:
     real_put: Callable[..., str | None] = uploads.put_file
 
-    def flaky(http: httpx.Client, path: Path, slot: UploadSignedUrl, policy: RetryPolicy) -> str | None:
+    def flaky(
+        http: httpx.Client, path: Path, slot: UploadSignedUrl, policy: RetryPolicy, read: tuple[str, int] | None
+    ) -> str | None:
         if path.name in ("blue.png", "slice-2.dcm"):
             return "HTTP 403 from the upload URL: expired"
-        return real_put(http, path, slot, policy)
+        return real_put(http, path, slot, policy, read)
 
     monkeypatch.setattr(uploads, "put_file", flaky)
     result = _upload(credentials, folder, tree)
@@ -260,3 +263,41 @@ def test_put_retries_transient_failures_with_backoff(tmp_path: Path) -> None:
     with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(500))) as http:
         error = put_file(http, path, slot, RetryPolicy(max_attempts=2, backoff_seconds=0))
     assert error == "HTTP 500 from the upload URL:  (gave up after 2 attempts)"
+
+
+def test_a_file_whose_bytes_are_not_its_declared_size_fails_with_the_reason(tmp_path: Path) -> None:
+    """``/proc`` files declare 0 bytes and hold more: what a file rewritten between stat and read looks like."""
+    slot = UploadSignedUrl(item_uuid="00000000-0000-0000-0000-000000000001", object_key="k", signed_url="http://s/k")
+    with httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200))) as http:
+        error = put_file(http, Path("/proc/self/status"), slot, NO_WAIT)
+    assert error == "changed during its upload (it grew beyond its 0 bytes); the next run sends it again"
+
+
+def test_a_file_rewritten_while_it_uploads_fails_alone_and_the_others_land(
+    credentials: EncordCredentials, folder: StorageFolder, tmp_path: Path
+) -> None:
+    for index in range(100):
+        (tmp_path / f"note-{index:03d}.txt").write_bytes(text(f"note {index}"))
+    restless = tmp_path / "restless.txt"
+    restless.write_bytes(b"a" * 4_000_000)
+    stop = threading.Event()
+
+    def rewrite() -> None:  # someone's program keeps writing the file, now long, now short, never the same
+        version = 0
+        while not stop.is_set():
+            version += 1
+            restless.write_bytes(f"version {version}\n".encode() * (100_000 if version % 2 else 300_000))
+
+    writer = threading.Thread(target=rewrite, daemon=True)
+    writer.start()
+    try:
+        result = upload_directory.fn(credentials, folder.uuid, tmp_path)
+    finally:
+        stop.set()
+        writer.join()
+
+    assert len([key for key in result.items if key.startswith("note-")]) == 100
+    assert set(result.failed) == {"restless.txt"}, result.failed  # its item would have another file's identity
+    reason = result.failed["restless.txt"]
+    print(f"restless.txt: {reason}")
+    assert "changed during its upload" in reason or "file is empty" in reason, reason  # or caught mid-rewrite
