@@ -6,6 +6,8 @@ import argparse
 import contextlib
 import logging
 import sys
+import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -122,12 +124,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``prefect-encord``: the exit code of the command, 130 for a Ctrl-C the run itself did not take."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        from prefect_encord.interrupts import stop_requested
+
+        if stop_requested():  # the second Ctrl-C: stopped at once, books unfinished
+            print("prefect-encord: stopped at once; jobs already started may finish in Encord unrecorded: see the "
+                  "run's receipt (its id above) and `prefect-encord rollback`", file=sys.stderr)  # fmt: skip
+        else:  # while Prefect was imported or a server started: before the run, which had written nothing
+            print("prefect-encord: interrupted before the run began; nothing was written", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)  # --help and refused arguments end here, before Prefect is imported
     problems = args.usage_problems(args) if hasattr(args, "usage_problems") else []
     if problems:  # options that would be ignored: one line each
         for problem in problems:
             print(f"prefect-encord {args.command}: {problem}", file=sys.stderr)
         return 2
+    # Prefect warns on import when it cannot create PREFECT_HOME; the line below says so, and what to do.
+    warnings.filterwarnings("ignore", message="Failed to create the Prefect home directory", category=UserWarning)
     from prefect.settings import (
         PREFECT_SERVER_ANALYTICS_ENABLED,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
@@ -141,8 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unreachable:
         print(f"prefect-encord {args.command}: {unreachable}", file=sys.stderr)
         return 1
-    # Prefect's temporary server keeps its database in PREFECT_HOME and cannot create a missing directory.
-    Path(get_current_settings().home).expanduser().mkdir(parents=True, exist_ok=True)
+    # Prefect's temporary server keeps its database in PREFECT_HOME and cannot create a missing directory, and
+    # waits out its whole start-up timeout when it cannot write there: both are found here, in one line.
+    unwritable = _unwritable(Path(get_current_settings().home).expanduser())
+    if unwritable:
+        print(f"prefect-encord {args.command}: {unwritable}", file=sys.stderr)
+        return 1
     # With no Prefect server configured, flows start a temporary one; on a busy 2-core machine its first
     # start (migrations included) can take longer than Prefect's default 20 s wait.
     timeout = max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), 180)
@@ -166,6 +189,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             print("(run again with --debug for the traceback)", file=sys.stderr)
             return 1
+
+
+def _unwritable(home: Path) -> str | None:
+    """Why ``PREFECT_HOME`` cannot hold Prefect's and this package's files, in one line, or None."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=home):
+            pass
+    except OSError as exc:
+        return f"PREFECT_HOME {home} cannot be written ({exc.strerror or exc}): point it at a writable directory"
+    return None
 
 
 def _unreachable_api() -> str | None:

@@ -91,6 +91,8 @@ def usage_problems(args: argparse.Namespace) -> list[str]:
     one it needs is missing, or options for one's own data given with no source (the example would run)."""
     own_data = args.source is not None or args.bucket_block is not None
     problems = ["give a directory or --bucket-block, not both"] if args.source and args.bucket_block else []
+    if args.folder is not None and not args.folder.strip():
+        problems.append("--folder is empty: give a folder path such as cams/2026, or leave it out (ingest/SOURCE)")
     ignored = [f"--{name.replace('_', '-')}" for name in _OWN_DATA_OPTIONS if getattr(args, name) is not None]
     if not own_data and ignored:
         problems.append(f"{', '.join(ignored)}: give a directory or --bucket-block (without either, the bundled "

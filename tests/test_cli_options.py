@@ -5,6 +5,7 @@ under ``--debug``."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ REFUSED = {
         "--max-deletions needs --on-vanished delete",
     ),
     "a-directory-and-a-bucket": (["dir", "--bucket-block", "encord-s3-integration/raw"], "not both"),
+    "an-empty-folder": (["dir", "--folder", ""], "--folder is empty"),
     "own-data-options-with-the-example": (
         ["--schema", "s.yaml", "--layout", "grid"],
         "--schema, --layout: give a directory or --bucket-block",
@@ -150,3 +152,28 @@ def test_an_unreachable_prefect_api_is_one_line(tmp_path: Path) -> None:
         "refused"
     ]
     assert not (tmp_path / "home").exists()  # no example written, no sandbox started
+
+
+def test_an_unwritable_prefect_home_is_one_line_at_once(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("in the way")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {
+        "PREFECT_HOME": str(tmp_path / "a-file" / "prefect")
+    }
+    started = time.monotonic()
+    done = _cli("ingest", str(tmp_path), "--home", str(tmp_path / "home"), env=env)
+    assert done.returncode == 1 and time.monotonic() - started < 30, done.stderr  # not Prefect's 180 s server wait
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"prefect-encord ingest: PREFECT_HOME {tmp_path / 'a-file' / 'prefect'} cannot be written")
+
+
+def test_ctrl_c_while_prefect_is_imported_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"PREFECT_HOME": str(tmp_path / "ph")}
+    command = [str(Path(sys.executable).parent / "prefect-encord"), "ingest", str(tmp_path), "--home",
+               str(tmp_path / "home")]  # fmt: skip
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(0.4)  # past the arguments (0.07 s), within `import prefect` (about 1 s)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert len(err.strip().splitlines()) <= 2, err
