@@ -12,6 +12,11 @@ every item "already gone" and mark the run undone while its items stay. The rece
 folder the run wrote into, and the rollback refuses, before deleting anything, an Encord that has no such
 folder. Two rollbacks of one run take turns (a lock on the run id); the second finds everything gone.
 
+A run killed mid-job (kill -9, a lost machine) has created items its item map does not list yet: the jobs it
+left in the job ledger are finished first, exactly as the next upload into the folder would finish them, and
+their items join the run's item map before anything is planned. Until they can be, the rollback stops: it never
+marks a run undone while items it created remain.
+
 Deleting an item deletes its label rows in every project. An ingest never labels anything, so labels on
 the run's items are people's (or a model's) work done since: the rollback refuses, before deleting
 anything, while any of its items has a started label row, and says how many in which projects;
@@ -38,6 +43,7 @@ from prefect_encord.tasks.deletion import DeletionResult, delete_items
 from prefect_encord.tasks.label_rows import LabelledItems, find_labelled_items
 from prefect_encord.tasks.metadata_schema import remove_schema_keys
 from prefect_encord.tasks.projects import detach_datasets
+from prefect_encord.tasks.uploads import finish_unsettled_uploads
 
 #: The kinds of thing a rollback counts, one row each in its summary.
 ITEMS = "items and groups"
@@ -76,6 +82,8 @@ def rollback(run_id: str, *, credentials: EncordCredentials, force: bool = False
         run = receipt_name(receipt)
         if receipt.rolled_back_at is None:  # once rolled back, its folder is gone on purpose
             _check_same_encord(receipt, credentials)
+            if receipt.folder_uuid is not None:  # its unsettled jobs' items join its item map first
+                finish_unsettled_uploads(credentials, receipt.folder_uuid)
         plan = plan_rollback(receipt, items_created(receipt), receipts())
         if not force:
             _refuse_labelled(run_id, plan.items, find_labelled_items(credentials, plan.items))

@@ -403,7 +403,32 @@ def _start_job(folder: StorageFolder, items: DataUploadItems) -> UUID:
     )
 
 
-def _finish_earlier_jobs(folder: StorageFolder, ledger: JobLedger, timeout_seconds: int) -> None:
+@task
+def finish_unsettled_uploads(
+    credentials: EncordCredentials,
+    folder_uuid: UUID | str,
+    ledger_dir: Path | str | None = None,
+    poll_timeout_seconds: int = 3600,
+) -> int:
+    """Finish the upload jobs that runs into the folder left unsettled (killed, or cut off), each item written to
+    the item map of the run that started it; returns how many jobs there were.
+
+    This is what a rollback does first: a run killed mid-job has created items that only its job knows, and a
+    rollback that deleted just what the item map listed would leave them and call the run undone. It is also
+    what the next upload into the folder does first (the same protocol, under the same folder lock).
+
+    Raises:
+        TimeoutError: If a job is still running after ``poll_timeout_seconds``; nothing is recorded for it.
+    """
+    with exclusive(f"folder:{folder_uuid}", f"folder {folder_uuid}"):
+        client = credentials.get_client()
+        folder = call_with_retries(
+            lambda: client.get_storage_folder(UUID(str(folder_uuid))), f"fetching folder {folder_uuid}"
+        )
+        return _finish_earlier_jobs(folder, JobLedger(ledger_dir), poll_timeout_seconds)
+
+
+def _finish_earlier_jobs(folder: StorageFolder, ledger: JobLedger, timeout_seconds: int) -> int:
     """Finish the upload jobs an earlier run into this folder left in the ledger, before the folder is listed.
 
     A job with an id is polled; one recorded before its start (the run died around it) is started again
@@ -428,6 +453,7 @@ def _finish_earlier_jobs(folder: StorageFolder, ledger: JobLedger, timeout_secon
         ledger.forget(record.key)
     if earlier:
         run_logger(__name__).warning("finished %d upload jobs an earlier run left unfinished", len(earlier))
+    return len(earlier)
 
 
 def _finish_earlier_job(

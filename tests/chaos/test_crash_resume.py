@@ -270,3 +270,26 @@ def test_a_run_killed_before_recording_its_upload_is_rolled_back_once_the_next_r
 
     assert earlier.deleted and not earlier.failed and not later.failed
     assert ingests.state("killed-upload")["files"] == Counter()
+
+
+@pytest.mark.parametrize("crash_at", ["upload.before-start", "upload.after-start", "upload.after-poll"])
+def test_a_run_killed_with_its_upload_job_unsettled_is_rolled_back_completely_by_rollback_alone(
+    ingests: Ingests, monkeypatch: pytest.MonkeyPatch, crash_at: str
+) -> None:
+    """kill -9 around the upload job: the rollback finishes the job the dead run left in the ledger (as the next
+    upload would), so its items join the run's item map, and removes them all; no other run is needed."""
+    name = f"killed-{crash_at.replace('.', '-')}"
+    code, output = ingests.run(name, "local", crash_at=crash_at)
+    assert code == CRASH_EXIT_CODE, output[-3000:]
+    scenario = ingests.work / name
+    (receipt,) = [load(path.stem, scenario / "runs") for path in (scenario / "runs").glob("*-*-*-*-*.json")]
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", str(scenario / "runs"))
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_DIRECTORY", str(scenario / "job-ledger"))
+
+    undone = rollback(receipt.run_id, credentials=ingests.credentials)
+
+    assert not undone.failed
+    assert ingests.state(name)["files"] == Counter()  # nothing the run created remains
+    assert load(receipt.run_id, scenario / "runs").rolled_back_at is not None
+    if crash_at != "upload.before-start":  # the job had started: its items existed and were deleted
+        assert undone.deleted
