@@ -17,10 +17,10 @@ yet settled, which the job ledger resumes.
 page) is moved aside, as ``<name>.damaged-<time>``, and a new one is started, which the run fills from
 Encord's answers as for a lost one; the caller says so (:attr:`Inventory.moved_aside`).
 
-**Shared by workers.** SQLite's WAL mode lets the processes of one machine read and write it at once (a
-writer waits up to :data:`BUSY_TIMEOUT_SECONDS` for another). Workers on several machines need the directory
-on storage every machine mounts with working POSIX locks (an NFSv4 or SMB share, not an object-store mount);
-without that, give each machine its own directory: a worker that finds no inventory rebuilds it from Encord.
+**Shared by the processes of one machine.** SQLite's WAL mode lets them read and write it at once (a writer
+waits up to :data:`BUSY_TIMEOUT_SECONDS` for another). Workers on several machines each keep their own (SQLite
+warns against databases on network file systems, https://www.sqlite.org/useovernet.html): a worker that finds
+no inventory rebuilds it from Encord.
 """
 
 from __future__ import annotations

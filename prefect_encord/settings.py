@@ -1,10 +1,11 @@
 """Where prefect-encord keeps its local files: Prefect settings read from ``PREFECT_INTEGRATIONS_ENCORD_*``.
 
-Seven directories, each defaulting to a folder of ``$PREFECT_HOME/encord``: the job ledger (registration
+Seven directories, each defaulting to a folder of ``$PREFECT_HOME/encord`` but the locks': the job ledger (registration
 jobs in flight, so a retry resumes them; share it between workers of several machines), the run ledger
 (receipts and each run's item map), the item maps of ``register_bucket`` called on its own, local label
 exports (outside any repository, so a deployment's pull step never puts exports in the code), the
-locks that keep two runs into one folder from duplicating (see :mod:`prefect_encord.locks`), and the
+locks that keep two runs into one folder from duplicating (see :mod:`prefect_encord.locks`; by default in the
+machine's temporary directory, shared by every ``PREFECT_HOME`` and user of the machine), and the
 inventories that let a re-run send Encord only what changed in a bucket (see :mod:`prefect_encord.inventory`),
 and the command line's embedded sandbox: one per Prefect home, whatever the current directory, so that every
 command of one user (an ingest, its rollback, an export) talks to the same one.
@@ -12,6 +13,7 @@ command of one user (an ingest, its rollback, an export) talks to the same one.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +29,6 @@ _DEFAULT_NAMES: dict[Directory, str] = {
     "run_ledger": "runs",
     "item_map": "item-maps",
     "export": "exports",
-    "lock": "locks",
     "inventory": "inventory",
     "sandbox": "sandbox",
 }
@@ -54,4 +55,8 @@ class EncordSettings(PrefectBaseSettings):
 def local_directory(kind: Directory) -> Path:
     """The configured directory of ``kind``, else its folder of ``$PREFECT_HOME/encord`` (read at each call)."""
     configured: Path | None = getattr(EncordSettings(), f"{kind}_directory")
-    return configured if configured is not None else Path(get_current_settings().home) / "encord" / _DEFAULT_NAMES[kind]
+    if configured is not None:
+        return configured
+    if kind == "lock":  # runs meet on the machine whatever their PREFECT_HOME: their locks must too
+        return Path(tempfile.gettempdir()) / "prefect-encord-locks"
+    return Path(get_current_settings().home) / "encord" / _DEFAULT_NAMES[kind]

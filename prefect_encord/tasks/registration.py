@@ -60,6 +60,7 @@ from prefect_encord.item_map import ItemMapWriter
 from prefect_encord.item_map import default_path as default_item_map
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.limits import MAX_BULK_ITEMS
+from prefect_encord.locks import exclusive
 from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
 from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
 from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc, folder_prefix, key_directories
@@ -401,6 +402,7 @@ def register_bucket(
     identities: dict[str, tuple[str, str | None]] = {}  # URL of a unit sent to Encord -> (key, fingerprint)
     settled = 0
     with (
+        exclusive(f"folder:{folder_uuid}", f"folder {folder_uuid}"),  # two runs into one folder take turns
         ItemMapWriter(item_map if item_map is not None else default_item_map(folder_uuid)) as writer,
         Inventory(inventory_file) as inventory,
     ):
