@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import logging
 import sys
 import tempfile
+import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from prefect_encord.extras import MissingExtraError
-from prefect_encord.interrupts import Stopped, stop_on_signals
+from prefect_encord.interrupts import Stopped, stop_exit_code, stop_on_signals
 
 if TYPE_CHECKING:
     from prefect_encord.blocks.credentials import EncordCredentials
@@ -23,7 +25,33 @@ def _ingest(args: argparse.Namespace) -> int:
     from prefect_encord import main_command
 
     with stop_on_signals():  # only ingest checks the stop request; other commands keep Ctrl-C's usual meaning
-        return main_command.run(args)
+        return _off_the_main_thread(lambda: main_command.run(args))
+
+
+def _off_the_main_thread(command: Callable[[], int]) -> int:
+    """Run ``command`` on a thread of its own while the main thread waits, keeping the signal handlers.
+
+    Prefect's flow engine replaces SIGTERM's handler with its own (which ends the run at once, as crashed) when,
+    and only when, the flow runs on the main thread: there, a SIGTERM could not stop new work and settle the
+    started jobs as a Ctrl-C does. The thread is a daemon, so a second Ctrl-C ends the process at once.
+    """
+    outcome: list[int | BaseException] = []
+    context = contextvars.copy_context()  # the Prefect settings this command set
+
+    def run() -> None:
+        try:
+            outcome.append(context.run(command))
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="prefect-encord-command", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)  # in short waits, so that the main thread takes its signals
+    (result,) = outcome
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -180,7 +208,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return int(args.run(args))
         except Stopped as stopped:
             print(f"prefect-encord {args.command}: {stopped}", file=sys.stderr)
-            return 130  # as a shell reports a command ended by SIGINT
+            return stop_exit_code()  # as a shell reports a command ended by the signal: 130 (SIGINT), 143 (SIGTERM)
         except _expected_errors() as error:
             if args.debug:
                 raise

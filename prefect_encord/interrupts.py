@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 _requested = threading.Event()
+_signal_received: list[int] = []  # the signal that asked, for the exit code (128 + its number, as a shell says)
 
 #: What the units a stopped step did not start are reported with.
 NOT_STARTED = "not started: the run was asked to stop"
@@ -36,6 +37,11 @@ def request_stop() -> None:
     _requested.set()
 
 
+def stop_exit_code() -> int:
+    """The exit code of a stopped command: 130 after SIGINT (or a stop asked otherwise), 143 after SIGTERM."""
+    return 128 + (_signal_received[-1] if _signal_received else signal.SIGINT)
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """For the block, the first SIGINT or SIGTERM requests a stop; the second interrupts at once."""
@@ -44,6 +50,7 @@ def stop_on_signals() -> Iterator[None]:
         return
 
     def first(signum: int, frame: FrameType | None) -> None:
+        _signal_received.append(signum)
         request_stop()
         print(
             f"\nstopping ({signal.Signals(signum).name}): no new uploads or jobs; finishing the jobs already "
@@ -54,6 +61,7 @@ def stop_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     _requested.clear()
+    _signal_received.clear()
     previous = {sig: signal.signal(sig, first) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield

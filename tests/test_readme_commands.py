@@ -28,6 +28,7 @@ from prefect.settings import PREFECT_API_URL
 
 from prefect_encord import example_data
 from tests import readme
+from tests.servers import wait_until_answering
 
 BIN = Path(sys.executable).parent
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -96,18 +97,6 @@ def newcomer(tmp_path: Path) -> Iterator[Newcomer]:
         yield person
     finally:
         person.stop()
-
-
-def _wait_for(url: str, process: subprocess.Popen[str], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"{what} exited with {process.returncode}"
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.3)
-    raise AssertionError(f"{what} did not answer at {url}")
 
 
 def _claimed() -> tuple[list[re.Pattern[str]], set[str]]:
@@ -185,7 +174,7 @@ def test_the_main_commands_and_a_bucket_ingest_as_the_readme_shows(prefect_harne
     for command in readme.shell_commands(shell):
         command = command.replace("5000", str(s3_port))
         if command.endswith("&"):
-            _wait_for(f"http://127.0.0.1:{s3_port}", newcomer.start(command), "moto_server")
+            wait_until_answering(f"http://127.0.0.1:{s3_port}", newcomer.start(command), "moto_server")
         elif command.startswith("encord-sandbox add-integration"):
             printed = newcomer.run(command)
             assert re.fullmatch(rf"{UUID}\n", printed), printed  # the UUID alone, as the README says
@@ -211,14 +200,14 @@ def test_the_main_commands_and_a_bucket_ingest_as_the_readme_shows(prefect_harne
 
     relay_port = free_port()
     relay = newcomer.start(readme.command("prefect-encord webhook-relay").replace("8787", str(relay_port)))
-    _wait_for(f"http://127.0.0.1:{relay_port}/healthz", relay, "the webhook relay")
+    wait_until_answering(f"http://127.0.0.1:{relay_port}/healthz", relay, "the webhook relay")
     assert httpx.get(f"http://127.0.0.1:{relay_port}/healthz").status_code == 200
 
 
 def test_the_sandbox_commands(newcomer: Newcomer) -> None:
     port = free_port()
     served = newcomer.start(readme.command("encord-sandbox serve --port 8765").replace("8765", str(port)))
-    _wait_for(f"http://127.0.0.1:{port}/healthz", served, "encord-sandbox serve")
+    wait_until_answering(f"http://127.0.0.1:{port}/healthz", served, "encord-sandbox serve")
     printed = newcomer.run(readme.command("encord-sandbox add-integration --data-dir .encord-sandbox"))
     assert re.fullmatch(rf"{UUID}\n", printed), printed
 
@@ -266,10 +255,12 @@ def test_see_it_in_the_prefect_ui_with_no_encord_account(tmp_path: Path, newcome
             name, value = command.removeprefix("export ").split("=", 1)
             newcomer.env[name] = value
         elif command.startswith("prefect server start"):
-            _wait_for(f"http://127.0.0.1:{api_port}/api/health", newcomer.start(command), "the Prefect server")
+            wait_until_answering(
+                f"http://127.0.0.1:{api_port}/api/health", newcomer.start(command), "the Prefect server"
+            )
         elif command.startswith("encord-sandbox serve"):
             served = newcomer.start(f"{command.removesuffix('&').strip()} --port {sandbox_port}")
-            _wait_for(f"http://127.0.0.1:{sandbox_port}/healthz", served, "encord-sandbox serve")
+            wait_until_answering(f"http://127.0.0.1:{sandbox_port}/healthz", served, "encord-sandbox serve")
             found = re.search(r"(/\S+admin_ed25519)", newcomer.output(served))
             assert found, newcomer.output(served)  # "prints its admin key's path"
             key_path = found.group(1)

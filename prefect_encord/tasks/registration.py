@@ -372,10 +372,12 @@ def register_bucket(
     newest: datetime | None = None
     skipped: list[Skipped] = []
     listed_records: dict[str, ObjectRecord] = {}  # listed, not yet planned into a unit: a few directories' worth
+    matched = 0
 
     def listed() -> Iterator[ObjectRecord]:
-        nonlocal newest
+        nonlocal newest, matched
         for record in storage.list_objects(include, exclude, modified_since, within=within):
+            matched += 1
             if record.last_modified is not None and (newest is None or as_utc(record.last_modified) > newest):
                 newest = as_utc(record.last_modified)
             listed_records[record.url] = record
@@ -477,6 +479,11 @@ def register_bucket(
             gone = [k for k in inventory.unseen(run) if in_selection(k.key, base, include, exclude)
                     and any(k.key.startswith(prefix) for prefix in prefixes)]  # fmt: skip
         written = writer.close()
+    if include and not matched and not stopped:  # most often a misspelt pattern: say so, not "nothing to change"
+        run_logger(__name__).warning(
+            "no object under %s matched include %s: nothing was registered (patterns match keys below the prefix, "
+            "e.g. '*.mp4' or 'cams/*')", storage.root_url + base, list(include),
+        )  # fmt: skip
     if skipped:
         run_logger(__name__).warning("%d objects were not registered; see the result's `skipped` for why", len(skipped))
     if unchanged or changed or gone:

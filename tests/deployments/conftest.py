@@ -10,12 +10,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from encord_sandbox import Sandbox
 from encord_sandbox.emulators import free_port
@@ -23,6 +21,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from prefect_encord import example_data
 from prefect_encord.testing import credentials_block
+from tests.servers import wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -60,19 +59,6 @@ class Processes:
                 process.kill()
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes], what: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"{what} exited with {process.returncode}"
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not answer at {url}")
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterator[dict[str, Any]]:
     """A Prefect server (UI included) with the project's deployments, a worker, and the webhook relay.
@@ -106,7 +92,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterato
         server = processes.start(
             "server", str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)
         )
-        _wait_for(f"{api}/health", server, "the Prefect server")
+        wait_until_answering(f"{api}/health", server, "the Prefect server")
         with temporary_settings(updates={PREFECT_API_URL: api}):
             credentials_id = credentials_block(sandbox).save("encord", overwrite=True)
         processes.run(str(BIN / "prefect"), "work-pool", "create", "encord", "--type", "process")
@@ -115,7 +101,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterato
             "relay", str(BIN / "prefect-encord"), "webhook-relay", "--host", "127.0.0.1", "--port", str(relay_port),
             "--within", "2",
         )  # fmt: skip
-        _wait_for(f"http://127.0.0.1:{relay_port}/healthz", relay, "the webhook relay")
+        wait_until_answering(f"http://127.0.0.1:{relay_port}/healthz", relay, "the webhook relay")
         processes.start("worker", str(BIN / "prefect"), "worker", "start", "--pool", "encord", "--limit", "2")
         yield {
             "api": api,

@@ -1,4 +1,4 @@
-"""Ctrl-C at a real terminal, and SIGINT to the whole process group, during a 2,500-file upload.
+"""Ctrl-C at a real terminal, SIGINT to the whole process group and SIGTERM, during a 2,500-file upload.
 
 A terminal's Ctrl-C signals every process of the foreground group, not only the CLI: the temporary Prefect
 server the CLI started used to be in that group and died with it, so "finish the started jobs and record them"
@@ -96,16 +96,35 @@ def _to_the_group(command: list[str], env: dict[str, str]) -> tuple[int, str, fl
     return child.returncode, "".join(output) + rest, time.monotonic() - signalled
 
 
-@pytest.mark.parametrize("interrupt", [_under_a_terminal, _to_the_group], ids=["ctrl-c-at-a-terminal", "killpg"])
-def test_ctrl_c_to_the_whole_group_stops_within_seconds_and_rollback_removes_everything(
-    interrupt: object, tmp_path: Path
+def _terminated(command: list[str], env: dict[str, str]) -> tuple[int, str, float]:
+    """Run ``command``, SIGTERM it once its first job started: what a service manager or Kubernetes sends."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert child.stdout is not None
+    output = []
+    for line in child.stdout:
+        output.append(line)
+        if STARTED in line:
+            break
+    child.terminate()
+    signalled = time.monotonic()
+    rest, _ = child.communicate(timeout=300)
+    return child.returncode, "".join(output) + rest, time.monotonic() - signalled
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "exit_code"),
+    [(_under_a_terminal, 130), (_to_the_group, 130), (_terminated, 143)],
+    ids=["ctrl-c-at-a-terminal", "killpg", "sigterm"],
+)
+def test_an_interrupted_run_stops_within_seconds_and_rollback_removes_everything(
+    interrupt: object, exit_code: int, tmp_path: Path
 ) -> None:
     media, home, env = _media(tmp_path / "media"), tmp_path / "home", _env(tmp_path)
     command = [CLI, "ingest", str(media), "--folder", f"terminal/{uuid.uuid4().hex[:8]}", "--home", str(home)]
     code, output, stopped_in = interrupt(command, env)  # type: ignore[operator]
     print(f"exit {code}, {stopped_in:.1f} s after the interrupt")
 
-    assert code == 130, output[-4000:]
+    assert code == exit_code, output[-4000:]
     assert stopped_in < 10, output[-4000:]
     assert "Traceback" not in output, output[-4000:]
     created = _items(home)

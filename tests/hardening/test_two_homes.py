@@ -9,6 +9,7 @@ Their locks used to live under ``PREFECT_HOME``, so the two never met and both u
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -52,6 +53,11 @@ def _items_by_name(sandbox: Sandbox, leaf: str) -> tuple[int, Counter[str]]:
     return len(folders), Counter(str(row["name"]) for row in rows)
 
 
+def _created(output: str) -> str | None:
+    found = re.search(r"^files: (\d+) created", output, flags=re.MULTILINE)
+    return found.group(1) if found else None
+
+
 def _at_once(arguments: list[str], sandbox: Sandbox, tmp_path: Path) -> list[str]:
     children = [
         subprocess.Popen(
@@ -92,3 +98,6 @@ def test_two_prefect_homes_into_one_folder_leave_each_file_once(
         folders, items = _items_by_name(sandbox, leaf)
         print(f"{source} round {round_ + 1}: {folders} folder(s), {sum(items.values())} items for {FILES} files")
         assert folders == 1 and sum(items.values()) == FILES and set(items.values()) == {1}, outputs[0][-2000:]
+        # and each says what it did: one created them, the other found them there (not "created" twice)
+        created = sorted(int(m) if (m := _created(output)) else 0 for output in outputs)
+        assert created == [0, FILES], [output[-1500:] for output in outputs]

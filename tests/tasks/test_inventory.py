@@ -207,3 +207,17 @@ def test_a_damaged_inventory_is_moved_aside_with_a_warning_and_rebuilt_from_enco
     _damage(inventory, how)  # --refresh-inventory works on a damaged file too
     refreshed = register_bucket.fn(credentials, block, str(folder.uuid), ledger_dir=tmp_path, refresh_inventory=True)
     assert refreshed.created == {} and len(_urls(folder)) == 30
+
+
+def test_an_include_that_matches_nothing_says_so(
+    request: pytest.FixtureRequest,
+    sandbox: Sandbox,
+    folder: StorageFolder,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    block = new_bucket("s3", request, FILES, integration=add_sandbox_integration(sandbox, "s3", request))
+    result = register_bucket.fn(credentials_block(sandbox), block, str(folder.uuid), include=["*.pgn"],
+                                ledger_dir=tmp_path)  # fmt: skip
+    assert result.jobs == () and _urls(folder) == []
+    assert "matched include ['*.pgn']: nothing was registered" in caplog.text
