@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,10 @@ def _under_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str
     return os.waitstatus_to_exitcode(status), output.decode(errors="replace"), time.monotonic() - signalled
 
 
-def _to_the_group(command: list[str], env: dict[str, str]) -> tuple[int, str, float]:
-    """Run ``command`` as the leader of its own process group, SIGINT the group once its first job started."""
+def _signalled(
+    command: list[str], env: dict[str, str], send: Callable[[subprocess.Popen[str]], None]
+) -> tuple[int, str, float]:
+    """Run ``command`` as the leader of its own process group, ``send`` it a signal once its first job started."""
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                              start_new_session=True)  # fmt: skip
     assert child.stdout is not None
@@ -90,25 +93,20 @@ def _to_the_group(command: list[str], env: dict[str, str]) -> tuple[int, str, fl
         output.append(line)
         if STARTED in line:
             break
-    os.killpg(child.pid, signal.SIGINT)  # what a terminal's Ctrl-C does, without a terminal
+    send(child)
     signalled = time.monotonic()
     rest, _ = child.communicate(timeout=300)
     return child.returncode, "".join(output) + rest, time.monotonic() - signalled
+
+
+def _to_the_group(command: list[str], env: dict[str, str]) -> tuple[int, str, float]:
+    """SIGINT to the whole group: what a terminal's Ctrl-C does, without a terminal."""
+    return _signalled(command, env, lambda child: os.killpg(child.pid, signal.SIGINT))
 
 
 def _terminated(command: list[str], env: dict[str, str]) -> tuple[int, str, float]:
-    """Run ``command``, SIGTERM it once its first job started: what a service manager or Kubernetes sends."""
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    assert child.stdout is not None
-    output = []
-    for line in child.stdout:
-        output.append(line)
-        if STARTED in line:
-            break
-    child.terminate()
-    signalled = time.monotonic()
-    rest, _ = child.communicate(timeout=300)
-    return child.returncode, "".join(output) + rest, time.monotonic() - signalled
+    """SIGTERM to the CLI: what a service manager or Kubernetes sends."""
+    return _signalled(command, env, lambda child: child.terminate())
 
 
 @pytest.mark.parametrize(
