@@ -3,7 +3,7 @@ one Encord at once, local and from a bucket: every file becomes one item.
 
 Their locks used to live under ``PREFECT_HOME``, so the two never met and both uploaded everything (600 items for
 300); bucket ingests took no lock at all. Each round writes into a new folder, so the two also race to create it.
-``PREFECT_ENCORD_TEST_ROUNDS`` sets the rounds (3 here; the closing figure of hardening part 3 used 20).
+``PREFECT_ENCORD_TEST_ROUNDS`` sets the rounds (2 here; the closing figure of hardening part 3 used 20).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from prefect.settings import PREFECT_API_URL
 
 from tests.integration_buckets import add_sandbox_integration, new_bucket
 
-ROUNDS = int(os.environ.get("PREFECT_ENCORD_TEST_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("PREFECT_ENCORD_TEST_ROUNDS", "2"))
 FILES = 300
 CLI = str(Path(sys.executable).parent / "prefect-encord")
 
@@ -101,3 +101,22 @@ def test_two_prefect_homes_into_one_folder_leave_each_file_once(
         # and each says what it did: one created them, the other found them there (not "created" twice)
         created = sorted(int(m) if (m := _created(output)) else 0 for output in outputs)
         assert created == [0, FILES], [output[-1500:] for output in outputs]
+
+
+def test_two_embedded_sandboxes_at_once_each_get_every_file(tmp_path: Path) -> None:
+    """Two users, no Prefect API and no Encord credentials: each CLI starts its own temporary Prefect server and
+    its own embedded sandbox (under its own --home), at the same time, and neither disturbs the other."""
+    media = tmp_path / "media"
+    media.mkdir()
+    for n in range(5):
+        (media / f"frame-{n:02d}.png").write_bytes(samples.png(width=2, height=2, color=(n, 1, 2)))
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL" and not k.startswith("ENCORD_")}
+    children = [
+        subprocess.Popen([CLI, "ingest", str(media), "--home", str(tmp_path / f"sandbox-{n}")], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=env | {"PREFECT_HOME": str(tmp_path / f"home-{n}")})
+        for n in (1, 2)
+    ]  # fmt: skip
+    outputs = [child.communicate(timeout=600)[0] for child in children]
+    for child, output in zip(children, outputs, strict=True):
+        assert child.returncode == 0, output[-3000:]
+        assert "files: 5 created" in output, output[-3000:]
