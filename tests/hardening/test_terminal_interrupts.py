@@ -31,8 +31,10 @@ CLI = str(Path(sys.executable).parent / "prefect-encord")
 STARTED = "started data-upload job"
 
 
-def _media(directory: Path) -> Path:
-    directory.mkdir()
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 2,500 files, made once for the module's runs (each run ingests them into a folder of its own)."""
+    directory = tmp_path_factory.mktemp("terminal-media")
     for n in range(FILES):
         (directory / f"frame-{n:04d}.png").write_bytes(samples.png(width=2, height=2, color=(n % 256, n // 256, 9)))
     return directory
@@ -115,9 +117,9 @@ def _terminated(command: list[str], env: dict[str, str]) -> tuple[int, str, floa
     ids=["ctrl-c-at-a-terminal", "killpg", "sigterm"],
 )
 def test_an_interrupted_run_stops_within_seconds_and_rollback_removes_everything(
-    interrupt: object, exit_code: int, tmp_path: Path
+    interrupt: object, exit_code: int, media: Path, tmp_path: Path
 ) -> None:
-    media, home, env = _media(tmp_path / "media"), tmp_path / "home", _env(tmp_path)
+    home, env = tmp_path / "home", _env(tmp_path)
     command = [CLI, "ingest", str(media), "--folder", f"terminal/{uuid.uuid4().hex[:8]}", "--home", str(home)]
     code, output, stopped_in = interrupt(command, env)  # type: ignore[operator]
     print(f"exit {code}, {stopped_in:.1f} s after the interrupt")
