@@ -6,9 +6,11 @@ import argparse
 import contextlib
 import contextvars
 import logging
+import os
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -153,17 +155,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``prefect-encord``: the exit code of the command, 130 for a Ctrl-C the run itself did not take."""
+    began = time.time()
     try:
         return _main(argv)
     except KeyboardInterrupt:
         from prefect_encord.interrupts import stop_requested
 
-        if stop_requested():  # the second Ctrl-C: stopped at once, books unfinished
-            print("prefect-encord: stopped at once; jobs already started may finish in Encord unrecorded: see the "
-                  "run's receipt (its id above) and `prefect-encord rollback`", file=sys.stderr)  # fmt: skip
+        if stop_requested():  # the second Ctrl-C: stopped at once; every job it started is on record
+            print(f"prefect-encord: stopped at once; {_way_back(began)}", file=sys.stderr)
+            if sys.stdout.isatty():
+                sys.stdout.write("\x1b[?25h")  # show the cursor the progress bar hid
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)  # not waiting for the run's threads (seconds, and a log flood): the books are written ahead
         else:  # while Prefect was imported or a server started: before the run, which had written nothing
             print("prefect-encord: interrupted before the run began; nothing was written", file=sys.stderr)
         return 130
+
+
+def _way_back(began: float) -> str:
+    """What undoes the run this command started (its receipt is the newest unfinished one since ``began``)."""
+    from prefect_encord.run_ledger import receipts
+
+    cut_off = [r for r in receipts() if r.finished_at is None and r.started_at.timestamp() >= began]
+    if not cut_off:
+        return "the run had not begun writing"
+    run_id = max(cut_off, key=lambda receipt: receipt.started_at).run_id
+    return (f"the jobs the run started are on record, and `prefect-encord rollback {run_id}` finishes them and "
+            "undoes the run")  # fmt: skip
 
 
 def _main(argv: Sequence[str] | None) -> int:

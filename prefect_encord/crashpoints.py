@@ -22,7 +22,7 @@ CRASH_EXIT_CODE = 137
 
 #: Every crash point: name -> what has happened (and what has not) when the process dies there.
 CRASH_POINTS: dict[str, str] = {
-    "register.before-submit": "a registration chunk is planned; no job started",
+    "register.before-submit": "the job's body is in the job ledger and journalled; no job started",
     "register.after-submit": "the registration job started; its id is not yet in the job ledger",
     "register.after-record": "the job id is in the job ledger; polling has not begun",
     "register.mid-poll": "a long poll of the registration job is waiting for its answer",

@@ -7,11 +7,18 @@ in flight, whatever the bucket's size. The file is also the run's audit trail of
 which is why it is kept rather than deleted: a line per source, ``{"source", "item", "status"}``, where
 ``status`` is ``created`` (this run made the item) or ``present`` (the item was already there).
 
+**The job journal.** The map also holds the books of the run's data jobs, written *ahead* of the work: a
+``{"job", "event": "starting"}`` line once the job's body is in the :mod:`job ledger <prefect_encord.job_ledger>`
+and before Encord is asked to start it, ``"started"`` with its id, and ``"settled"`` once its items are in the
+map. A job that is starting or started but never settled (a kill -9, a lost machine) created items this map
+does not list yet: whoever finishes the job from the ledger writes them here, and a rollback that still finds
+such a job refuses to call the run undone (:meth:`ItemMap.unsettled_jobs`). Readers of items skip these lines.
+
 **Where.** A file the caller names, or a new one under ``$PREFECT_HOME/encord/item-maps``
 (``PREFECT_INTEGRATIONS_ENCORD_ITEM_MAP_DIRECTORY`` overrides it), named after the folder and the time.
 The ``ingest`` flow writes its map next to the run's receipt instead. Nothing prunes either directory; a
 scheduled run that passes ``modified_since`` lists (and maps) only what changed. A task on a worker of
-another machine writes the map there: give workers and flow a shared directory, as for the job ledger.
+another machine writes the map on that machine, with the receipt of a flow run there.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from prefect_encord.durable_files import naming
 from prefect_encord.settings import local_directory
 
 Status = Literal["created", "present"]
+#: The life of a data job in the journal: body in the ledger, start asked → id known → items in the map.
+JobEvent = Literal["starting", "started", "settled"]
 
 
 def default_path(folder_uuid: str) -> Path:
@@ -76,6 +85,23 @@ class ItemMap:
                 except (ValueError, KeyError, TypeError):
                     continue
 
+    def unsettled_jobs(self) -> dict[str, str]:
+        """Jobs of the whole file (every attempt) journalled as starting or started and never settled: ledger
+        key → job id (empty if its start was never confirmed)."""
+        unsettled: dict[str, str] = {}
+        with self.path.open("rb") as lines:
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                    key, event = record["job"], record["event"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if event == "settled":
+                    unsettled.pop(key, None)
+                else:
+                    unsettled[key] = record.get("job_id") or unsettled.get(key, "")
+        return unsettled
+
     def to_dict(self, status: Status | None = None) -> dict[str, str]:
         """Source → item UUID (of one ``status``, or all): loads the map into memory, so mind its size."""
         return {m.source: m.item for m in self if status is None or m.status == status}
@@ -109,6 +135,12 @@ class ItemMapWriter:
             )
             self._stream.flush()
         self._counts[status] += len(pairs)
+
+    def job(self, key: str, event: JobEvent, job_id: str = "") -> None:
+        """Journal a data job's step (see the module): ``starting`` only once its ledger record is written."""
+        with naming(self.path, "the item map"):
+            self._stream.write(json.dumps({"job": key, "event": event, "job_id": job_id}) + "\n")
+            self._stream.flush()
 
     def close(self) -> ItemMap:
         self._stream.close()

@@ -1,26 +1,25 @@
-"""A small durable record of registration jobs that were submitted but not yet seen to finish.
+"""A small durable record of data jobs (cloud registrations and local uploads) not yet seen to finish.
 
 Starting a data-upload job is not idempotent (the SDK never retries the POST), and a job of 1,000 files
 can run for minutes. If the task polling it is retried or its process restarts, it must find the job it
-already started instead of starting another. So the job id is written here *before* polling begins and
-removed once the job's result has been read; a fresh attempt at the same chunk finds it and only polls.
+already started instead of starting another. So the job's body is written here *before* the job is started
+(no id yet), again with its id once Encord answers, and removed only once the job's items are in the run's
+item map; a fresh attempt at the same chunk finds it and only polls, and a run that died holding a record is
+finished by the next run into the folder or by its rollback (:mod:`prefect_encord.tasks.data_jobs`): the body
+is what lets them start a job whose start was never confirmed, and a local upload's names the upload slots
+its files were PUT to, which a later run cannot derive again.
 
 **Where.** One JSON file per in-flight job in a local directory (by default
 ``$PREFECT_HOME/encord/job-ledger``; set ``PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_DIRECTORY`` or pass a
-directory, e.g. a volume shared by workers). A file rather than a Prefect Variable because it needs no
-Prefect API (tasks run fine outside a flow), costs no request, and survives exactly what it must: task
-retries (same process) and process restarts on the same machine or volume. If a record is lost (a new
-machine without the shared volume), the chunk is resubmitted, and that is safe: every job is sent with
+directory), on the machine's own disk. A file rather than a Prefect Variable because it needs no Prefect
+API (tasks run fine outside a flow), costs no request, and survives exactly what it must: task retries (same
+process) and process restarts on the same machine. If a record is lost (the next run is on another
+machine), a registration chunk is resubmitted, and that is safe: every job is sent with
 ``skip_duplicate_urls``, so the second job returns the items the first created instead of copying them.
 
 **Key.** A SHA-256 of the folder, the integration and the job's exact spec, so the same chunk of the
 same listing maps to the same record, while a different chunk, folder or option never picks up another's
 job. Records are written atomically (temporary file, then rename), so a crash never leaves half a record.
-
-**Uploads** (``kind="upload"``) keep their job body too, and are written once *before* the job is started
-(no job id yet) and again once it is: a local upload's body names the upload slots its files were PUT
-to, which a later run cannot derive again. The next upload into the same folder finishes such records
-first (see :mod:`prefect_encord.tasks.uploads`).
 """
 
 from __future__ import annotations
@@ -46,12 +45,12 @@ def default_directory() -> Path:
 
 @dataclass(frozen=True)
 class JobRecord:
-    """A submitted registration job: enough to resume polling it and to judge its items afterwards.
+    """A data job: enough to start it again, resume polling it and judge its items afterwards.
 
     ``submitted_at`` is this machine's clock just before the job was started: items the job reports that
     are older than that already existed (they are skipped duplicates). ``kind`` is ``register`` (cloud
-    objects) or ``upload`` (local files, whose record carries the job's body as ``spec`` and an empty
-    ``job_id`` until the job has started).
+    objects) or ``upload`` (local files); ``spec`` is the job's body, and ``job_id`` is empty until the job
+    has started.
     """
 
     key: str
@@ -62,9 +61,8 @@ class JobRecord:
     units: int
     kind: str = "register"
     spec: dict[str, Any] | None = None
-    #: The item map of the run that started an upload job. A run that dies before it settles the job cannot
-    #: record the job's items; the next upload into the folder finishes the job and records them there, so a
-    #: rollback of the run that died removes them too.
+    #: The item map of the run that started the job. A run that dies before it settles the job cannot record
+    #: the job's items; whoever finishes the job records them there, so a rollback of that run removes them too.
     item_map: str | None = None
 
 

@@ -158,6 +158,14 @@ def items_created(receipt: Receipt) -> set[str]:
     return {mapped.item for mapped in ItemMap.read(receipt.item_map) if mapped.status == "created"}
 
 
+def unsettled_jobs(receipt: Receipt) -> dict[str, str]:
+    """The data jobs the run journalled as starting or started and that nobody settled since: ledger key → job
+    id. Their items are not in the item map, so a rollback cannot remove them (see :mod:`prefect_encord.item_map`)."""
+    if receipt.item_map is None or not Path(receipt.item_map).exists():
+        return {}
+    return ItemMap.read(receipt.item_map).unsettled_jobs()
+
+
 def _extend(target: list[str], values: Iterable[str]) -> None:
     seen = set(target)
     for value in values:

@@ -57,3 +57,23 @@ def test_a_writer_appends_after_an_earlier_attempt_and_its_map_covers_its_own_li
     whole = ItemMap.read(path)  # the torn line is skipped; both attempts' lines are kept
     assert (whole.created, whole.present) == (2, 1)
     assert whole.to_dict() == {"a": "i1", "c": "i3"}
+
+
+def test_the_journal_names_each_job_until_it_settles_and_readers_of_items_skip_it(tmp_path: Path) -> None:
+    path = tmp_path / "run.items.jsonl"
+    with ItemMapWriter(path) as writer:
+        writer.job("key-a", "starting")
+        writer.job("key-b", "starting")
+        writer.job("key-a", "started", "job-a")
+        writer.write({"a.png": "item-a"}, "created")
+        writer.job("key-a", "settled", "job-a")
+        writer.job("key-b", "started", "job-b")
+        writer.job("key-c", "starting")
+    whole = ItemMap.read(path)
+    assert (whole.created, whole.present) == (1, 0)
+    assert list(whole) == [MappedItem("a.png", "item-a", "created")]
+    assert whole.unsettled_jobs() == {"key-b": "job-b", "key-c": ""}
+    with ItemMapWriter(path) as later:  # another attempt (or a rollback's finisher) settles the rest
+        later.job("key-b", "settled", "job-b")
+        later.job("key-c", "settled", "job-c")
+    assert ItemMap.read(path).unsettled_jobs() == {}

@@ -11,7 +11,9 @@ before writing, and links skip what is already linked. Every mutation is bracket
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import errno
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from prefect import flow
 from prefect.client.schemas.objects import State
@@ -32,7 +34,7 @@ from prefect_encord.flows.parameters import (
 )
 from prefect_encord.interrupts import Stopped, stop_requested
 from prefect_encord.inventory import forget_units
-from prefect_encord.item_map import ItemMap, ItemMapWriter
+from prefect_encord.item_map import ItemMap
 from prefect_encord.planning.grouping import parse_rule
 from prefect_encord.planning.ids import is_uuid
 from prefect_encord.planning.layouts import parse_layout
@@ -129,43 +131,64 @@ def ingest(
     steps += ["dataset"] if dataset else []
     report = RunReport(title=f"Ingest into {folder_path}", steps=steps, key=artifact_key("encord-ingest", folder_path))
 
-    folder = ensure_folder(credentials, folder_path)
-    folder_uuid = folder.uuid
-    ledger.target(folder_uuid, credentials.domain, folder_path)
-    ledger.after(folders=folder.created)
-    report.relate("folder", folder_uuid, folder_path)
-    report.step_done("folder", f"folder {folder_path} is {folder_uuid}")
-    summary = IngestSummary(run_id=run_id, folder_path=folder_path, folder_uuid=folder_uuid)
+    with _named_if_the_disk_fails(run_id):
+        folder = ensure_folder(credentials, folder_path)
+        folder_uuid = folder.uuid
+        ledger.target(folder_uuid, credentials.domain, folder_path)
+        ledger.after(folders=folder.created)
+        report.relate("folder", folder_uuid, folder_path)
+        report.step_done("folder", f"folder {folder_path} is {folder_uuid}")
+        summary = IngestSummary(run_id=run_id, folder_path=folder_path, folder_uuid=folder_uuid)
 
-    item_map = _ingest_files(credentials, source, folder_uuid, ledger, report, summary)
-    if stop_requested():  # the receipt and item map hold what the files step did; nothing more is started
-        raise Stopped(
-            f"stopped after the files step: {summary.created} files created, {summary.failed} not started or "
-            f"failed; `prefect-encord rollback {run_id}` undoes this run"
-        )
-    if summary.created:  # events only for what happened: a re-run that found everything announces nothing
-        report.emit(
-            events.ITEMS_REGISTERED_EVENT,
-            resource("folder", folder_uuid, folder_path),
-            {"created": summary.created, "already_present": summary.already_present, "failed": summary.failed,
-             "folder_path": folder_path},
-        )  # fmt: skip
-    summary.item_map = str(item_map.path)
-    # Only grouping and linking need every item at once; a plain ingest of millions never loads the map.
-    items = item_map.to_dict() if grouping is not None or dataset is not None else {}
-    linkable = dict(items)
-    if metadata is not None:
-        _apply_metadata(credentials, metadata, folder_uuid, ledger, report, summary)
-    if grouping is not None:
-        linkable = _group(credentials, grouping, folder_uuid, items, ledger, report, summary)
-    if dataset is not None:
-        _link(credentials, dataset, linkable, ledger, report, summary)
+        item_map = _ingest_files(credentials, source, folder_uuid, ledger, report, summary)
+        if stop_requested():  # the receipt and item map hold what the files step did; nothing more is started
+            raise Stopped(
+                f"stopped after the files step: {summary.created} files created, {summary.failed} not started or "
+                f"failed; `prefect-encord rollback {run_id}` undoes this run"
+            )
+        if summary.created:  # events only for what happened: a re-run that found everything announces nothing
+            report.emit(
+                events.ITEMS_REGISTERED_EVENT,
+                resource("folder", folder_uuid, folder_path),
+                {"created": summary.created, "already_present": summary.already_present, "failed": summary.failed,
+                 "folder_path": folder_path},
+            )  # fmt: skip
+        summary.item_map = str(item_map.path)
+        # Only grouping and linking need every item at once; a plain ingest of millions never loads the map.
+        items = item_map.to_dict() if grouping is not None or dataset is not None else {}
+        linkable = dict(items)
+        if metadata is not None:
+            _apply_metadata(credentials, metadata, folder_uuid, ledger, report, summary)
+        if grouping is not None:
+            linkable = _group(credentials, grouping, folder_uuid, items, ledger, report, summary)
+        if dataset is not None:
+            _link(credentials, dataset, linkable, ledger, report, summary)
 
-    ledger.finish()
-    summary.failures = report.failed
-    summary.counts = report.counts
-    summary.markdown = report.finish(_summary_lines(summary))
+        ledger.finish()
+        summary.failures = report.failed
+        summary.counts = report.counts
+        summary.markdown = report.finish(_summary_lines(summary))
     return report.final_state(summary, max_failures, _next_step(run_id))
+
+
+#: Errors of a disk that is full or will not be written: the run stops where its books do.
+_DISK_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+@contextmanager
+def _named_if_the_disk_fails(run_id: str) -> Iterator[None]:
+    """Add the run id and the way back to a full or unwritable disk's error (which names its file, see
+    :mod:`prefect_encord.durable_files`): every job is on record before it starts and its items before it leaves
+    the job ledger, so a run stopped there is undone completely once it can write again."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in _DISK_FAULTS:
+            raise
+        raise OSError(
+            error.errno, f"{error.strerror}; run {run_id} stopped there, nothing started after it: once it can "
+            f"write again, `prefect-encord rollback {run_id}` undoes the run"
+        ) from error  # fmt: skip
 
 
 def check_inputs(
@@ -215,10 +238,8 @@ def _ingest_files(
         ).result()  # fmt: skip
         already = set(uploaded.skipped) | set(uploaded.changed)
         created = {path: item for path, item in uploaded.items.items() if path not in already}
-        with ItemMapWriter(ledger.item_map_path) as writer:
-            writer.write(created, "created")
-            writer.write({path: uploaded.items[path] for path in sorted(already)}, "present")
-            item_map = writer.close()
+        assert uploaded.item_map is not None  # it was given one
+        item_map = uploaded.item_map
         crash_point("ingest.after-files")
         ledger.after(jobs=uploaded.jobs)
         report.record(Outcome(FILES, path, "created", f"item {item}") for path, item in created.items())

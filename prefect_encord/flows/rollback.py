@@ -13,9 +13,11 @@ folder the run wrote into, and the rollback refuses, before deleting anything, a
 folder. Two rollbacks of one run take turns (a lock on the run id); the second finds everything gone.
 
 A run killed mid-job (kill -9, a lost machine) has created items its item map does not list yet: the jobs it
-left in the job ledger are finished first, exactly as the next upload into the folder would finish them, and
-their items join the run's item map before anything is planned. Until they can be, the rollback stops: it never
-marks a run undone while items it created remain.
+left in the job ledger are finished first, exactly as the next upload or registration into the folder would
+finish them, and their items join the run's item map before anything is planned. A job the run's item map
+journals as started but that no ledger here holds (the run's worker was another machine) stays unsettled:
+the rollback removes what it knows, names each such job and ends Failed without marking the run undone, since
+items it created may remain.
 
 Deleting an item deletes its label rows in every project. An ingest never labels anything, so labels on
 the run's items are people's (or a model's) work done since: the rollback refuses, before deleting
@@ -38,17 +40,22 @@ from prefect_encord.events import RUN_ROLLED_BACK_EVENT, resource
 from prefect_encord.locks import exclusive
 from prefect_encord.planning.rollback_plan import RollbackPlan, plan_rollback
 from prefect_encord.reporting import SCHEMA_KEYS, Outcome, RunReport
-from prefect_encord.run_ledger import Receipt, RunLedger, items_created, load, receipts
+from prefect_encord.run_ledger import Receipt, RunLedger, items_created, load, receipts, unsettled_jobs
+from prefect_encord.tasks.data_jobs import finish_unsettled_jobs
 from prefect_encord.tasks.deletion import DeletionResult, delete_items
 from prefect_encord.tasks.label_rows import LabelledItems, find_labelled_items
 from prefect_encord.tasks.metadata_schema import remove_schema_keys
 from prefect_encord.tasks.projects import detach_datasets
-from prefect_encord.tasks.uploads import finish_unsettled_uploads
 
 #: The kinds of thing a rollback counts, one row each in its summary.
 ITEMS = "items and groups"
 FOLDERS = "folders"
 ATTACHMENTS = "dataset attachments"
+#: Why a job the run journalled but no ledger here holds blocks the rollback.
+UNSETTLED = (
+    "started by the run and never settled, and not in this machine's job ledger: the items it created are unknown "
+    "here. Roll back on the machine (or with the job-ledger directory) the run used; the run is not marked undone"
+)
 
 
 class RollbackResult(DeletionResult):
@@ -57,6 +64,9 @@ class RollbackResult(DeletionResult):
     detached: list[str] = Field(default_factory=list, description="'project → dataset' attachments undone.")
     schema_keys_removed: list[str] = Field(default_factory=list, description="Schema keys soft-deleted.")
     kept: dict[str, str] = Field(default_factory=dict, description="What the run made and the rollback kept → why.")
+    unsettled_jobs: dict[str, str] = Field(
+        default_factory=dict, description="Data jobs the run started whose items are unknown here → why."
+    )
 
 
 @flow(name="encord-rollback", log_prints=True)
@@ -83,17 +93,21 @@ def rollback(run_id: str, *, credentials: EncordCredentials, force: bool = False
         if receipt.rolled_back_at is None:  # once rolled back, its folder is gone on purpose
             _check_same_encord(receipt, credentials)
             if receipt.folder_uuid is not None:  # its unsettled jobs' items join its item map first
-                finish_unsettled_uploads(credentials, receipt.folder_uuid)
+                finish_unsettled_jobs(credentials, receipt.folder_uuid)
         plan = plan_rollback(receipt, items_created(receipt), receipts())
+        unsettled = {
+            f"job {job_id or key}": UNSETTLED for key, job_id in unsettled_jobs(receipt).items()
+        } if receipt.rolled_back_at is None else {}  # fmt: skip
         if not force:
             _refuse_labelled(run_id, plan.items, find_labelled_items(credentials, plan.items))
         deleted = delete_items(credentials, plan.items, remove_folders=plan.folders)
-        result = RollbackResult(**deleted.model_dump(), kept=dict(plan.kept))
+        result = RollbackResult(**deleted.model_dump(), kept=dict(plan.kept), unsettled_jobs=unsettled)
         report.record(Outcome(ITEMS, item, "deleted") for item in result.deleted)
         report.record(Outcome(ITEMS, item, "skipped", "already deleted") for item in result.already_deleted)
         report.record(Outcome(ITEMS, item, "failed", error) for item, error in result.failed.items())
+        report.record(Outcome(ITEMS, job, "failed", why) for job, why in result.unsettled_jobs.items())
         report.step_done("items", f"{len(result.deleted)} deleted, {len(result.already_deleted)} already gone")
-        if not result.failed:  # what the run made beside its items goes only once they are gone
+        if not result.failed and not result.unsettled_jobs:  # the rest goes only once every item is gone
             _undo_the_rest(credentials, plan, result)
             RunLedger(run_id).mark_rolled_back()
     report.record(Outcome(FOLDERS, f, "deleted") for f in result.folders_deleted)
@@ -105,11 +119,13 @@ def rollback(run_id: str, *, credentials: EncordCredentials, force: bool = False
     )
     report.record(Outcome("kept", thing, "kept", why) for thing, why in result.kept.items())
     for step in steps[1:]:
-        report.step_done(step, "done" if not result.failed else "not started: items are left")
+        report.step_done(step, "not started: items are left" if result.failed or unsettled else "done")
     report.emit(RUN_ROLLED_BACK_EVENT, resource("flow-run", run_id, run), {"deleted": len(result.deleted)})
     report.finish([f"Ingest run `{run_id}` ({run}): {len(result.deleted)} items and groups deleted, "
                    f"{len(result.failed)} could not be; {len(result.folders_deleted)} folders deleted."])  # fmt: skip
-    return report.final_state(result)
+    unknown = f"{len(result.unsettled_jobs)} jobs of the run never settled ({', '.join(result.unsettled_jobs)}): " \
+        f"{UNSETTLED}." if result.unsettled_jobs else ""  # fmt: skip
+    return report.final_state(result, next_step=unknown)
 
 
 def _undo_the_rest(credentials: EncordCredentials, plan: RollbackPlan, result: RollbackResult) -> None:

@@ -4,14 +4,16 @@ The flow of one job, and why each step is there:
 
 1. **Submit** the chunk's JSON spec with ``skip_duplicate_urls`` (and ``upsert_metadata`` on request), so
    that anything already registered in the folder comes back as the existing item instead of a copy.
-2. **Remember** the job id in the :mod:`job ledger <prefect_encord.job_ledger>` *before* polling. A retried
-   or restarted attempt at the same chunk finds it there and polls the job it already started rather
-   than starting another.
+2. **Remember** the job's body in the :mod:`job ledger <prefect_encord.job_ledger>` (and the job in the
+   run's item map, its journal) *before* Encord is asked to start it, and its id as soon as Encord answers.
+   A retried or restarted attempt at the same chunk finds the id there and polls the job it already started
+   rather than starting another; a run that died holding a record is finished by the next registration into
+   the folder, or by its rollback (:mod:`prefect_encord.tasks.data_jobs`).
 3. **Long-poll** until the job finishes (Encord holds each poll open; no sleeping here).
 4. **Settle**: one bulk item lookup per 1,000 items tells new items from skipped duplicates (see
    :mod:`prefect_encord.planning.outcomes`); per-unit errors are reported, never raised, so one bad file
-   never fails or hides its siblings. The ledger record is then dropped, so a later run submits afresh
-   (and, say, ``upsert_metadata`` really upserts).
+   never fails or hides its siblings. The items go to the item map, and only then is the ledger record
+   dropped, so a later run submits afresh (and, say, ``upsert_metadata`` really upserts).
 5. **Retry failed units** once (``unit_retries``) in a job of their own: a unit can fail for a passing
    reason (the bucket throttled Encord's read), and registering it again is safe for the same reason as
    step 1. Units that fail again are reported with their last error; recovered ones are logged.
@@ -56,7 +58,7 @@ from prefect_encord.crashpoints import crash_point
 from prefect_encord.interrupts import NOT_STARTED, stop_requested
 from prefect_encord.inventory import Inventory
 from prefect_encord.inventory import default_path as default_inventory
-from prefect_encord.item_map import ItemMapWriter
+from prefect_encord.item_map import ItemMapWriter, JobEvent
 from prefect_encord.item_map import default_path as default_item_map
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.limits import MAX_BULK_ITEMS
@@ -64,7 +66,7 @@ from prefect_encord.locks import exclusive
 from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
 from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
 from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc, folder_prefix, key_directories
-from prefect_encord.planning.outcomes import BucketRegistration, ItemFacts, JobResult, JobSummary, settle_job
+from prefect_encord.planning.outcomes import BucketRegistration, JobResult, JobSummary, settle_job
 from prefect_encord.planning.specs import (
     DEFAULT_JOB_SIZE,
     Entry,
@@ -74,6 +76,7 @@ from prefect_encord.planning.specs import (
     registration_spec,
 )
 from prefect_encord.reporting import StepProgress
+from prefect_encord.tasks.data_jobs import finish_earlier_jobs, item_facts, start_job
 from prefect_encord.tasks.run_logger import run_logger
 
 #: How long one job may take before the task gives up polling (the ledger keeps it for a retry to resume).
@@ -115,36 +118,41 @@ class Registrar:
         self.upsert_metadata = upsert_metadata
         self.timeout_seconds = timeout_seconds
         self.unit_retries = unit_retries
+        #: The item map of the run: each job is journalled in it, and its items written as it settles.
+        self.writer: ItemMapWriter | None = None
 
     def submit(self, entries: Sequence[Entry]) -> SubmittedJob:
-        """Start the job for ``entries``, or find the one an earlier attempt started, and record it."""
+        """Start the job for ``entries``, or find the one an earlier attempt started; its body is in the ledger
+        (and the job in the item map's journal) before Encord is asked, its id as soon as Encord answers."""
         spec = registration_spec(entries, upsert_metadata=self.upsert_metadata)
         key = job_key(str(self.folder.uuid), self.integration_id, spec)
         found = self.ledger.find(key)
-        if found is not None:
+        if found is not None and found.job_id:
             run_logger(__name__).info(
                 "Resuming registration job %s (%d units) found in the job ledger", found.job_id, found.units
             )
             return SubmittedJob(found, resumed=True)
+        intent = found or JobRecord(  # a found intent keeps its time: a lost answer's twin job's items count
+            key=key, job_id="", folder_uuid=str(self.folder.uuid), integration_id=self.integration_id,
+            submitted_at=datetime.now(timezone.utc), units=len(entries), kind="register", spec=spec,
+            item_map=None if self.writer is None else str(self.writer.path),
+        )  # fmt: skip
+        if found is None:
+            self.ledger.record(intent)
+            self._journal(key, "starting")
         crash_point("register.before-submit")
-        submitted_at = datetime.now(timezone.utc)  # before the first attempt: a lost answer's twin job counts
-        job_id = call_with_retries(  # safe to repeat even if a lost answer hid a started job: see the module
-            lambda: self.folder.add_private_data_to_folder_start(self.integration_id, spec),
-            f"starting a registration job of {len(entries)} units",
-        )
+        job_id = start_job(self.folder, intent)  # safe to repeat even if a lost answer hid a started job
         crash_point("register.after-submit")
-        record = JobRecord(
-            key=key,
-            job_id=str(job_id),
-            folder_uuid=str(self.folder.uuid),
-            integration_id=self.integration_id,
-            submitted_at=submitted_at,
-            units=len(entries),
-        )
+        record = dataclasses.replace(intent, job_id=str(job_id))
         self.ledger.record(record)
+        self._journal(key, "started", record.job_id)
         crash_point("register.after-record")
         run_logger(__name__).info("Submitted registration job %s with %d units", record.job_id, record.units)
         return SubmittedJob(record, resumed=False)
+
+    def _journal(self, key: str, event: JobEvent, job_id: str = "") -> None:
+        if self.writer is not None:
+            self.writer.job(key, event, job_id)
 
     def settle(self, job: SubmittedJob, entries: Sequence[Entry]) -> JobResult:
         """Poll ``job`` to completion, map its outcome back to ``entries``, and register failed units again.
@@ -185,7 +193,7 @@ class Registrar:
         crash_point("register.after-poll")
         returned = [str(item.item_uuid) for item in state.items_with_names]
         facts = call_with_retries(
-            lambda: self._item_facts(returned), f"looking up the items of job {job.record.job_id}"
+            lambda: item_facts(self.client, returned), f"looking up the items of job {job.record.job_id}"
         )
         result = settle_job(
             entries,
@@ -195,6 +203,10 @@ class Registrar:
             submitted_at=job.record.submitted_at,
             resumed=job.resumed,
         )
+        if self.writer is not None:  # the items are on record before the job leaves the ledger
+            self.writer.write(result.created, "created")
+            self.writer.write(result.skipped_duplicates, "present")
+            self._journal(job.record.key, "settled", job.record.job_id)
         crash_point("register.after-settle")
         self.ledger.forget(job.record.key)
         run_logger(__name__).info(
@@ -210,13 +222,6 @@ class Registrar:
     def register(self, entries: Sequence[Entry]) -> JobResult:
         """Submit (or resume) and settle one job."""
         return self.settle(self.submit(entries), entries)
-
-    def _item_facts(self, item_uuids: Sequence[str]) -> dict[str, ItemFacts]:
-        facts: dict[str, ItemFacts] = {}
-        for start in range(0, len(item_uuids), MAX_BULK_ITEMS):
-            for item in self.client.get_storage_items(item_uuids[start : start + MAX_BULK_ITEMS]):
-                facts[str(item.uuid)] = ItemFacts(url=item.url, created_at=item.created_at)
-        return facts
 
 
 def _failed_entries(entries: Sequence[Entry], result: JobResult) -> list[Entry]:
@@ -408,6 +413,8 @@ def register_bucket(
         ItemMapWriter(item_map if item_map is not None else default_item_map(folder_uuid)) as writer,
         Inventory(inventory_file) as inventory,
     ):
+        finish_earlier_jobs(registrar.client, registrar.folder, registrar.ledger, timeout_seconds)
+        registrar.writer = writer
         if inventory.moved_aside is not None:
             aside, why = inventory.moved_aside
             run_logger(__name__).warning(
@@ -450,9 +457,7 @@ def register_bucket(
         def settle_oldest() -> None:
             nonlocal settled
             job, chunk = in_flight.popleft()
-            result = registrar.settle(job, chunk)
-            writer.write(result.created, "created")
-            writer.write(result.skipped_duplicates, "present")
+            result = registrar.settle(job, chunk)  # its items are in the item map from here on
             answered = {**result.created, **result.skipped_duplicates}
             inventory.record(((url, *identities.pop(url), item) for url, item in answered.items()), run)
             for entry in chunk:

@@ -20,10 +20,12 @@ Faults and crashes (see :mod:`prefect_encord.api_retries`):
   single file's item *is* its reserved slot (one UUID, so never two items), and the job is sent with
   ``skip_duplicate_urls`` so a composite whose frames are already registered comes back as the existing item;
 * units a job fails are registered again once (``unit_retries``), from the files already transferred;
-* the job body is written to the :mod:`job ledger <prefect_encord.job_ledger>` before the job starts and
-  its id once it has. A run that dies before the job is polled leaves that record, and the next upload
-  into the folder finishes the job (or starts it, from the record) *before* it lists the folder, so
-  content whose registration was still running is found, not uploaded again.
+* the job body is written to the :mod:`job ledger <prefect_encord.job_ledger>` (and the job to the run's
+  item map, its journal) before the job starts, its id once it has, and its items to the item map before the
+  record is dropped. A run that dies in between leaves that record, and the next upload into the folder
+  finishes the job (or starts it, from the record) *before* it lists the folder, so content whose
+  registration was still running is found, not uploaded again; a rollback does the same first
+  (:mod:`prefect_encord.tasks.data_jobs`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,10 +46,10 @@ from uuid import UUID
 
 import httpx
 from encord import EncordUserClient
-from encord.exceptions import EncordException, ResourceNotFoundError
+from encord.exceptions import EncordException
 from encord.http.bundle import Bundle
 from encord.orm.dataset import LongPollingStatus
-from encord.orm.storage import DataUploadItems, StorageItemType, UploadLongPollingState, UploadSignedUrl
+from encord.orm.storage import StorageItemType, UploadSignedUrl
 from encord.storage import StorageFolder
 from prefect import task
 from pydantic import BaseModel, Field
@@ -55,7 +58,7 @@ from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.crashpoints import crash_point
 from prefect_encord.interrupts import NOT_STARTED, stop_requested
-from prefect_encord.item_map import ItemMapWriter
+from prefect_encord.item_map import ItemMap, ItemMapWriter, JobEvent
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE, MAX_UPLOAD_SLOTS
 from prefect_encord.locks import exclusive
@@ -77,12 +80,13 @@ from prefect_encord.planning.uploads import (
     unit_digest,
 )
 from prefect_encord.reporting import StepProgress
+from prefect_encord.tasks.data_jobs import finish_earlier_jobs, start_job
 from prefect_encord.tasks.run_logger import run_logger
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
 #: Times the units a job failed are registered again, in a job of their own.
 DEFAULT_UNIT_RETRIES = 1
-#: Ledger keys of upload jobs start with this, so finding a folder's unfinished uploads reads only those.
+#: Ledger keys of upload jobs start with this, telling them from registrations' at a glance.
 LEDGER_PREFIX = "upload-"
 _CHUNK_BYTES = 1024 * 1024
 _PUT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=None)
@@ -105,6 +109,9 @@ class UploadResult(BaseModel):
     )
     failed: dict[str, str] = Field(default_factory=dict, description="Units (or unusable files) → why they failed.")
     jobs: list[str] = Field(default_factory=list, description="UUIDs of the data-upload jobs this run started.")
+    item_map: ItemMap | None = Field(
+        default=None, description="The lines this run wrote to the item map it was given (None without one)."
+    )
 
 
 @task
@@ -152,8 +159,9 @@ def upload_directory(
         ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
         unit_retries: Times the units a job failed are registered again, each time in a job of their own.
         progress: Where to tell how many files are sent, then registered (a flow's run report hands it out).
-        item_map: The item map of the run calling this. Its jobs' ledger records name it, so if the run dies
-            before a job settles, the upload that finishes the job records the job's items there.
+        item_map: The item map to write every unit's item to (see :mod:`prefect_encord.item_map`), each job's
+            as it settles; its jobs' ledger records name it, so if the run dies before a job settles, whoever
+            finishes the job records the job's items there. None writes no map.
 
     Returns:
         An :class:`UploadResult`.
@@ -167,17 +175,22 @@ def upload_directory(
     ledger = JobLedger(ledger_dir)
 
     # From the listing to the last settled job: a second run into this folder waits, then finds it all there.
-    with exclusive(f"folder:{folder_uuid}", f"folder {folder_uuid}"):
+    with (
+        exclusive(f"folder:{folder_uuid}", f"folder {folder_uuid}"),
+        ItemMapWriter(item_map) if item_map is not None else nullcontext() as writer,
+    ):
         with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="encord-upload") as pool:
             units, digests, sizes, file_digests = _identify(pool, root, plan.units, result.failed)
             client = credentials.get_client()
             storage_folder = call_with_retries(
                 lambda: client.get_storage_folder(UUID(str(folder_uuid))), f"fetching folder {folder_uuid}"
             )
-            _finish_earlier_jobs(storage_folder, ledger, poll_timeout_seconds)
+            finish_earlier_jobs(client, storage_folder, ledger, poll_timeout_seconds)
             index = call_with_retries(lambda: _index_folder(storage_folder), f"listing folder {folder_uuid}")
             pending = pending_units(units, digests, index, sizes)
             _restamp(client, pending.restamp, digests)
+            if writer is not None:
+                writer.write({**pending.present, **pending.changed}, "present")
             result.items.update(pending.present)
             result.skipped.extend(pending.present)
             result.items.update(pending.changed)
@@ -191,7 +204,7 @@ def upload_directory(
             with httpx.Client(timeout=_PUT_TIMEOUT, limits=httpx.Limits(max_connections=max_concurrency)) as http:
                 read = {path: (file_digests[path], sizes[path]) for path in file_digests}
                 batches = _Batches(storage_folder, ledger, pool, http, root, digests, read, client_metadata,
-                                   retry_policy, None if item_map is None else str(item_map))  # fmt: skip
+                                   retry_policy, writer)  # fmt: skip
                 sent = 0
                 for batch in job_batches(pending.upload, job_size):
                     if stop_requested():  # Ctrl-C: no new slots, PUTs or jobs; what started is settled below
@@ -212,6 +225,8 @@ def upload_directory(
             settled += len(job.units)
             if progress is not None:
                 progress.tell(settled, len(pending.upload), "files registered", phase=1, phases=2)
+        if writer is not None:
+            result.item_map = writer.close()
     logger.info(
         "upload of %s finished: %d created, %d already present, %d changed, %d failed",
         root, len(result.items) - len(result.skipped) - len(result.changed), len(result.skipped),
@@ -391,83 +406,6 @@ def _reserve_all(
     return reserved
 
 
-def _start_job(folder: StorageFolder, items: DataUploadItems) -> UUID:
-    """Start one data-upload job; ``ignore_errors`` so a failing unit never stops its siblings.
-
-    Local uploads name no cloud integration: the SDK's own helpers pass ``None`` here, though the public
-    signature says ``str``. Retried on transient errors: safe even after a lost answer (see the module).
-    """
-    return call_with_retries(
-        lambda: folder.add_private_data_to_folder_start(None, items, ignore_errors=True),  # type: ignore[arg-type]
-        "starting a data-upload job",
-    )
-
-
-@task
-def finish_unsettled_uploads(
-    credentials: EncordCredentials,
-    folder_uuid: UUID | str,
-    ledger_dir: Path | str | None = None,
-    poll_timeout_seconds: int = 3600,
-) -> int:
-    """Finish the upload jobs that runs into the folder left unsettled (killed, or cut off), each item written to
-    the item map of the run that started it; returns how many jobs there were.
-
-    This is what a rollback does first: a run killed mid-job has created items that only its job knows, and a
-    rollback that deleted just what the item map listed would leave them and call the run undone. It is also
-    what the next upload into the folder does first (the same protocol, under the same folder lock).
-
-    Raises:
-        TimeoutError: If a job is still running after ``poll_timeout_seconds``; nothing is recorded for it.
-    """
-    with exclusive(f"folder:{folder_uuid}", f"folder {folder_uuid}"):
-        client = credentials.get_client()
-        folder = call_with_retries(
-            lambda: client.get_storage_folder(UUID(str(folder_uuid))), f"fetching folder {folder_uuid}"
-        )
-        return _finish_earlier_jobs(folder, JobLedger(ledger_dir), poll_timeout_seconds)
-
-
-def _finish_earlier_jobs(folder: StorageFolder, ledger: JobLedger, timeout_seconds: int) -> int:
-    """Finish the upload jobs an earlier run into this folder left in the ledger, before the folder is listed.
-
-    A job with an id is polled; one recorded before its start (the run died around it) is started again
-    from its body, which is safe for the same reasons as any repeated start. When they are done, their
-    items carry their digests and the listing finds them.
-
-    Raises:
-        TimeoutError: If such a job is still running after ``timeout_seconds``: listing now would upload
-            its content a second time.
-    """
-    earlier = [r for r in ledger.records(LEDGER_PREFIX) if r.folder_uuid == str(folder.uuid)]
-    for record in earlier:
-        state = _finish_earlier_job(folder, record, DataUploadItems.from_dict(record.spec or {}), timeout_seconds)
-        if state.status == LongPollingStatus.PENDING:
-            raise TimeoutError(
-                f"upload job {record.job_id} of an earlier run into folder {folder.uuid} is still running after "
-                f"{timeout_seconds} s; retry once it has finished"
-            )
-        if record.item_map is not None:  # the run that started the job died before recording its items
-            with ItemMapWriter(record.item_map) as writer:
-                writer.write({str(e.name): str(e.item_uuid) for e in state.items_with_names}, "created")
-        ledger.forget(record.key)
-    if earlier:
-        run_logger(__name__).warning("finished %d upload jobs an earlier run left unfinished", len(earlier))
-    return len(earlier)
-
-
-def _finish_earlier_job(
-    folder: StorageFolder, record: JobRecord, items: DataUploadItems, timeout_seconds: int
-) -> UploadLongPollingState:
-    """Poll the recorded job, or start it from its body if it never got an id or no longer exists."""
-    if record.job_id:
-        try:
-            return poll_job(folder, UUID(record.job_id), timeout_seconds, "upload.mid-poll")
-        except ResourceNotFoundError:
-            run_logger(__name__).warning("upload job %s no longer exists; starting it again", record.job_id)
-    return poll_job(folder, _start_job(folder, items), timeout_seconds, "upload.mid-poll")
-
-
 @dataclass(frozen=True)
 class _Job:
     """A started data-upload job: its ledger record, and the units and slots it registers."""
@@ -490,7 +428,7 @@ class _Batches:
     read: Mapping[str, tuple[str, int]]  # path → (digest, size) when the file was identified
     client_metadata: Mapping[str, Any] | None
     policy: RetryPolicy
-    item_map: str | None
+    writer: ItemMapWriter | None  # the run's item map: journal and items
 
     def send(self, batch: Sequence[UploadUnit], result: UploadResult) -> _Job | None:
         """Reserve slots for one batch, transfer its files and start its job without waiting for it.
@@ -553,14 +491,21 @@ class _Batches:
         folder = str(self.folder.uuid)
         intent = JobRecord(
             key=LEDGER_PREFIX + job_key(folder, "", spec), job_id="", folder_uuid=folder, integration_id="",
-            submitted_at=datetime.now(timezone.utc), units=len(units), kind="upload", spec=spec, item_map=self.item_map,
+            submitted_at=datetime.now(timezone.utc), units=len(units), kind="upload", spec=spec,
+            item_map=None if self.writer is None else str(self.writer.path),
         )  # fmt: skip
         self.ledger.record(intent)
-        job_id = _start_job(self.folder, items)
+        self._journal(intent.key, "starting")
+        job_id = start_job(self.folder, intent)
         crash_point("upload.after-start")
         record = dataclasses.replace(intent, job_id=str(job_id))
         self.ledger.record(record)
+        self._journal(record.key, "started", record.job_id)
         return _Job(record, tuple(units), slots)
+
+    def _journal(self, key: str, event: JobEvent, job_id: str = "") -> None:
+        if self.writer is not None:
+            self.writer.job(key, event, job_id)
 
     def _settle_once(self, job: _Job, timeout_seconds: int) -> tuple[dict[str, str], dict[str, str], bool]:
         """Poll ``job`` and map it back: (created, failed, whether it finished). A finished job leaves the ledger;
@@ -569,7 +514,10 @@ class _Batches:
         crash_point("upload.after-poll")
         created, failed = settle(job.units, job.slots, state)
         finished = state.status != LongPollingStatus.PENDING
-        if finished:
+        if finished:  # the items are on record before the job leaves the ledger
+            if self.writer is not None:
+                self.writer.write(created, "created")
+            self._journal(job.record.key, "settled", job.record.job_id)
             self.ledger.forget(job.record.key)
         return created, failed, finished
 

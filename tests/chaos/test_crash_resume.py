@@ -53,15 +53,10 @@ BUCKET_BLOCK = "chaos-crash-bucket"
 SOURCE_OF = {point: "local" if point.startswith("upload.") else "cloud" for point in CRASH_POINTS}
 #: Crash at the 5th PUT rather than the first, so the batch is half sent.
 NTH = {"upload.mid-put": 5}
-#: Where the job id was already recorded: the re-run must poll that job, never submit the chunk again.
-RESUMED = {
-    "register.after-record": "Resuming registration job",
-    "register.mid-poll": "Resuming registration job",
-    "register.after-poll": "Resuming registration job",
-    "register.after-settle": "Resuming registration job",
-    "upload.after-start": "finished 1 upload jobs an earlier run left unfinished",
-    "upload.mid-poll": "finished 1 upload jobs an earlier run left unfinished",
-    "upload.after-poll": "finished 1 upload jobs an earlier run left unfinished",
+#: Where the job's body was already in the ledger: the re-run finishes that job first, never submitting twice.
+FINISHED = "finished 1 data jobs an earlier run left unfinished"
+RESUMED = {point: FINISHED for point in CRASH_POINTS if point.startswith("register.")} | {
+    point: FINISHED for point in ("upload.after-start", "upload.mid-poll", "upload.after-poll")
 }
 SLOW_POLLS = ChaosConfig(slow_rate=1.0, slow_seconds=0.3, routes=(r"^GET .*/data-upload-jobs/\{id\}$",))
 
@@ -97,6 +92,9 @@ class Ingests:
             CRASH_AT_ENV: crash_at or "",
             "PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_DIRECTORY": str(scenario / "job-ledger"),
             "PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY": str(scenario / "runs"),
+            # A killed run's server slot lapses only after its lease (a minute): these runs meet on the machine's
+            # locks alone, and the slots are proven by tests/hardening/test_workers.py.
+            "PREFECT_INTEGRATIONS_ENCORD_SERVER_LOCKS": "false",
         }
         log = scenario / "output.log"
         arguments = (env, self.api_url, str(log), self._parameters(name, source))
@@ -272,14 +270,19 @@ def test_a_run_killed_before_recording_its_upload_is_rolled_back_once_the_next_r
     assert ingests.state("killed-upload")["files"] == Counter()
 
 
-@pytest.mark.parametrize("crash_at", ["upload.before-start", "upload.after-start", "upload.after-poll"])
-def test_a_run_killed_with_its_upload_job_unsettled_is_rolled_back_completely_by_rollback_alone(
+@pytest.mark.parametrize(
+    "crash_at",
+    ["upload.before-start", "upload.after-start", "upload.after-poll", "register.after-submit", "register.mid-poll",
+     "register.after-poll"],
+)  # fmt: skip
+def test_a_run_killed_with_its_job_unsettled_is_rolled_back_completely_by_rollback_alone(
     ingests: Ingests, monkeypatch: pytest.MonkeyPatch, crash_at: str
 ) -> None:
-    """kill -9 around the upload job: the rollback finishes the job the dead run left in the ledger (as the next
-    upload would), so its items join the run's item map, and removes them all; no other run is needed."""
+    """kill -9 around an upload or registration job: the rollback finishes the job the dead run left in the
+    ledger (as the next run into the folder would), so its items join the run's item map, and removes them all;
+    no other run is needed."""
     name = f"killed-{crash_at.replace('.', '-')}"
-    code, output = ingests.run(name, "local", crash_at=crash_at)
+    code, output = ingests.run(name, SOURCE_OF[crash_at], crash_at=crash_at)
     assert code == CRASH_EXIT_CODE, output[-3000:]
     scenario = ingests.work / name
     (receipt,) = [load(path.stem, scenario / "runs") for path in (scenario / "runs").glob("*-*-*-*-*.json")]
@@ -293,3 +296,30 @@ def test_a_run_killed_with_its_upload_job_unsettled_is_rolled_back_completely_by
     assert load(receipt.run_id, scenario / "runs").rolled_back_at is not None
     if crash_at != "upload.before-start":  # the job had started: its items existed and were deleted
         assert undone.deleted
+
+
+def test_a_rollback_that_cannot_settle_a_job_of_the_run_names_it_and_does_not_call_the_run_undone(
+    ingests: Ingests, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's item map journals the job before it starts; rolled back where its job ledger is not (another
+    machine), the rollback cannot know the job's items: it says so, ends Failed and leaves the run not undone.
+    With the run's ledger, a second rollback finishes the job and removes everything."""
+    name = "killed-elsewhere"
+    code, output = ingests.run(name, "cloud", crash_at="register.mid-poll")
+    assert code == CRASH_EXIT_CODE, output[-3000:]
+    scenario = ingests.work / name
+    (receipt,) = [load(path.stem, scenario / "runs") for path in (scenario / "runs").glob("*-*-*-*-*.json")]
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", str(scenario / "runs"))
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_DIRECTORY", str(scenario / "another-machine"))
+
+    state = rollback(receipt.run_id, credentials=ingests.credentials, return_state=True)
+
+    assert state.is_failed() and "never settled" in str(state.message), state.message
+    assert load(receipt.run_id, scenario / "runs").rolled_back_at is None
+    assert sum(ingests.state(name)["files"].values()) > 0  # the job's items: unknown to that rollback, so kept
+
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_DIRECTORY", str(scenario / "job-ledger"))
+    undone = rollback(receipt.run_id, credentials=ingests.credentials)
+    assert undone.deleted and not undone.failed and not undone.unsettled_jobs
+    assert ingests.state(name)["files"] == Counter()
+    assert load(receipt.run_id, scenario / "runs").rolled_back_at is not None

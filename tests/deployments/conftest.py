@@ -102,7 +102,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Iterato
             "--within", "2",
         )  # fmt: skip
         wait_until_answering(f"http://127.0.0.1:{relay_port}/healthz", relay, "the webhook relay")
-        processes.start("worker", str(BIN / "prefect"), "worker", "start", "--pool", "encord", "--limit", "2")
+        processes.start(  # the default queue only: test_workers.py gives each of its workers a queue of its own
+            "worker", str(BIN / "prefect"), "worker", "start", "--pool", "encord", "--work-queue", "default",
+            "--limit", "2",
+        )  # fmt: skip
         yield {
             "api": api,
             "ui": f"http://127.0.0.1:{port}",

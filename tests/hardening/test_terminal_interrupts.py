@@ -56,8 +56,9 @@ def _items(home: Path) -> int:
         store.close()
 
 
-def _under_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str, float]:
-    """Run ``command`` on a pseudo-terminal, type Ctrl-C once its first upload job started; (code, output, s)."""
+def _under_a_terminal(command: list[str], env: dict[str, str], presses: int = 1) -> tuple[int, str, float]:
+    """Run ``command`` on a pseudo-terminal, type Ctrl-C (``presses`` times, half a second apart) once its first
+    upload job started; (code, output, seconds from the first press)."""
     pid, terminal = pty.fork()
     if pid == 0:  # the child: the session leader, the terminal its controlling one
         os.execve(command[0], command, env)
@@ -77,6 +78,9 @@ def _under_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str
         if not signalled and STARTED.encode() in output:
             os.write(terminal, b"\x03")  # the terminal sends SIGINT to its foreground process group
             signalled = time.monotonic()
+            for _ in range(presses - 1):
+                time.sleep(0.5)
+                os.write(terminal, b"\x03")
     _, status = os.waitpid(pid, 0)
     os.close(terminal)
     assert signalled, output.decode(errors="replace")[-3000:]
@@ -101,6 +105,11 @@ def _signalled(
     return child.returncode, "".join(output) + rest, time.monotonic() - signalled
 
 
+def _twice_at_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str, float]:
+    """Ctrl-C, and Ctrl-C again: stop at once, the books as they stand."""
+    return _under_a_terminal(command, env, presses=2)
+
+
 def _to_the_group(command: list[str], env: dict[str, str]) -> tuple[int, str, float]:
     """SIGINT to the whole group: what a terminal's Ctrl-C does, without a terminal."""
     return _signalled(command, env, lambda child: os.killpg(child.pid, signal.SIGINT))
@@ -113,8 +122,8 @@ def _terminated(command: list[str], env: dict[str, str]) -> tuple[int, str, floa
 
 @pytest.mark.parametrize(
     ("interrupt", "exit_code"),
-    [(_under_a_terminal, 130), (_to_the_group, 130), (_terminated, 143)],
-    ids=["ctrl-c-at-a-terminal", "killpg", "sigterm"],
+    [(_under_a_terminal, 130), (_twice_at_a_terminal, 130), (_to_the_group, 130), (_terminated, 143)],
+    ids=["ctrl-c-at-a-terminal", "ctrl-c-twice", "killpg", "sigterm"],
 )
 def test_an_interrupted_run_stops_within_seconds_and_rollback_removes_everything(
     interrupt: object, exit_code: int, media: Path, tmp_path: Path
@@ -128,11 +137,15 @@ def test_an_interrupted_run_stops_within_seconds_and_rollback_removes_everything
     assert stopped_in < 10, output[-4000:]
     assert "Traceback" not in output, output[-4000:]
     created = _items(home)
-    assert 0 < created < FILES, output[-4000:]  # the started job was finished; nothing new started
+    assert created < FILES, output[-4000:]  # nothing new started after the first Ctrl-C
+    assert created > 0 or interrupt is _twice_at_a_terminal, output[-4000:]  # the started job was finished
     (run_id,) = set(re.findall(r"prefect-encord rollback ([0-9a-f-]{36})", output))
 
     undone = subprocess.run([CLI, "rollback", run_id, "--home", str(home)], capture_output=True, text=True,
                             env=env, timeout=300)  # fmt: skip
     assert undone.returncode == 0, undone.stdout + undone.stderr
-    assert f"deleted {created}," in undone.stdout, undone.stdout
+    if interrupt is _twice_at_a_terminal:  # cut off mid-job: the rollback finished the jobs, then undid them all
+        assert "stopped at once; the jobs the run started are on record" in output, output[-4000:]
+    else:
+        assert f"deleted {created}," in undone.stdout, undone.stdout
     assert _items(home) == 0

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import requests.adapters
+from prefect.settings import PREFECT_API_URL
 
 
 @dataclass
@@ -41,8 +42,10 @@ def http_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpLog]:
             log.api.append((str(request.method), urlsplit(str(request.url)).path))
         return sdk_send(self, request, **kwargs)
 
+    prefect_api = urlsplit(str(PREFECT_API_URL.value() or "")).netloc
+
     def record_httpx(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
-        if ours():
+        if ours() and request.url.netloc.decode() != prefect_api:  # the folder's server lock is not a transfer
             log.transfers.append((request.method, request.url.path))
         return httpx_send(self, request)
 
