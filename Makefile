@@ -5,7 +5,7 @@ BIN = $(VENV)/bin
 # The oldest Prefect we claim (pyproject.toml: prefect>=3.8.8); `make test-oldest` runs a fast subset on it.
 OLDEST_PREFECT = 3.8.8
 OLDEST_VENV = .venv-prefect-$(OLDEST_PREFECT)
-OLDEST_SUBSET = tests/planning tests/blocks tests/tasks tests/flows \
+OLDEST_SUBSET = tests/planning tests/blocks tests/flows \
 	tests/hardening/test_interrupts.py::test_kill_9_leaves_no_temporary_prefect_server_behind
 
 # Debian's Chromium for the browser test (tests/deployments/test_ui.py), which skips, saying why, if it is missing.

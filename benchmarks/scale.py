@@ -483,16 +483,16 @@ class ItemMapCheck:
 
 
 def check_item_map(path: Path) -> ItemMapCheck:
-    """Count the lines of the client's item map and the distinct URLs and items in them."""
+    """Count the item lines of the client's item map (its job journal aside) and the distinct URLs and items."""
+    from prefect_encord.item_map import ItemMap
+
     sources: set[str] = set()
     items: set[str] = set()
     lines = 0
-    with path.open(encoding="utf-8") as stream:
-        for line in stream:
-            record = json.loads(line)
-            sources.add(record["source"])
-            items.add(record["item"])
-            lines += 1
+    for mapped in ItemMap(path, created=0, present=0):
+        sources.add(mapped.source)
+        items.add(mapped.item)
+        lines += 1
     return ItemMapCheck(lines, len(sources), len(items), path.stat().st_size)
 
 

@@ -223,7 +223,7 @@ def test_the_sandbox_commands(newcomer: Newcomer) -> None:
     [
         ("ingest_requests.py", "--cloud 200 --local 40 --seed-cloud 20 --seed-local 16"),
         ("scale.py", "--objects 2000"),
-        ("chaos_report.py", "--files 50 --local 10"),
+        ("chaos_report.py", "--files 20 --local 4"),
         ("cli_latency.py", "--repeat 1"),
     ],
 )

@@ -24,7 +24,7 @@ from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.testing import credentials_block
 from tests.chaos.crash_worker import run_ingest
 
-ROUNDS = 10  # every other round into a new folder: five of each kind of race
+ROUNDS = 6  # every other round into a new folder: three of each kind of race
 FILES = 12
 
 

@@ -1,8 +1,8 @@
 """A full disk under the run's books: the run stops with one line naming the file and the run, and its rollback
 (once there is room again) removes every item it created.
 
-The run-ledger directory (receipt and item map) is a tmpfs of 128 KiB, which a 2,500-file upload fills after
-about a thousand lines of its item map, while all three of its jobs have started. Mounting needs root; the test
+The run-ledger directory (receipt and item map) is a tmpfs of 128 KiB, which an upload of 1,500 files or more fills
+after about a thousand lines of its item map, once all of its jobs have started. Mounting needs root; the test
 is skipped without it.
 """
 

@@ -1,4 +1,4 @@
-"""Ctrl-C at a real terminal, SIGINT to the whole process group and SIGTERM, during a 2,500-file upload.
+"""Ctrl-C at a real terminal (once, and twice), SIGINT to the whole process group and SIGTERM, during an upload.
 
 A terminal's Ctrl-C signals every process of the foreground group, not only the CLI: the temporary Prefect
 server the CLI started used to be in that group and died with it, so "finish the started jobs and record them"
@@ -26,14 +26,16 @@ import pytest
 from encord_sandbox import samples
 from encord_sandbox.store import Store
 
-FILES = 2500
+#: The upload interrupted: two jobs or more, so "nothing new started" shows. The issue's figures are taken at 2,500
+#: (PREFECT_ENCORD_TEST_FILES=2500).
+FILES = int(os.environ.get("PREFECT_ENCORD_TEST_FILES", "1500"))
 CLI = str(Path(sys.executable).parent / "prefect-encord")
 STARTED = "started data-upload job"
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 2,500 files, made once for the module's runs (each run ingests them into a folder of its own)."""
+    """The files, made once for the module's runs (each run ingests them into a folder of its own)."""
     directory = tmp_path_factory.mktemp("terminal-media")
     for n in range(FILES):
         (directory / f"frame-{n:04d}.png").write_bytes(samples.png(width=2, height=2, color=(n % 256, n // 256, 9)))

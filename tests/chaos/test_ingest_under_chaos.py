@@ -1,8 +1,11 @@
-"""10,000 files through the ingest flow against a sandbox in chaos mode: exactly 10,000 items, none twice.
+"""Thousands of files through the ingest flow against a sandbox in chaos mode: one item each, none twice.
+
+The issue's figure is taken at 10,000 files (``PREFECT_ENCORD_TEST_FILES=10000``); the suite runs 3,000, three
+jobs, which meet every kind of fault as surely (the faults are drawn per request, and rates are set so).
 
 The sandbox runs in its own process with every fault of chaos mode turned on along the registration path
 (job starts, long polls, bulk lookups, the folder and integration reads), and five corrupt objects sit
-among the 10,000 good ones. The run must end with one item per good object, the five failures in its
+among the good ones. The run must end with one item per good object, the five failures in its
 artifacts, and the chaos counters showing that every kind of fault was met and survived.
 
 Folder creation is left out of the chaos routes: the SDK never retries that POST and ``get_or_create_folder``
@@ -12,6 +15,7 @@ does not either (a known gap, outside the registration path), so a refused creat
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -36,14 +40,14 @@ from prefect_encord.flows.ingest import ingest
 from prefect_encord.flows.parameters import CloudSource
 from tests.chaos.conftest import prepare_served_sandbox, served_credentials
 
-GOOD, CORRUPT = 10_000, 5
+GOOD, CORRUPT = int(os.environ.get("PREFECT_ENCORD_TEST_FILES", "3000")), 5
 CHAOS = ChaosConfig(
     seed=3,
     error_rate=0.15,
-    throttle_rate=0.1,
+    throttle_rate=0.15,
     retry_after_seconds=1,
-    drop_rate=0.1,
-    slow_rate=0.05,
+    drop_rate=0.15,
+    slow_rate=0.15,
     slow_seconds=1.0,
     unit_failure_rate=0.01,
     poll_timeout_rate=0.3,
@@ -58,7 +62,7 @@ CHAOS = ChaosConfig(
 
 
 def fill_bucket(bucket: str) -> dict[str, bytes]:
-    """10,000 distinct tiny PNGs and 5 corrupt objects, straight into moto's backend (no HTTP: about a second)."""
+    """Distinct tiny PNGs and 5 corrupt objects, straight into moto's backend (no HTTP: about a second)."""
     objects = {f"img-{i:05d}.png": png(color=(i & 255, (i >> 8) & 255, 7)) for i in range(GOOD)}
     objects.update({f"corrupt-{i}.png": b"not an image" for i in range(CORRUPT)})
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
@@ -69,7 +73,7 @@ def fill_bucket(bucket: str) -> dict[str, bytes]:
 
 
 @pytest.mark.timeout(600)
-def test_ten_thousand_files_under_chaos_become_ten_thousand_items(
+def test_thousands_of_files_under_chaos_become_one_item_each(
     prefect_harness: None, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_DIRECTORY", str(tmp_path / "job-ledger"))
@@ -103,7 +107,7 @@ def test_ten_thousand_files_under_chaos_become_ten_thousand_items(
     assert sorted(row["subject"].rsplit("/", 1)[1] for row in failed) == [f"corrupt-{i}.png" for i in range(CORRUPT)]
     assert all("not a readable image" in row["detail"] for row in failed)
     assert set(stats["faults"]) == {"error", "throttle", "drop", "lost_answer", "slow", "unit_failure", "poll_timeout"}
-    print(f"\n10,000 files under chaos in {elapsed:.0f} s: {stats['requests']} requests, faults {stats['faults']}")
+    print(f"\n{GOOD:,} files under chaos in {elapsed:.0f} s: {stats['requests']} requests, faults {stats['faults']}")
 
 
 def _failed_rows() -> list[dict[str, str]]:
