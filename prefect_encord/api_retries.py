@@ -47,12 +47,6 @@ API_RETRY_POLICY = RetryPolicy(max_attempts=5, backoff_seconds=1.0, max_backoff_
 _MID_POLL_CRASH_DELAY = 0.1
 
 
-def retry_delay(error: Exception, attempt: int, policy: RetryPolicy, jitter: float) -> float:
-    """Seconds to wait after failed ``attempt``: the policy's backoff, or longer if the server said so."""
-    asked = error.retry_after if isinstance(error, RateLimitExceededError) else None
-    return max(policy.delay(attempt, jitter), float(asked or 0))
-
-
 def call_with_retries(call: Callable[[], T], what: str, policy: RetryPolicy | None = None) -> T:
     """``call()``, attempted up to ``policy.max_attempts`` times while it fails with a transient error.
 
@@ -140,7 +134,8 @@ def poll_job(folder: StorageFolder, job_id: UUID, timeout_seconds: int, crash_at
 
 def _wait_before_retry(error: Exception, attempt: int, policy: RetryPolicy, what: str) -> None:
     """Sleep before the attempt after failed ``attempt``, and say so in the run's log."""
-    delay = retry_delay(error, attempt, policy, random.random())
+    asked = error.retry_after if isinstance(error, RateLimitExceededError) else None
+    delay = policy.wait(attempt, random.random(), asked)
     run_logger(__name__).warning(
         "%s failed (%s: %s); attempt %d of %d in %.1f s",
         what, type(error).__name__, _first_line(error), attempt + 1, policy.max_attempts, delay,

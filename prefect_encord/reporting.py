@@ -154,7 +154,7 @@ _STATUS_HEADINGS = {
     "exported": "exported",
     "deleted": "deleted",
     "skipped": "already there",
-    "changed": "overwritten in the bucket",
+    "changed": "changed since ingested",
     "vanished": "deleted from the bucket",
     "not started": "not started",
     "left out": "left out",

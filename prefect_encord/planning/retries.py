@@ -1,4 +1,4 @@
-"""When and how long to retry a PUT to a signed upload URL (pure)."""
+"""When and how long to retry: a PUT to a signed upload URL, or a request to Encord's API (pure)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,12 @@ class RetryPolicy:
         between half and the full exponential step."""
         step = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
         return step * (0.5 + jitter / 2)
+
+    def wait(self, attempt: int, jitter: float, retry_after: float | str | None = None) -> float:
+        """Seconds to wait after failed attempt ``attempt``: the backoff, or the server's ``Retry-After`` when it
+        asks for longer (seconds, as a number or as the header's digits; an HTTP date is not waited for).
+
+        The one Retry-After rule, for PUTs (the header) and API calls (the SDK's ``RateLimitExceededError``)."""
+        if isinstance(retry_after, str):
+            retry_after = float(retry_after) if retry_after.isdigit() else None
+        return max(self.delay(attempt, jitter), retry_after or 0.0)

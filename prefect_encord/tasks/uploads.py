@@ -594,7 +594,7 @@ def put_file(
                 return error
             asked = response.headers.get("retry-after", "")
         if attempt < policy.max_attempts:
-            time.sleep(max(policy.delay(attempt, random.random()), float(asked) if asked.isdigit() else 0.0))
+            time.sleep(policy.wait(attempt, random.random(), asked))
     return f"{error} (gave up after {policy.max_attempts} attempts)"
 
 

@@ -89,9 +89,15 @@ def _refuse_lone_surrogates(value: Any) -> None:
             _refuse_lone_surrogates(item)
 
 
+def backend_of(request: Request) -> Backend:
+    """The sandbox behind the app that serves ``request``."""
+    backend: Backend = request.app.state.backend
+    return backend
+
+
 async def caller(request: Request) -> Caller:
     """FastAPI dependency: verify the request's signature and name its user (401 otherwise)."""
-    backend: Backend = request.app.state.backend
+    backend = backend_of(request)
     body = await request.body()
     raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
     query = request.scope.get("query_string", b"").decode("latin-1")

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from encord_sandbox.errors import InvalidArgument, parse_uuid
+from encord_sandbox.limits import CAROUSEL_SIZE_RANGE, MAX_GRID_UNITS, MAX_GROUP_UNITS, SPLIT_RANGE
 
-MAX_GRID_UNITS = 12
-MAX_GROUP_UNITS = 50
+#: Nesting of a custom layout the sandbox accepts (its own guard: Encord documents none).
 MAX_LAYOUT_DEPTH = 8
-SPLIT_RANGE = (5.0, 95.0)
-CAROUSEL_SIZE_RANGE = (10.0, 70.0)
 LAYOUT_TYPES = ("default-grid", "default-list", "custom")
 
 

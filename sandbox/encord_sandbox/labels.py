@@ -18,6 +18,7 @@ from typing import Any
 
 from encord_sandbox import datasets, projects
 from encord_sandbox.errors import InvalidArgument, NotFound, SandboxError
+from encord_sandbox.limits import MAX_ROWS_PER_CALL
 from encord_sandbox.store import Store, new_uuid, now_iso
 
 DDL = """
@@ -27,7 +28,6 @@ CREATE TABLE IF NOT EXISTS label_rows (
     created_at TEXT NOT NULL, last_edited_at TEXT NOT NULL, UNIQUE (project, data_hash, branch_name));
 """
 
-MAX_ROWS_PER_CALL = 1000
 MAIN_BRANCH = "main"
 TASK_STATUSES = ("QUEUED", "ASSIGNED", "IN_REVIEW", "RETURNED", "COMPLETED")
 

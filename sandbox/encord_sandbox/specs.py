@@ -16,8 +16,7 @@ import uuid
 from typing import Any
 
 from encord_sandbox.errors import InvalidArgument
-
-MAX_SEQUENCE_FRAMES = 32_767
+from encord_sandbox.limits import MAX_SEQUENCE_FRAMES
 
 # JSON-spec key → (unit kind, how frames are listed)
 _FILE_SPEC_KEYS = {

@@ -283,6 +283,15 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_full() -> No
     assert policy.delay(2, jitter=0) == 1
 
 
+def test_a_server_asking_for_longer_than_the_backoff_is_waited_for_and_a_date_is_not() -> None:
+    policy = RetryPolicy(backoff_seconds=1, max_backoff_seconds=5)
+    assert policy.wait(1, jitter=0, retry_after=None) == 0.5
+    assert policy.wait(1, jitter=0, retry_after=3) == 3  # the SDK's RateLimitExceededError.retry_after
+    assert policy.wait(1, jitter=0, retry_after="4") == 4  # a Retry-After header
+    assert policy.wait(3, jitter=0, retry_after="1") == 2  # the backoff is longer
+    assert policy.wait(1, jitter=0, retry_after="Wed, 21 Oct 2026 07:28:00 GMT") == 0.5
+
+
 def test_a_retry_policy_needs_at_least_one_attempt() -> None:
     with pytest.raises(ValueError, match="max_attempts 0"):
         RetryPolicy(max_attempts=0)

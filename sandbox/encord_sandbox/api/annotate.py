@@ -12,17 +12,11 @@ from fastapi import APIRouter, Request
 
 from encord_sandbox import access, datasets, projects, wire
 from encord_sandbox.api.params import flag
-from encord_sandbox.app import Authenticated, Backend, Caller
+from encord_sandbox.app import Authenticated, Caller, backend_of
 from encord_sandbox.errors import InvalidArgument, parse_uuid
+from encord_sandbox.limits import PROJECTS_PAGE_SIZE
 
 router = APIRouter(prefix="/v2/public")
-
-PROJECTS_PAGE_SIZE = 100
-
-
-def _backend(request: Request) -> Backend:
-    backend: Backend = request.app.state.backend
-    return backend
 
 
 def _body(caller: Caller) -> dict[str, Any]:
@@ -36,7 +30,7 @@ def _body(caller: Caller) -> dict[str, Any]:
 def create_dataset(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     body = _body(caller)
     dataset_hash, folder = datasets.create(
-        _backend(request).store, caller.user, body.get("title"), body.get("description") or "",
+        backend_of(request).store, caller.user, body.get("title"), body.get("description") or "",
         bool(body.get("createBackingFolder", True)),
     )  # fmt: skip
     return {"datasetUuid": dataset_hash, "backingFolderUuid": folder}
@@ -62,13 +56,13 @@ def _title_filters(request: Request, description: str) -> datasets.TitleFilters:
 def list_datasets(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     """``DatasetsWithUserRolesListResponse``: the whole answer at once, as the SDK reads no page token here."""
     filters = _title_filters(request, "description")
-    return {"result": datasets.list_for_user(_backend(request).store, caller.user, filters)}
+    return {"result": datasets.list_for_user(backend_of(request).store, caller.user, filters)}
 
 
 @router.get("/projects")
 def list_projects(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     """``Page[ProjectDTO]`` of the caller's projects, 100 a page (the SDK sends no page size here)."""
-    store = _backend(request).store
+    store = backend_of(request).store
     rows = projects.list_for_user(
         store, caller.user, _title_filters(request, "desc"), request.query_params.getlist("tagsAnyof")
     )
@@ -83,7 +77,7 @@ def list_projects(request: Request, caller: Caller = Authenticated) -> dict[str,
 @router.post("/ontologies")
 def create_ontology(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     body = _body(caller)
-    store = _backend(request).store
+    store = backend_of(request).store
     ontology_hash = projects.create_ontology(
         store, caller.user, body.get("title"), body.get("description") or "", body.get("editor")
     )
@@ -92,14 +86,14 @@ def create_ontology(request: Request, caller: Caller = Authenticated) -> dict[st
 
 @router.get("/ontologies/{ontology_hash}")
 def get_ontology(ontology_hash: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    store = _backend(request).store
+    store = backend_of(request).store
     row = projects.ontology(store, caller.user, ontology_hash)
     return projects.ontology_dto(row, projects.ontology_role(store, caller.user, row["hash"]))
 
 
 @router.get("/projects/{project_hash}")
 def get_project(project_hash: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    store = _backend(request).store
+    store = backend_of(request).store
     project_hash = parse_uuid(project_hash, "project")
     role = access.require(store, "project", project_hash, caller.user, access.ANY_PROJECT_ROLE)
     return projects.project_dto(store, projects.get(store, project_hash), role)
@@ -107,7 +101,7 @@ def get_project(project_hash: str, request: Request, caller: Caller = Authentica
 
 @router.get("/projects/{project_hash}/datasets")
 def project_datasets(project_hash: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    store = _backend(request).store
+    store = backend_of(request).store
     project_hash = parse_uuid(project_hash, "project")
     access.require(store, "project", project_hash, caller.user, access.ANY_PROJECT_ROLE)
     results = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from encord_sandbox.app import Backend
+from encord_sandbox.app import Backend, backend_of
 from encord_sandbox.errors import Forbidden, NotFound
 
 router = APIRouter(prefix="/_blobs")
@@ -13,7 +13,7 @@ MAX_UPLOAD_BYTES = 5 * 1024**3
 
 
 def _check(request: Request, key: str, op: str) -> Backend:
-    backend: Backend = request.app.state.backend
+    backend = backend_of(request)
     params = request.query_params
     if params.get("op") != op:
         raise Forbidden(f"this URL was not signed for {op.upper()}")

@@ -7,15 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from encord_sandbox.app import Authenticated, Backend, Caller
+from encord_sandbox.app import Authenticated, Caller, backend_of
 from encord_sandbox.schema import check_schema_legacy, check_schema_v2
 
 router = APIRouter(prefix="/v2/public")
-
-
-def _backend(request: Request) -> Backend:
-    backend: Backend = request.app.state.backend
-    return backend
 
 
 @router.get("/cloud-integrations")
@@ -23,7 +18,7 @@ def cloud_integrations(request: Request, caller: Caller = Authenticated) -> dict
     """Note the key is ``result``, not ``results`` (the routes in docs/sandbox.md)."""
     uuids = set(request.query_params.getlist("filterIntegrationUuids"))
     titles = set(request.query_params.getlist("filterIntegrationTitles"))
-    rows = _backend(request).store.integrations(caller.user)
+    rows = backend_of(request).store.integrations(caller.user)
     return {
         "result": [
             {"integrationUuid": r["uuid"], "title": r["title"]}
@@ -35,19 +30,19 @@ def cloud_integrations(request: Request, caller: Caller = Authenticated) -> dict
 
 @router.get("/organisation/client-metadata-schema-v2")
 def get_schema_v2(request: Request, caller: Caller = Authenticated) -> Any:
-    return _backend(request).metadata_schema()
+    return backend_of(request).metadata_schema()
 
 
 @router.post("/organisation/client-metadata-schema-v2")
 def save_schema_v2(request: Request, caller: Caller = Authenticated) -> Response:
     """Saving replaces the whole schema, as Encord's documentation warns."""
-    _backend(request).store.save_metadata_schema("v2", check_schema_v2(caller.json()))
+    backend_of(request).store.save_metadata_schema("v2", check_schema_v2(caller.json()))
     return Response(content="null", media_type="application/json")
 
 
 @router.get("/organisation/client-metadata-schema")
 def get_schema_legacy(request: Request, caller: Caller = Authenticated) -> Any:
-    row = _backend(request).store.metadata_schema("legacy")
+    row = backend_of(request).store.metadata_schema("legacy")
     if row is None:
         return None
     return {
@@ -61,7 +56,7 @@ def get_schema_legacy(request: Request, caller: Caller = Authenticated) -> Any:
 
 @router.post("/organisation/client-metadata-schema")
 def save_schema_legacy(request: Request, caller: Caller = Authenticated) -> Response:
-    _backend(request).store.save_metadata_schema("legacy", check_schema_legacy(caller.json()))
+    backend_of(request).store.save_metadata_schema("legacy", check_schema_legacy(caller.json()))
     return Response(content="null", media_type="application/json")
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from encord_sandbox import access, datasets, labels, projects
-from encord_sandbox.app import Authenticated, Backend, Caller
+from encord_sandbox.app import Authenticated, Backend, Caller, backend_of
 from encord_sandbox.errors import Forbidden, InvalidArgument, SandboxError, parse_uuid
 
 router = APIRouter()
@@ -64,7 +64,7 @@ def envelope_error(exc: SandboxError) -> JSONResponse:
 @router.post("/public")
 @router.post("/public/user")
 def rpc(request: Request, caller: Caller = Authenticated) -> JSONResponse:
-    backend: Backend = request.app.state.backend
+    backend = backend_of(request)
     body = caller.json()
     if not isinstance(body, dict) or "query_type" not in body or "query_method" not in body:
         raise InvalidArgument("a v1 request needs query_type, query_method and values")

@@ -11,10 +11,11 @@ from fastapi import APIRouter, Request, Response
 
 from encord_sandbox import wire
 from encord_sandbox.api.params import flag, order, page_size
-from encord_sandbox.app import Authenticated, Backend, Caller
+from encord_sandbox.app import Authenticated, Backend, Caller, backend_of
 from encord_sandbox.blobs import DOWNLOAD_URL_TTL_SECONDS, UPLOAD_URL_TTL_SECONDS
 from encord_sandbox.errors import InvalidArgument, parse_uuid
 from encord_sandbox.groups import plan_group
+from encord_sandbox.limits import MAX_ITEMS_PER_DELETE
 from encord_sandbox.schema import check_values
 from encord_sandbox.specs import parse_job_request
 
@@ -37,11 +38,6 @@ ITEM_TYPES = [
 ]
 UPLOADABLE_TYPES = ("image", "video", "audio", "plainText", "pdf", "nifti", "dicomFile")
 LONG_POLL_CAP_SECONDS = 50.0  # well below the SDK's 180 s read timeout
-
-
-def _backend(request: Request) -> Backend:
-    backend: Backend = request.app.state.backend
-    return backend
 
 
 def _signer(backend: Backend, caller: Caller, wanted: bool) -> wire.SignUrl | None:
@@ -68,7 +64,7 @@ def _object(body: Any, what: str) -> dict[str, Any]:
 
 @router.post("/folders")
 def create_folder(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     body = _object(caller.json(), "folder")
     name = body.get("name")
     if not isinstance(name, str):
@@ -83,7 +79,7 @@ def create_folder(request: Request, caller: Caller = Authenticated) -> dict[str,
 
 
 def _folder_page(request: Request, caller: Caller, parent: str | None, recursive: bool) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     rows = backend.store.list_folders(
         caller.user,
         parent,
@@ -113,7 +109,7 @@ def search_folders(request: Request, caller: Caller = Authenticated) -> dict[str
 
 @router.patch("/folders/patch-bulk")
 def patch_folders(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     patches = _object(_object(caller.json(), "body").get("folderPatches"), "folderPatches")
     updated = backend.store.patch_folders(caller.user, {k: _snake_patch(v) for k, v in patches.items()})
     return wire.page([wire.folder(backend.store, backend.store.folder(caller.user, u)) for u in updated])
@@ -121,13 +117,13 @@ def patch_folders(request: Request, caller: Caller = Authenticated) -> dict[str,
 
 @router.get("/folders/{folder_uuid}")
 def get_folder(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     return wire.folder(backend.store, backend.store.folder(caller.user, folder_uuid))
 
 
 @router.patch("/folders/{folder_uuid}")
 def patch_folder(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     (updated,) = backend.store.patch_folders(caller.user, {folder_uuid: _snake_patch(caller.json())})
     return wire.folder(backend.store, backend.store.folder(caller.user, updated))
 
@@ -142,7 +138,7 @@ def list_subfolders(folder_uuid: str, request: Request, caller: Caller = Authent
 
 @router.get("/folders/{folder_uuid}/items")
 def list_items(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     item_types = request.query_params.getlist("itemTypes")
     unknown = [t for t in item_types if t not in ITEM_TYPES]
     if unknown:
@@ -174,14 +170,14 @@ def list_items(folder_uuid: str, request: Request, caller: Caller = Authenticate
 
 @router.get("/items/{item_uuid}")
 def get_item(item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     sign = _signer(backend, caller, flag(request, "signUrl"))
     return wire.item(backend.store, backend.store.item(caller.user, item_uuid), sign)
 
 
 @router.post("/items/get-bulk")
 def get_items(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     body = _object(caller.json(), "body")
     uuids = body.get("itemUuids")
     if not isinstance(uuids, list):
@@ -198,7 +194,7 @@ def _metadata_check(backend: Backend) -> Callable[[str, dict[str, Any]], None]:
 
 @router.patch("/folders/{folder_uuid}/items/{item_uuid}")
 def patch_item(folder_uuid: str, item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     row = backend.store.item_in_folder(caller.user, folder_uuid, item_uuid)
     backend.store.patch_items(caller.user, {row["uuid"]: _snake_patch(caller.json())}, _metadata_check(backend))
     return wire.item(backend.store, backend.store.item(caller.user, item_uuid))
@@ -206,7 +202,7 @@ def patch_item(folder_uuid: str, item_uuid: str, request: Request, caller: Calle
 
 @router.patch("/items/patch-bulk")
 def patch_items(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     patches = _object(_object(caller.json(), "body").get("itemPatches"), "itemPatches")
     if len(patches) > 1000:
         raise InvalidArgument(f"{len(patches)} item patches in one call; the limit is 1000")
@@ -230,7 +226,7 @@ def _snake_patch(patch: Any) -> dict[str, Any]:
 
 @router.get("/folders/{folder_uuid}/items/{item_uuid}/child-items")
 def child_items(folder_uuid: str, item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     parent = backend.store.item_in_folder(caller.user, folder_uuid, item_uuid)
     sign = _signer(backend, caller, flag(request, "signUrls"))
     return wire.page([wire.item(backend.store, r, sign) for r in backend.store.children(parent["uuid"])])
@@ -238,7 +234,7 @@ def child_items(folder_uuid: str, item_uuid: str, request: Request, caller: Call
 
 @router.get("/folders/{folder_uuid}/items/{item_uuid}/summary")
 def item_summary(folder_uuid: str, item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     row = backend.store.item_in_folder(caller.user, folder_uuid, item_uuid)
     return wire.summary(backend.store, row, flag(request, "includeGroupLayout"))
 
@@ -248,7 +244,7 @@ def item_summary(folder_uuid: str, item_uuid: str, request: Request, caller: Cal
 
 @router.post("/folders/{folder_uuid}/upload-signed-urls")
 def upload_signed_urls(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    backend = _backend(request)
+    backend = backend_of(request)
     body = _object(caller.json(), "body")
     item_type, count = body.get("itemType"), body.get("count", 1)
     if item_type not in UPLOADABLE_TYPES:
@@ -271,7 +267,7 @@ def upload_signed_urls(folder_uuid: str, request: Request, caller: Caller = Auth
 
 @router.post("/folders/{folder_uuid}/data-upload-jobs")
 def start_job(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> str:
-    backend = _backend(request)
+    backend = backend_of(request)
     folder = backend.store.folder(caller.user, folder_uuid)
     body = _object(caller.json(), "body")
     units, options = parse_job_request(body)
@@ -290,7 +286,7 @@ def start_job(folder_uuid: str, request: Request, caller: Caller = Authenticated
 @router.get("/folders/{folder_uuid}/data-upload-jobs/{job_uuid}")
 def poll_job(folder_uuid: str, job_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     """Long poll: hold the request until the job finishes or the server-side cap expires."""
-    backend = _backend(request)
+    backend = backend_of(request)
     job = backend.store.job(caller.user, folder_uuid, job_uuid)
     raw_timeout = request.query_params.get("timeoutSeconds", "60")
     try:
@@ -308,7 +304,7 @@ def poll_job(folder_uuid: str, job_uuid: str, request: Request, caller: Caller =
 
 @router.post("/folders/{folder_uuid}/data-upload-jobs/{job_uuid}/cancel")
 def cancel_job(folder_uuid: str, job_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, int]:
-    backend = _backend(request)
+    backend = backend_of(request)
     job = backend.store.job(caller.user, folder_uuid, job_uuid)
     return {"unitsCancelledCount": backend.store.cancel_job(job["uuid"])}
 
@@ -318,7 +314,7 @@ def cancel_job(folder_uuid: str, job_uuid: str, request: Request, caller: Caller
 
 @router.post("/folders/{folder_uuid}/create-group-items")
 def create_groups(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> list[str]:
-    backend = _backend(request)
+    backend = backend_of(request)
     body = caller.json()
     if not isinstance(body, list) or not body:
         raise InvalidArgument("create-group-items expects a non-empty JSON array of data groups")
@@ -333,13 +329,11 @@ def create_groups(folder_uuid: str, request: Request, caller: Caller = Authentic
 
 # --- deletion -----------------------------------------------------------------------------------
 
-MAX_ITEMS_PER_DELETE = 1000
-
 
 @router.post("/folders/{folder_uuid}/items/delete")
 def delete_items(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, int]:
     """``StorageItem.delete()`` / ``StorageFolder.delete_storage_items()``: one atomic deletion (see ``Store``)."""
-    backend = _backend(request)
+    backend = backend_of(request)
     body = _object(caller.json(), "body")
     uuids, remove_frames = body.get("childUuids"), body.get("removeUnusedFrames", True)
     if not isinstance(uuids, list) or not uuids:
@@ -356,7 +350,7 @@ def delete_items(folder_uuid: str, request: Request, caller: Caller = Authentica
 @router.delete("/folders/{folder_uuid}")
 def delete_folder(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> Response:
     """``StorageFolder.delete()``: an empty folder only (see ``Store.delete_folder``); 204 as the SDK allows."""
-    backend = _backend(request)
+    backend = backend_of(request)
     _drop_blobs(backend, backend.store.delete_folder(caller.user, folder_uuid))
     return Response(status_code=204)
 
