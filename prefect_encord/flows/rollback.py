@@ -119,13 +119,12 @@ def rollback(run_id: str, *, credentials: EncordCredentials, force: bool = False
     )
     report.record(Outcome("kept", thing, "kept", why) for thing, why in result.kept.items())
     for step in steps[1:]:
-        report.step_done(step, "not started: items are left" if result.failed or unsettled else "done")
+        report.step_done(step, "not started: items are left" if result.failed or result.unsettled_jobs else "done")
     report.emit(RUN_ROLLED_BACK_EVENT, resource("flow-run", run_id, run), {"deleted": len(result.deleted)})
     report.finish([f"Ingest run `{run_id}` ({run}): {len(result.deleted)} items and groups deleted, "
                    f"{len(result.failed)} could not be; {len(result.folders_deleted)} folders deleted."])  # fmt: skip
-    unknown = f"{len(result.unsettled_jobs)} jobs of the run never settled ({', '.join(result.unsettled_jobs)}): " \
-        f"{UNSETTLED}." if result.unsettled_jobs else ""  # fmt: skip
-    return report.final_state(result, next_step=unknown)
+    unknown = ", ".join(result.unsettled_jobs)
+    return report.final_state(result, next_step=f"Unsettled: {unknown}, {UNSETTLED}." if unknown else "")
 
 
 def _undo_the_rest(credentials: EncordCredentials, plan: RollbackPlan, result: RollbackResult) -> None:

@@ -30,7 +30,7 @@ from prefect import task
 
 from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.item_map import ItemMapWriter
+from prefect_encord.item_map import ItemMapWriter, JobEvent
 from prefect_encord.job_ledger import JobLedger, JobRecord
 from prefect_encord.limits import MAX_BULK_ITEMS
 from prefect_encord.locks import exclusive
@@ -81,11 +81,17 @@ def finish_earlier_jobs(
         if record.item_map is not None:  # the run that started the job died before recording its items
             with ItemMapWriter(record.item_map) as writer:
                 writer.write(_created(client, record, state), "created")
-                writer.job(record.key, "settled", record.job_id)
+                journal(writer, record.key, "settled", record.job_id)
         ledger.forget(record.key)
     if earlier:
         run_logger(__name__).warning("finished %d data jobs an earlier run left unfinished", len(earlier))
     return len(earlier)
+
+
+def journal(writer: ItemMapWriter | None, key: str, event: JobEvent, job_id: str = "") -> None:
+    """Note a job's step in the run's item map, if the run keeps one (see :mod:`prefect_encord.item_map`)."""
+    if writer is not None:
+        writer.job(key, event, job_id)
 
 
 def start_job(folder: StorageFolder, record: JobRecord) -> UUID:

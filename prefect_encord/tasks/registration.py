@@ -58,7 +58,7 @@ from prefect_encord.crashpoints import crash_point
 from prefect_encord.interrupts import NOT_STARTED, stop_requested
 from prefect_encord.inventory import Inventory
 from prefect_encord.inventory import default_path as default_inventory
-from prefect_encord.item_map import ItemMapWriter, JobEvent
+from prefect_encord.item_map import ItemMapWriter
 from prefect_encord.item_map import default_path as default_item_map
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.limits import MAX_BULK_ITEMS
@@ -76,7 +76,7 @@ from prefect_encord.planning.specs import (
     registration_spec,
 )
 from prefect_encord.reporting import StepProgress
-from prefect_encord.tasks.data_jobs import finish_earlier_jobs, item_facts, start_job
+from prefect_encord.tasks.data_jobs import finish_earlier_jobs, item_facts, journal, start_job
 from prefect_encord.tasks.run_logger import run_logger
 
 #: How long one job may take before the task gives up polling (the ledger keeps it for a retry to resume).
@@ -139,20 +139,16 @@ class Registrar:
         )  # fmt: skip
         if found is None:
             self.ledger.record(intent)
-            self._journal(key, "starting")
+            journal(self.writer, key, "starting")
         crash_point("register.before-submit")
         job_id = start_job(self.folder, intent)  # safe to repeat even if a lost answer hid a started job
         crash_point("register.after-submit")
         record = dataclasses.replace(intent, job_id=str(job_id))
         self.ledger.record(record)
-        self._journal(key, "started", record.job_id)
+        journal(self.writer, key, "started", record.job_id)
         crash_point("register.after-record")
         run_logger(__name__).info("Submitted registration job %s with %d units", record.job_id, record.units)
         return SubmittedJob(record, resumed=False)
-
-    def _journal(self, key: str, event: JobEvent, job_id: str = "") -> None:
-        if self.writer is not None:
-            self.writer.job(key, event, job_id)
 
     def settle(self, job: SubmittedJob, entries: Sequence[Entry]) -> JobResult:
         """Poll ``job`` to completion, map its outcome back to ``entries``, and register failed units again.
@@ -206,7 +202,7 @@ class Registrar:
         if self.writer is not None:  # the items are on record before the job leaves the ledger
             self.writer.write(result.created, "created")
             self.writer.write(result.skipped_duplicates, "present")
-            self._journal(job.record.key, "settled", job.record.job_id)
+            journal(self.writer, job.record.key, "settled", job.record.job_id)
         crash_point("register.after-settle")
         self.ledger.forget(job.record.key)
         run_logger(__name__).info(

@@ -58,7 +58,7 @@ from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.crashpoints import crash_point
 from prefect_encord.interrupts import NOT_STARTED, stop_requested
-from prefect_encord.item_map import ItemMap, ItemMapWriter, JobEvent
+from prefect_encord.item_map import ItemMap, ItemMapWriter
 from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE, MAX_UPLOAD_SLOTS
 from prefect_encord.locks import exclusive
@@ -80,7 +80,7 @@ from prefect_encord.planning.uploads import (
     unit_digest,
 )
 from prefect_encord.reporting import StepProgress
-from prefect_encord.tasks.data_jobs import finish_earlier_jobs, start_job
+from prefect_encord.tasks.data_jobs import finish_earlier_jobs, journal, start_job
 from prefect_encord.tasks.run_logger import run_logger
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
@@ -495,17 +495,13 @@ class _Batches:
             item_map=None if self.writer is None else str(self.writer.path),
         )  # fmt: skip
         self.ledger.record(intent)
-        self._journal(intent.key, "starting")
+        journal(self.writer, intent.key, "starting")
         job_id = start_job(self.folder, intent)
         crash_point("upload.after-start")
         record = dataclasses.replace(intent, job_id=str(job_id))
         self.ledger.record(record)
-        self._journal(record.key, "started", record.job_id)
+        journal(self.writer, record.key, "started", record.job_id)
         return _Job(record, tuple(units), slots)
-
-    def _journal(self, key: str, event: JobEvent, job_id: str = "") -> None:
-        if self.writer is not None:
-            self.writer.job(key, event, job_id)
 
     def _settle_once(self, job: _Job, timeout_seconds: int) -> tuple[dict[str, str], dict[str, str], bool]:
         """Poll ``job`` and map it back: (created, failed, whether it finished). A finished job leaves the ledger;
@@ -517,7 +513,7 @@ class _Batches:
         if finished:  # the items are on record before the job leaves the ledger
             if self.writer is not None:
                 self.writer.write(created, "created")
-            self._journal(job.record.key, "settled", job.record.job_id)
+            journal(self.writer, job.record.key, "settled", job.record.job_id)
             self.ledger.forget(job.record.key)
         return created, failed, finished
 
