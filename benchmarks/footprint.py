@@ -45,7 +45,7 @@ SETS: dict[str, list[str]] = {
 }
 # Modules no plugin import may load: they belong to the sandbox or to optional extras.
 FORBIDDEN = ("fastapi", "uvicorn", "av", "pypdf", "cv2", "pycocotools", "encord_sandbox", "pyarrow")
-IMPORTS = ("prefect_encord", "prefect_encord.blocks", "prefect_encord.flows.ingest", "prefect_encord.cli")
+IMPORTS = ("prefect_encord", "prefect_encord.blocks", "prefect_encord.flows.ingest", "prefect_encord.cli.main")
 
 _PROBE = """
 import importlib, json, sys, time

@@ -484,7 +484,7 @@ class ItemMapCheck:
 
 def check_item_map(path: Path) -> ItemMapCheck:
     """Count the item lines of the client's item map (its job journal aside) and the distinct URLs and items."""
-    from prefect_encord.item_map import ItemMap
+    from prefect_encord.state.item_map import ItemMap
 
     sources: set[str] = set()
     items: set[str] = set()

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.extras import require
+from prefect_encord.runtime.extras import require
 
 if TYPE_CHECKING:
     from encord_sandbox import Sandbox

@@ -26,7 +26,7 @@ from encord import EncordUserClient
 from encord_sandbox.emulators import free_port
 from prefect.settings import PREFECT_API_URL
 
-from prefect_encord import example_data
+from prefect_encord.cli import example_data
 from tests import readme
 from tests.servers import wait_until_answering
 

@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any, Union, cast
 
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.extras import MissingExtraError
+from prefect_encord.runtime.extras import MissingExtraError
 
 if TYPE_CHECKING:
     from prefect_encord.blocks.azure import EncordAzureIntegration

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, HttpUrl, PrivateAttr, field_validator, model_validator
 
 from prefect_encord.blocks.storage import ENCORD_LOGO_URL, CloudStorageIntegration, bare_endpoint
-from prefect_encord.extras import MissingExtraError
+from prefect_encord.runtime.extras import MissingExtraError
 
 try:
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError

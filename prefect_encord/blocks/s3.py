@@ -11,7 +11,7 @@ from prefect.utilities.dispatch import lookup_type
 from pydantic import Field, HttpUrl, PrivateAttr, field_validator
 
 from prefect_encord.blocks.storage import ENCORD_LOGO_URL, CloudStorageIntegration, bare_endpoint
-from prefect_encord.extras import MissingExtraError
+from prefect_encord.runtime.extras import MissingExtraError
 
 try:
     import boto3

@@ -10,10 +10,10 @@ from __future__ import annotations
 from prefect import flow
 
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.events import LABELS_EXPORTED_EVENT, resource
+from prefect_encord.events.names import LABELS_EXPORTED_EVENT, resource
+from prefect_encord.events.reporting import Outcome, RunReport, artifact_key
 from prefect_encord.flows.parameters import CloudDestination, Destination, LocalDestination
 from prefect_encord.planning.label_rows import LabelRowFilters
-from prefect_encord.reporting import Outcome, RunReport, artifact_key
 from prefect_encord.tasks.exports import ExportResult, export_label_rows
 
 

@@ -20,27 +20,10 @@ from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from prefect_encord import events
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.crashpoints import crash_point
-from prefect_encord.events import resource
-from prefect_encord.flows.parameters import (
-    CloudSource,
-    DatasetStep,
-    GroupingStep,
-    LocalSource,
-    MetadataStep,
-    Source,
-)
-from prefect_encord.interrupts import Stopped, stop_requested
-from prefect_encord.inventory import forget_units
-from prefect_encord.item_map import ItemMap
-from prefect_encord.planning.grouping import parse_rule
-from prefect_encord.planning.ids import is_uuid
-from prefect_encord.planning.layouts import parse_layout
-from prefect_encord.planning.manifests import read_manifest
-from prefect_encord.planning.schema import schema_from_file
-from prefect_encord.reporting import (
+from prefect_encord.events import names as events
+from prefect_encord.events.names import resource
+from prefect_encord.events.reporting import (
     FILES,
     GROUPS,
     LINKS,
@@ -52,7 +35,24 @@ from prefect_encord.reporting import (
     artifact_key,
     check_max_failures,
 )
-from prefect_encord.run_ledger import RunLedger
+from prefect_encord.flows.parameters import (
+    CloudSource,
+    DatasetStep,
+    GroupingStep,
+    LocalSource,
+    MetadataStep,
+    Source,
+)
+from prefect_encord.planning.grouping import parse_rule
+from prefect_encord.planning.ids import is_uuid
+from prefect_encord.planning.layouts import parse_layout
+from prefect_encord.planning.manifests import read_manifest
+from prefect_encord.planning.schema import schema_from_file
+from prefect_encord.runtime.crashpoints import crash_point
+from prefect_encord.runtime.interrupts import Stopped, stop_requested
+from prefect_encord.state.inventory import forget_units
+from prefect_encord.state.item_map import ItemMap
+from prefect_encord.state.run_ledger import RunLedger
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
 from prefect_encord.tasks.deletion import delete_items
@@ -178,7 +178,7 @@ _DISK_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
 @contextmanager
 def _named_if_the_disk_fails(run_id: str) -> Iterator[None]:
     """Add the run id and the way back to a full or unwritable disk's error (which names its file, see
-    :mod:`prefect_encord.durable_files`): every job is on record before it starts and its items before it leaves
+    :mod:`prefect_encord.state.durable_files`): every job is on record before it starts and its items before it leaves
     the job ledger, so a run stopped there is undone completely once it can write again."""
     try:
         yield
@@ -227,7 +227,7 @@ def _ingest_files(
 ) -> ItemMap:
     """Upload or register the source; returns the item map: source (path or URL) → item of every item present.
 
-    The map is a file next to the run's receipt (see :mod:`prefect_encord.item_map`), so the run's memory
+    The map is a file next to the run's receipt (see :mod:`prefect_encord.state.item_map`), so the run's memory
     does not grow with the bucket.
     """
     if isinstance(source, LocalSource):

@@ -20,7 +20,7 @@ from prefect_encord.planning.grouping import GroupsFile, KeyPattern
 from prefect_encord.planning.layouts import CarouselLayout, GridLayout, LayoutFile, RolesLayout
 from prefect_encord.planning.manifests import check_readable
 from prefect_encord.planning.parameter_models import ParameterModel
-from prefect_encord.settings import local_directory
+from prefect_encord.state.settings import local_directory
 
 
 class LocalSource(ParameterModel):

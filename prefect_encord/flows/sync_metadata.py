@@ -11,9 +11,9 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.events import METADATA_SYNCED_EVENT, resource
+from prefect_encord.events.names import METADATA_SYNCED_EVENT, resource
+from prefect_encord.events.reporting import METADATA_ITEMS, SCHEMA_KEYS, Outcome, RunReport, artifact_key
 from prefect_encord.flows.parameters import MetadataStep
-from prefect_encord.reporting import METADATA_ITEMS, SCHEMA_KEYS, Outcome, RunReport, artifact_key
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.metadata import MetadataImportResult, import_metadata
 from prefect_encord.tasks.metadata_schema import apply_metadata_schema

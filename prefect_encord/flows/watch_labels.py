@@ -14,9 +14,9 @@ from prefect import flow
 from prefect.variables import Variable
 
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.events import LABELS_COMPLETED_EVENT, project_resource
+from prefect_encord.events.names import LABELS_COMPLETED_EVENT, project_resource
+from prefect_encord.events.reporting import RunReport
 from prefect_encord.planning.label_rows import LabelRowFilters
-from prefect_encord.reporting import RunReport
 from prefect_encord.tasks.label_rows import list_label_rows
 
 

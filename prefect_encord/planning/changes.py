@@ -1,7 +1,7 @@
 """What changed in a bucket since the inventory last saw it: each planned unit new, unchanged or changed (pure).
 
 A re-run of an ingest lists the bucket again; Encord would skip what it already holds, but only after being
-sent every chunk of it. Comparing each planned unit with what the :mod:`inventory <prefect_encord.inventory>`
+sent every chunk of it. Comparing each planned unit with what the :mod:`inventory <prefect_encord.state.inventory>`
 recorded lets a re-run send Encord only what is new. A unit is compared by its *fingerprint*: its kind and,
 for each of its objects in order, URL, size and entity tag (ETag, or GCS's generation-bearing one). Any
 object overwritten, added to or removed from an image group changes it.

@@ -29,10 +29,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from prefect_encord.extras import require
 from prefect_encord.planning.identity import OWN_KEY_PREFIX
 from prefect_encord.planning.schema import KeyType
 from prefect_encord.planning.strict_parsing import DuplicateKey, loads_json
+from prefect_encord.runtime.extras import require
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq

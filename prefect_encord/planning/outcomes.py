@@ -21,9 +21,9 @@ from datetime import datetime
 
 from encord.orm.storage import UploadLongPollingState
 
-from prefect_encord.item_map import ItemMap
 from prefect_encord.planning.objects import Skipped, as_utc
 from prefect_encord.planning.specs import Entry
+from prefect_encord.state.item_map import ItemMap
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ class BucketRegistration:
     """Everything one bucket registration did: its jobs, where its items are, the objects it skipped, and the
     next watermark.
 
-    ``item_map`` holds every registered object's URL -> item UUID, on disk (see :mod:`prefect_encord.item_map`);
+    ``item_map`` holds every registered object's URL -> item UUID, on disk (see :mod:`prefect_encord.state.item_map`);
     ``created`` and ``skipped_duplicates`` read it into memory, which is fine for thousands of objects, while
     a caller of a bucket with millions should iterate ``item_map`` instead.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from prefect_encord.run_ledger import Receipt
+from prefect_encord.state.run_ledger import Receipt
 
 #: Why a dataset or project the run created stays.
 NOT_DELETABLE = "Encord's SDK and API cannot delete a {kind}: delete it in the Encord app (it is {state} now)"

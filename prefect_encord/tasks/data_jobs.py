@@ -1,8 +1,8 @@
 """What uploads and cloud registrations share about Encord's data-upload jobs: finishing the ones a run left.
 
-Both start their jobs the same way (the job's body goes to the :mod:`job ledger <prefect_encord.job_ledger>`
+Both start their jobs the same way (the job's body goes to the :mod:`job ledger <prefect_encord.state.job_ledger>`
 before Encord is asked, its id once Encord answers) and journal them in the run's :mod:`item map
-<prefect_encord.item_map>`. A run that dies between the start and the moment the job's items are in its map
+<prefect_encord.state.item_map>`. A run that dies between the start and the moment the job's items are in its map
 (kill -9, a lost machine, a cut-off worker) leaves the record behind. :func:`finish_earlier_jobs` finishes
 such records: a job with an id is polled, one without is started again from its body (safe: every job is
 sent with ``skip_duplicate_urls``, so a repeated start returns what the first created), and the items the
@@ -28,14 +28,14 @@ from encord.orm.storage import DataUploadItems, UploadLongPollingState
 from encord.storage import StorageFolder
 from prefect import task
 
-from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.item_map import ItemMapWriter, JobEvent
-from prefect_encord.job_ledger import JobLedger, JobRecord
 from prefect_encord.limits import MAX_BULK_ITEMS
-from prefect_encord.locks import exclusive
 from prefect_encord.planning.objects import as_utc
 from prefect_encord.planning.outcomes import ItemFacts
+from prefect_encord.state.item_map import ItemMapWriter, JobEvent
+from prefect_encord.state.job_ledger import JobLedger, JobRecord
+from prefect_encord.state.locks import exclusive
+from prefect_encord.tasks.api_retries import call_with_retries, poll_job
 from prefect_encord.tasks.run_logger import run_logger
 
 
@@ -89,7 +89,7 @@ def finish_earlier_jobs(
 
 
 def journal(writer: ItemMapWriter | None, key: str, event: JobEvent, job_id: str = "") -> None:
-    """Note a job's step in the run's item map, if the run keeps one (see :mod:`prefect_encord.item_map`)."""
+    """Note a job's step in the run's item map, if the run keeps one (see :mod:`prefect_encord.state.item_map`)."""
     if writer is not None:
         writer.job(key, event, job_id)
 

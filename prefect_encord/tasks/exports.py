@@ -36,7 +36,6 @@ from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration
-from prefect_encord.extras import require
 from prefect_encord.planning.exports import (
     COCO_SOURCES,
     DEFAULT_OVERLAP,
@@ -57,6 +56,7 @@ from prefect_encord.planning.exports import (
     selection_key,
 )
 from prefect_encord.planning.label_rows import LabelRowFilters
+from prefect_encord.runtime.extras import require
 from prefect_encord.tasks.label_rows import BUNDLE_SIZE, initialise_in_bundles, list_rows, summarise
 from prefect_encord.tasks.lookups import open_project
 from prefect_encord.tasks.run_logger import run_logger

@@ -4,9 +4,10 @@ Encord folder names are not unique keys (two folders may share a name), so "crea
 new folder on every run. This walks the path one segment at a time, reusing the oldest folder of that
 name under the parent and creating only what is missing: running it again returns the same UUID.
 
-The SDK does not retry a folder create. Lookups are retried (:func:`~prefect_encord.api_retries.call_with_retries`),
+The SDK does not retry a folder create. Lookups are retried
+(:func:`~prefect_encord.tasks.api_retries.call_with_retries`),
 and a create that fails transiently is sent again only if the folder is still absent
-(:func:`~prefect_encord.api_retries.create_once`): a create whose answer was lost never leaves a twin.
+(:func:`~prefect_encord.tasks.api_retries.create_once`): a create whose answer was lost never leaves a twin.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from encord.storage import StorageFolder
 from prefect import task
 from pydantic import BaseModel, Field
 
-from prefect_encord.api_retries import call_with_retries, create_once
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.limits import MAX_PAGE_SIZE
-from prefect_encord.locks import exclusive
 from prefect_encord.planning.ids import is_utf8, printable
+from prefect_encord.state.locks import exclusive
+from prefect_encord.tasks.api_retries import call_with_retries, create_once
 
 
 def folder_path_segments(path: str) -> list[str]:
@@ -69,7 +70,7 @@ def get_or_create_folder(
     Idempotent: an existing folder is reused (the oldest, if several share the name) and returned
     unchanged. ``description`` and ``client_metadata`` are given to the last folder of the path when this
     call creates it. Encord offers no unique key, so two concurrent first runs could each create the folder;
-    a lock on the path (:mod:`prefect_encord.locks`) makes the second wait and find the first's.
+    a lock on the path (:mod:`prefect_encord.state.locks`) makes the second wait and find the first's.
 
     Args:
         credentials: Encord credentials.

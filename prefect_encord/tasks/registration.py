@@ -4,7 +4,7 @@ The flow of one job, and why each step is there:
 
 1. **Submit** the chunk's JSON spec with ``skip_duplicate_urls`` (and ``upsert_metadata`` on request), so
    that anything already registered in the folder comes back as the existing item instead of a copy.
-2. **Remember** the job's body in the :mod:`job ledger <prefect_encord.job_ledger>` (and the job in the
+2. **Remember** the job's body in the :mod:`job ledger <prefect_encord.state.job_ledger>` (and the job in the
    run's item map, its journal) *before* Encord is asked to start it, and its id as soon as Encord answers.
    A retried or restarted attempt at the same chunk finds the id there and polls the job it already started
    rather than starting another; a run that died holding a record is finished by the next registration into
@@ -18,7 +18,7 @@ The flow of one job, and why each step is there:
    reason (the bucket throttled Encord's read), and registering it again is safe for the same reason as
    step 1. Units that fail again are reported with their last error; recovered ones are logged.
 
-Faults on the way (see :mod:`prefect_encord.api_retries`): a job start answered 429/5xx or never answered
+Faults on the way (see :mod:`prefect_encord.tasks.api_retries`): a job start answered 429/5xx or never answered
 is submitted again, after a backoff that honours ``Retry-After``. That is safe even when the lost answer
 hid a started job, because of ``skip_duplicate_urls``: the twin jobs share the items (the submission time
 kept is the first attempt's, so the twin's items still count as created). A job whose id is known is never
@@ -51,18 +51,10 @@ from encord.orm.dataset import LongPollingStatus
 from encord.storage import StorageFolder
 from prefect import task
 
-from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration, resolve_integration
-from prefect_encord.crashpoints import crash_point
-from prefect_encord.interrupts import NOT_STARTED, stop_requested
-from prefect_encord.inventory import Inventory
-from prefect_encord.inventory import default_path as default_inventory
-from prefect_encord.item_map import ItemMapWriter
-from prefect_encord.item_map import default_path as default_item_map
-from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.events.reporting import StepProgress
 from prefect_encord.limits import MAX_BULK_ITEMS
-from prefect_encord.locks import exclusive
 from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
 from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
 from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc, folder_prefix, key_directories
@@ -75,7 +67,15 @@ from prefect_encord.planning.specs import (
     plan_registration,
     registration_spec,
 )
-from prefect_encord.reporting import StepProgress
+from prefect_encord.runtime.crashpoints import crash_point
+from prefect_encord.runtime.interrupts import NOT_STARTED, stop_requested
+from prefect_encord.state.inventory import Inventory
+from prefect_encord.state.inventory import default_path as default_inventory
+from prefect_encord.state.item_map import ItemMapWriter
+from prefect_encord.state.item_map import default_path as default_item_map
+from prefect_encord.state.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.state.locks import exclusive
+from prefect_encord.tasks.api_retries import call_with_retries, poll_job
 from prefect_encord.tasks.data_jobs import finish_earlier_jobs, item_facts, journal, start_job
 from prefect_encord.tasks.run_logger import run_logger
 
@@ -290,7 +290,7 @@ def register_chunk(
         integration: Title or UUID of the Encord cloud integration that can read the objects.
         entries: One chunk from :func:`~prefect_encord.planning.specs.chunked`.
         upsert_metadata: Replace the client metadata of entries that are already registered.
-        ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
+        ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.state.job_ledger`.
         timeout_seconds: Give up polling after this long (a retry resumes).
         unit_retries: Times failed units are registered again, each time in a job of their own.
 
@@ -342,14 +342,14 @@ def register_bucket(
         job_size: Units per registration job.
         upsert_metadata: Replace the client metadata of objects that are already registered.
         max_in_flight: Jobs submitted before the oldest one is polled.
-        ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
+        ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.state.job_ledger`.
         timeout_seconds: Give up polling a job after this long (a retry resumes).
         unit_retries: Times failed units are registered again, each time in a job of their own.
         item_map: File to write every registered object's URL -> item UUID to (JSON lines, see
-            :mod:`prefect_encord.item_map`); by default a new file in the item-map directory.
+            :mod:`prefect_encord.state.item_map`); by default a new file in the item-map directory.
         progress: Where to tell how many objects are registered so far (a flow's run report hands it out); the
             total is known only once the listing ends, since the listing streams.
-        use_inventory: Send Encord only the units the :mod:`inventory <prefect_encord.inventory>` does not
+        use_inventory: Send Encord only the units the :mod:`inventory <prefect_encord.state.inventory>` does not
             hold as they are listed now; False sends every unit (Encord skips what it holds) and starts the
             inventory afresh.
         refresh_inventory: Forget the inventory first (when items may have been deleted in Encord): this run

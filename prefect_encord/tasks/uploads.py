@@ -12,7 +12,7 @@ listing of the folder up front finds what is already there (:mod:`prefect_encord
 files are never merged into one item, whatever their bytes; a file rewritten since its upload is reported as
 changed, its item kept.
 
-Faults and crashes (see :mod:`prefect_encord.api_retries`):
+Faults and crashes (see :mod:`prefect_encord.tasks.api_retries`):
 
 * PUTs are retried on connection errors, 408, 429 and 5xx, waiting at least as long as ``Retry-After``;
 * reads, slot reservations (an unused slot stays an invisible placeholder) and job starts are retried on
@@ -20,7 +20,7 @@ Faults and crashes (see :mod:`prefect_encord.api_retries`):
   single file's item *is* its reserved slot (one UUID, so never two items), and the job is sent with
   ``skip_duplicate_urls`` so a composite whose frames are already registered comes back as the existing item;
 * units a job fails are registered again once (``unit_retries``), from the files already transferred;
-* the job body is written to the :mod:`job ledger <prefect_encord.job_ledger>` (and the job to the run's
+* the job body is written to the :mod:`job ledger <prefect_encord.state.job_ledger>` (and the job to the run's
   item map, its journal) before the job starts, its id once it has, and its items to the item map before the
   record is dropped. A run that dies in between leaves that record, and the next upload into the folder
   finishes the job (or starts it, from the record) *before* it lists the folder, so content whose
@@ -54,14 +54,9 @@ from encord.storage import StorageFolder
 from prefect import task
 from pydantic import BaseModel, Field
 
-from prefect_encord.api_retries import call_with_retries, poll_job
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.crashpoints import crash_point
-from prefect_encord.interrupts import NOT_STARTED, stop_requested
-from prefect_encord.item_map import ItemMap, ItemMapWriter
-from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.events.reporting import StepProgress
 from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE, MAX_UPLOAD_SLOTS
-from prefect_encord.locks import exclusive
 from prefect_encord.planning.identity import FolderIndex, KnownItem, identity_metadata, pending_units
 from prefect_encord.planning.patterns import check_patterns
 from prefect_encord.planning.retries import RetryPolicy
@@ -79,7 +74,12 @@ from prefect_encord.planning.uploads import (
     slot_requests,
     unit_digest,
 )
-from prefect_encord.reporting import StepProgress
+from prefect_encord.runtime.crashpoints import crash_point
+from prefect_encord.runtime.interrupts import NOT_STARTED, stop_requested
+from prefect_encord.state.item_map import ItemMap, ItemMapWriter
+from prefect_encord.state.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.state.locks import exclusive
+from prefect_encord.tasks.api_retries import call_with_retries, poll_job
 from prefect_encord.tasks.data_jobs import finish_earlier_jobs, journal, start_job
 from prefect_encord.tasks.run_logger import run_logger
 
@@ -156,10 +156,10 @@ def upload_directory(
         job_size: Units per data-upload job (Encord takes up to 1,000 placeholders per item type and request).
         retry_policy: Retries of PUTs failing with a connection error, 408, 429 or 5xx.
         poll_timeout_seconds: How long to wait for each job; units still pending afterwards are reported as failed.
-        ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.job_ledger`.
+        ledger_dir: Directory of the job ledger; see :mod:`prefect_encord.state.job_ledger`.
         unit_retries: Times the units a job failed are registered again, each time in a job of their own.
         progress: Where to tell how many files are sent, then registered (a flow's run report hands it out).
-        item_map: The item map to write every unit's item to (see :mod:`prefect_encord.item_map`), each job's
+        item_map: The item map to write every unit's item to (see :mod:`prefect_encord.state.item_map`), each job's
             as it settles; its jobs' ledger records name it, so if the run dies before a job settles, whoever
             finishes the job records the job's items there. None writes no map.
 

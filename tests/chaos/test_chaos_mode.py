@@ -14,7 +14,7 @@ from encord_sandbox import samples
 from encord_sandbox.chaos import STATS_PATH, Chaos, ChaosConfig
 from encord_sandbox.cli import _chaos, build_parser, chaos_arguments
 
-from prefect_encord import crashpoints
+from prefect_encord.runtime import crashpoints
 from tests.chaos.conftest import ChaoticSandbox, new_folder
 
 FOLDER_CREATE = r"^POST /v2/public/storage/folders$"

@@ -3,7 +3,7 @@
 The sandbox runs in a process of its own (``encord-sandbox serve``), so it outlives the ingest it
 serves, as Encord would. Each ingest runs in a child process (forked from a server that imported the flow
 once), against the session's Prefect API, and ``PREFECT_ENCORD_CRASH_AT`` makes it ``os._exit(137)`` at the
-named point (see :mod:`prefect_encord.crashpoints`). The same ingest then runs again without it, with the
+named point (see :mod:`prefect_encord.runtime.crashpoints`). The same ingest then runs again without it, with the
 same job ledger, and the folder, its data groups and the dataset must equal those of a clean run: the same
 items (by type, name, URL and content digest), each exactly once. Every long poll is answered 0.3 s late
 (chaos ``slow`` on that route only), so a ``mid-poll`` crash, armed 0.1 s after the poll is sent, always
@@ -36,11 +36,11 @@ from prefect.settings import PREFECT_API_URL
 
 from prefect_encord import EncordCredentials
 from prefect_encord.blocks.s3 import EncordS3Integration
-from prefect_encord.crashpoints import CRASH_AT_ENV, CRASH_EXIT_CODE, CRASH_POINTS
-from prefect_encord.example_data import GROUP_LAYOUT, GROUP_PATTERN
+from prefect_encord.cli.example_data import GROUP_LAYOUT, GROUP_PATTERN
 from prefect_encord.flows.rollback import rollback
 from prefect_encord.planning.identity import IDENTITY_KEY
-from prefect_encord.run_ledger import load
+from prefect_encord.runtime.crashpoints import CRASH_AT_ENV, CRASH_EXIT_CODE, CRASH_POINTS
+from prefect_encord.state.run_ledger import load
 from prefect_encord.tasks.datasets import get_or_create_dataset
 from prefect_encord.tasks.folders import get_or_create_folder
 from tests.chaos.conftest import prepare_served_sandbox, served_credentials

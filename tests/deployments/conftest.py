@@ -19,7 +19,7 @@ from encord_sandbox import Sandbox
 from encord_sandbox.emulators import free_port
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from prefect_encord import example_data
+from prefect_encord.cli import example_data
 from prefect_encord.testing import credentials_block
 from tests.servers import wait_until_answering
 

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from prefect_encord.events import RUN_FAILURES_EVENT
-from prefect_encord.reporting import COMPLETED_WITH_FAILURES, artifact_key
+from prefect_encord.events.names import RUN_FAILURES_EVENT
+from prefect_encord.events.reporting import COMPLETED_WITH_FAILURES, artifact_key
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by the dev extra")
 expect = playwright.expect

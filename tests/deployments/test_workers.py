@@ -2,7 +2,7 @@
 
 The workers share nothing but the server: each has its own ``PREFECT_HOME`` (job ledger, receipts, inventory)
 and its own lock directory, so the machine's ``flock`` cannot meet; only the Prefect global concurrency limit of
-the folder (see :mod:`prefect_encord.locks`) makes the second run wait and then find every file in place. Each
+the folder (see :mod:`prefect_encord.state.locks`) makes the second run wait and then find every file in place. Each
 worker serves a queue of its own and each round sends one run to each, started together.
 """
 
@@ -24,7 +24,7 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from prefect_encord.flows.ingest import ingest
-from prefect_encord.locks import slot_name
+from prefect_encord.state.locks import slot_name
 from prefect_encord.testing import credentials_block
 from tests.deployments.conftest import Processes
 

@@ -20,14 +20,15 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 from prefect.settings import PREFECT_API_URL
 
-from prefect_encord import example_data, run_ledger
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.cli import example_data
+from prefect_encord.events.reporting import add_progress_listener, artifact_key
 from prefect_encord.flows.export_labels import export_labels
 from prefect_encord.flows.ingest import IngestSummary, ingest
 from prefect_encord.flows.parameters import DatasetStep, GroupingStep, LocalDestination, LocalSource, MetadataStep
 from prefect_encord.flows.sync_metadata import sync_metadata
-from prefect_encord.item_map import ItemMap
-from prefect_encord.reporting import add_progress_listener, artifact_key
+from prefect_encord.state import run_ledger
+from prefect_encord.state.item_map import ItemMap
 from prefect_encord.testing import credentials_block
 
 BLOCK = "flows-sandbox"

@@ -3,7 +3,7 @@
 Each round ingests the same directory from two child processes started together (forked from a preloaded
 forkserver, so they really overlap), into a folder that does not exist yet (both race to create it, then to
 upload) or, every other round, into one that does (only the uploads race). The locks of
-:mod:`prefect_encord.locks` make the second run wait and find what the first made.
+:mod:`prefect_encord.state.locks` make the second run wait and find what the first made.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 from encord_sandbox import Sandbox, samples
 from prefect.settings import PREFECT_API_URL
 
-from prefect_encord.crashpoints import CRASH_AT_ENV
 from prefect_encord.flows.parameters import LocalSource
+from prefect_encord.runtime.crashpoints import CRASH_AT_ENV
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.testing import credentials_block
 from tests.chaos.crash_worker import run_ingest

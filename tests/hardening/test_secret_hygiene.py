@@ -56,17 +56,12 @@ from prefect_azure import AzureBlobStorageCredentials
 from prefect_gcp import GcpCredentials
 from pydantic import SecretStr, ValidationError
 
-from prefect_encord import (
-    EncordAzureIntegration,
-    EncordCredentials,
-    EncordGcsIntegration,
-    EncordS3Integration,
-    run_ledger,
-)
+from prefect_encord import EncordAzureIntegration, EncordCredentials, EncordGcsIntegration, EncordS3Integration
 from prefect_encord.flows.export_labels import export_labels
 from prefect_encord.flows.ingest import ingest
 from prefect_encord.flows.parameters import CloudDestination, CloudSource, DatasetStep
-from prefect_encord.job_ledger import default_directory as job_ledger_directory
+from prefect_encord.state import run_ledger
+from prefect_encord.state.job_ledger import default_directory as job_ledger_directory
 
 HYGIENE_EMAIL = "hygiene@sandbox.local"
 OBJECTS = {"cams/front.png": samples.png(), "cams/rear.png": samples.png(color=(0, 0, 9)), "notes.txt": b"notes"}

@@ -10,7 +10,6 @@ from pathlib import Path
 from encord.orm.dataset import DataUnitError, LongPollingStatus
 from encord.orm.storage import StorageItemWithName, UploadLongPollingState
 
-from prefect_encord.item_map import ItemMapWriter
 from prefect_encord.planning.objects import Skipped
 from prefect_encord.planning.outcomes import (
     BucketRegistration,
@@ -21,6 +20,7 @@ from prefect_encord.planning.outcomes import (
     settle_job,
 )
 from prefect_encord.planning.specs import Entry
+from prefect_encord.state.item_map import ItemMapWriter
 
 ROOT = "https://bucket.s3.amazonaws.com/"
 SUBMITTED = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from prefect_encord.planning.rollback_plan import plan_rollback
-from prefect_encord.run_ledger import Receipt
+from prefect_encord.state.run_ledger import Receipt
 
 NOW = datetime(2026, 12, 7, tzinfo=timezone.utc)
 

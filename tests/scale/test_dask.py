@@ -47,8 +47,8 @@ from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.blocks.storage import CloudStorageIntegration
 from prefect_encord.flows.ingest import IngestSummary, ingest
 from prefect_encord.flows.parameters import CloudSource, GroupingStep
-from prefect_encord.item_map import ItemMap
 from prefect_encord.planning.outcomes import BucketRegistration
+from prefect_encord.state.item_map import ItemMap
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.registration import register_bucket
 from prefect_encord.testing import credentials_block

@@ -15,8 +15,8 @@ from encord_sandbox import samples
 from encord_sandbox.server import Sandbox
 
 from prefect_encord.blocks.s3 import EncordS3Integration
-from prefect_encord.inventory import default_path
 from prefect_encord.planning.objects import ObjectRecord
+from prefect_encord.state.inventory import default_path
 from prefect_encord.tasks.registration import register_bucket
 from prefect_encord.testing import credentials_block
 from tests.integration_buckets import add_sandbox_integration, new_bucket

@@ -28,11 +28,11 @@ from pydicom.uid import generate_uid
 
 from prefect_encord import EncordCredentials, EncordS3Integration
 from prefect_encord.blocks.storage import CloudStorageIntegration, resolve_integration
-from prefect_encord.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.events.reporting import StepProgress, add_progress_listener
 from prefect_encord.planning.objects import Skipped
 from prefect_encord.planning.outcomes import BucketRegistration
 from prefect_encord.planning.specs import Entry, PlanOptions, plan_registration, registration_spec
-from prefect_encord.reporting import StepProgress, add_progress_listener
+from prefect_encord.state.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.registration import Registrar, register_bucket, register_chunk
 from prefect_encord.testing import credentials_block

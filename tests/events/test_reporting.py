@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from prefect_encord.events import resource
-from prefect_encord.reporting import (
+from prefect_encord.events.names import resource
+from prefect_encord.events.reporting import (
     MAX_FAILURE_ROWS,
     MAX_OTHER_ROWS,
     Outcome,

@@ -32,8 +32,8 @@ from encord.exceptions import RateLimitExceededError, RequestException, UnknownE
 from encord.orm.storage import UploadLongPollingState
 from encord.storage import StorageFolder
 
-from prefect_encord.crashpoints import crash_point
 from prefect_encord.planning.retries import RetryPolicy
+from prefect_encord.runtime.crashpoints import crash_point
 from prefect_encord.tasks.run_logger import run_logger
 
 T = TypeVar("T")
@@ -120,7 +120,7 @@ def poll_job(folder: StorageFolder, job_id: UUID, timeout_seconds: int, crash_at
     """Long-poll a data-upload job until it finishes or ``timeout_seconds`` pass, riding out transient errors.
 
     A poll only reads, so repeating it is always safe; a repeat asks for the time that is left. ``crash_at``
-    names the crash point armed while the poll waits (see :mod:`prefect_encord.crashpoints`).
+    names the crash point armed while the poll waits (see :mod:`prefect_encord.runtime.crashpoints`).
     """
     deadline = time.monotonic() + timeout_seconds
 

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from encord_sandbox import Sandbox, samples
 from prefect.settings import PREFECT_API_URL
 
-from prefect_encord.cli import build_parser
-from prefect_encord.main_command import usage_problems
+from prefect_encord.cli.ingest_command import usage_problems
+from prefect_encord.cli.main import build_parser
 from prefect_encord.testing import credentials_block
 
 REFUSED = {

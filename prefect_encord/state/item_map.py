@@ -8,7 +8,7 @@ which is why it is kept rather than deleted: a line per source, ``{"source", "it
 ``status`` is ``created`` (this run made the item) or ``present`` (the item was already there).
 
 **The job journal.** The map also holds the books of the run's data jobs, written *ahead* of the work: a
-``{"job", "event": "starting"}`` line once the job's body is in the :mod:`job ledger <prefect_encord.job_ledger>`
+``{"job", "event": "starting"}`` line once the job's body is in the :mod:`job ledger <prefect_encord.state.job_ledger>`
 and before Encord is asked to start it, ``"started"`` with its id, and ``"settled"`` once its items are in the
 map. A job that is starting or started but never settled (a kill -9, a lost machine) created items this map
 does not list yet: whoever finishes the job from the ledger writes them here, and a rollback that still finds
@@ -33,8 +33,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from prefect_encord.durable_files import naming
-from prefect_encord.settings import local_directory
+from prefect_encord.state.durable_files import naming
+from prefect_encord.state.settings import local_directory
 
 Status = Literal["created", "present"]
 #: The life of a data job in the journal: body in the ledger, start asked → id known → items in the map.

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prefect_encord.durable_files import write_atomically
-from prefect_encord.item_map import ItemMapWriter
+from prefect_encord.state.durable_files import write_atomically
+from prefect_encord.state.item_map import ItemMapWriter
 
 
 def test_a_full_disk_names_the_item_map_it_could_not_write() -> None:

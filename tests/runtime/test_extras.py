@@ -44,7 +44,7 @@ def test_a_cloud_block_without_its_extra_names_it_and_the_others_keep_working() 
         import prefect_encord
         from prefect_encord import EncordAzureIntegration, EncordCredentials, EncordS3Integration
         from prefect_encord.blocks import load_cloud_block
-        from prefect_encord.extras import MissingExtraError
+        from prefect_encord.runtime.extras import MissingExtraError
         print("ok", EncordS3Integration.__name__, EncordAzureIntegration.__name__, EncordCredentials.__name__)
         print("registered", sorted(n for n in dir(prefect_encord) if n.startswith("Encord")))
         for attempt in (lambda: prefect_encord.EncordGcsIntegration,
@@ -116,7 +116,7 @@ def test_the_main_command_without_credentials_or_sandbox_says_how_to_get_one(tmp
         {"encord_sandbox"},
         f"""
         import sys
-        from prefect_encord.cli import main
+        from prefect_encord.cli.main import main
         sys.exit(main(["ingest", {str(tmp_path / "media")!r}, "--home", {str(tmp_path / "home")!r}]))
         """,
         **env,
@@ -134,7 +134,7 @@ def test_no_plugin_entry_point_loads_the_sandbox_or_heavy_extras() -> None:
     code = f"""
         import json, sys
         import prefect_encord, prefect_encord.blocks, prefect_encord.flows.ingest
-        from prefect_encord.cli import main
+        from prefect_encord.cli.main import main
         try:
             main(["--help"])
         except SystemExit:

@@ -3,7 +3,7 @@
 Each mutation is bracketed: an *intent* line is written before it ("registering 1,000 objects into
 folder F") and the *result* after it (job ids, UUIDs of groups created, items linked into a dataset).
 If the process dies in between, the receipt still says what may have happened, so an operator knows
-where to look. Items are recorded in the run's :mod:`item map <prefect_encord.item_map>` next to the
+where to look. Items are recorded in the run's :mod:`item map <prefect_encord.state.item_map>` next to the
 receipt, which grows as each job settles: a million items need no million-entry receipt, and a crash in
 the middle of a registration still leaves every item created so far on record. :func:`load` reads a
 receipt back and the ``rollback`` flow removes exactly what the run created. Receipts are JSON files
@@ -19,9 +19,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from prefect_encord.durable_files import write_atomically
-from prefect_encord.item_map import ItemMap
-from prefect_encord.settings import local_directory
+from prefect_encord.state.durable_files import write_atomically
+from prefect_encord.state.item_map import ItemMap
+from prefect_encord.state.settings import local_directory
 
 
 def default_directory() -> Path:
@@ -72,7 +72,7 @@ class RunLedger:
         self.path = Path(directory) if directory is not None else default_directory()
         self.path.mkdir(parents=True, exist_ok=True)
         self.file = self.path / f"{_safe(run_id)}.json"
-        #: Where the run's :mod:`item map <prefect_encord.item_map>` goes: next to its receipt.
+        #: Where the run's :mod:`item map <prefect_encord.state.item_map>` goes: next to its receipt.
         self.item_map_path = self.path / f"{_safe(run_id)}.items.jsonl"
         if self.file.exists():
             self.receipt = Receipt.model_validate_json(self.file.read_text())
@@ -160,7 +160,8 @@ def items_created(receipt: Receipt) -> set[str]:
 
 def unsettled_jobs(receipt: Receipt) -> dict[str, str]:
     """The data jobs the run journalled as starting or started and that nobody settled since: ledger key → job
-    id. Their items are not in the item map, so a rollback cannot remove them (see :mod:`prefect_encord.item_map`)."""
+    id. Their items are not in the item map, so a rollback cannot remove them
+    (see :mod:`prefect_encord.state.item_map`)."""
     if receipt.item_map is None or not Path(receipt.item_map).exists():
         return {}
     return ItemMap.read(receipt.item_map).unsettled_jobs()

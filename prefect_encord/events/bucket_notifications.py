@@ -2,8 +2,8 @@
 
 A camera fleet uploading all day makes one notification per object; a deployment run per notification would
 be 10,000 flow runs for 10,000 files. So the relay (``POST /buckets/notifications``, see
-:mod:`prefect_encord.webhook_relay`) gathers the keys each bucket's notifications name and emits one
-:data:`~prefect_encord.events.BUCKET_OBJECTS_CHANGED_EVENT` per batch: when a bucket has
+:mod:`prefect_encord.events.relay`) gathers the keys each bucket's notifications name and emits one
+:data:`~prefect_encord.events.names.BUCKET_OBJECTS_CHANGED_EVENT` per batch: when a bucket has
 :data:`MAX_KEYS_PER_EVENT` keys waiting, or its oldest has waited ``within_seconds``. A deployment triggered by
 that event ingests just those keys.
 

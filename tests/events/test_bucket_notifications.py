@@ -15,10 +15,10 @@ from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.events.schemas.events import ReceivedEvent
 
-from prefect_encord.bucket_events import KeyBatch, NotificationBatcher
-from prefect_encord.events import BUCKET_OBJECTS_CHANGED_EVENT
+from prefect_encord.events.bucket_notifications import KeyBatch, NotificationBatcher
+from prefect_encord.events.names import BUCKET_OBJECTS_CHANGED_EVENT
+from prefect_encord.events.relay import NOTIFICATIONS_PATH, RelayServer
 from prefect_encord.planning.notifications import ObjectNotice
-from prefect_encord.webhook_relay import NOTIFICATIONS_PATH, RelayServer
 
 
 class Clock:

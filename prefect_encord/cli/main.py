@@ -16,15 +16,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from prefect_encord.extras import MissingExtraError
-from prefect_encord.interrupts import Stopped, stop_exit_code, stop_on_signals
+from prefect_encord.runtime.extras import MissingExtraError
+from prefect_encord.runtime.interrupts import Stopped, stop_exit_code, stop_on_signals
 
 if TYPE_CHECKING:
     from prefect_encord.blocks.credentials import EncordCredentials
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from prefect_encord import main_command
+    from prefect_encord.cli import ingest_command as main_command
 
     with stop_on_signals():  # only ingest checks the stop request; other commands keep Ctrl-C's usual meaning
         return _off_the_main_thread(lambda: main_command.run(args))
@@ -57,8 +57,8 @@ def _off_the_main_thread(command: Callable[[], int]) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    from prefect_encord.events.reporting import TooManyFailures
     from prefect_encord.flows.rollback import RollbackResult, rollback
-    from prefect_encord.reporting import TooManyFailures
 
     with main_command_credentials(args) as credentials:
         # Called directly, a flow that returns a State returns that state's result (a failed one raises).
@@ -95,7 +95,7 @@ def _export_labels(args: argparse.Namespace) -> int:
 
 
 def _relay(args: argparse.Namespace) -> int:
-    from prefect_encord.webhook_relay import serve as serve_relay
+    from prefect_encord.events.relay import serve as serve_relay
 
     serve_relay(args.host, args.port, args.within)  # the relay's token: from the environment, never argv
     return 0
@@ -103,7 +103,7 @@ def _relay(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def main_command_credentials(args: argparse.Namespace) -> Iterator[EncordCredentials]:
-    from prefect_encord import main_command
+    from prefect_encord.cli import ingest_command as main_command
 
     sandbox_dir = main_command.sandbox_directory(args.home)
     with main_command.resolve_credentials(args.credentials_block, sandbox_dir) as (credentials, _):
@@ -111,7 +111,7 @@ def main_command_credentials(args: argparse.Namespace) -> Iterator[EncordCredent
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from prefect_encord import main_command
+    from prefect_encord.cli import ingest_command as main_command
 
     parser = argparse.ArgumentParser(prog="prefect-encord", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        from prefect_encord.interrupts import stop_requested
+        from prefect_encord.runtime.interrupts import stop_requested
 
         if stop_requested():  # the second Ctrl-C: stopped at once; every job it started is on record
             print(f"prefect-encord: stopped at once; {_way_back(began)}", file=sys.stderr)
@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _way_back(began: float) -> str:
     """What undoes the run this command started (its receipt is the newest unfinished one since ``began``)."""
-    from prefect_encord.run_ledger import receipts
+    from prefect_encord.state.run_ledger import receipts
 
     cut_off = [r for r in receipts() if r.finished_at is None and r.started_at.timestamp() >= began]
     if not cut_off:
@@ -201,7 +201,7 @@ def _main(argv: Sequence[str] | None) -> int:
         temporary_settings,
     )
 
-    from prefect_encord.temporary_server import guard_temporary_server
+    from prefect_encord.runtime.temporary_server import guard_temporary_server
 
     unreachable = _unreachable_api()
     if unreachable:

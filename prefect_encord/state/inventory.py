@@ -36,7 +36,7 @@ from types import TracebackType
 from prefect_encord.blocks.storage import CloudStorageIntegration
 from prefect_encord.planning.changes import Known
 from prefect_encord.planning.objects import folder_prefix
-from prefect_encord.settings import local_directory
+from prefect_encord.state.settings import local_directory
 
 #: How long a write waits for another process's write to finish.
 BUSY_TIMEOUT_SECONDS = 60.0

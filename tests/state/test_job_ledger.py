@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prefect_encord.job_ledger import JobLedger, JobRecord, default_directory, job_key
+from prefect_encord.state.job_ledger import JobLedger, JobRecord, default_directory, job_key
 
 SPEC = {"images": [{"objectUrl": "s3://b/a.png", "title": "a.png"}], "skip_duplicate_urls": True}
 

@@ -56,7 +56,7 @@ def crash_point(name: str, *, delay_seconds: float = 0.0) -> None:
     point, _, nth = wanted.partition(":")
     for named in (name, point):
         if named not in CRASH_POINTS:
-            raise KeyError(f"unknown crash point {named!r}; see prefect_encord.crashpoints.CRASH_POINTS")
+            raise KeyError(f"unknown crash point {named!r}; see prefect_encord.runtime.crashpoints.CRASH_POINTS")
     if point != name:
         return
     with _lock:

@@ -32,8 +32,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prefect_encord.durable_files import write_atomically
-from prefect_encord.settings import local_directory
+from prefect_encord.state.durable_files import write_atomically
+from prefect_encord.state.settings import local_directory
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class JobLedger:
             return None
 
     def record(self, job: JobRecord) -> None:
-        """Write ``job`` durably (see :func:`~prefect_encord.durable_files.write_atomically`)."""
+        """Write ``job`` durably (see :func:`~prefect_encord.state.durable_files.write_atomically`)."""
         payload = json.dumps({**asdict(job), "submitted_at": job.submitted_at.isoformat()})
         write_atomically(self._path(job.key), payload, "the job ledger's record")
 

@@ -3,7 +3,7 @@
 With no Prefect API configured, Prefect starts a temporary server (a uvicorn child process) the first time a
 flow needs one, and stops it from an exit handler. A command killed with SIGKILL runs no exit handler, and
 its server would go on running with nobody to use it. :func:`guard_temporary_server` makes the server
-Prefect starts one that brings a watchdog (:mod:`prefect_encord.server_watchdog`) along, which stops it
+Prefect starts one that brings a watchdog (:mod:`prefect_encord.runtime.server_watchdog`) along, which stops it
 within a fraction of a second of the command's death. Nothing starts earlier than before: a command that
 fails on its arguments still starts no server.
 

@@ -25,8 +25,9 @@ them), so a burst never overflows the Prefect server's event queues, which drop 
 
 ``POST /buckets/notifications`` takes the notifications of S3 (through SNS, EventBridge or a forwarder), GCS
 (Pub/Sub push) and Azure (Event Grid), read by :mod:`prefect_encord.planning.notifications`, and batches their
-keys into :data:`~prefect_encord.events.BUCKET_OBJECTS_CHANGED_EVENT` events (see
-:mod:`prefect_encord.bucket_events`). It answers Event Grid's validation handshake with its code, confirms an
+keys into :data:`~prefect_encord.events.names.BUCKET_OBJECTS_CHANGED_EVENT` events (see
+:mod:`~prefect_encord.events.bucket_notifications`).
+It answers Event Grid's validation handshake with its code, confirms an
 SNS subscription by visiting its URL when that URL is Amazon's (``https://sns.<region>.amazonaws.com``).
 
 Every route but ``/healthz`` is guarded by the relay's token (``PREFECT_ENCORD_RELAY_TOKEN``, or the older
@@ -71,8 +72,8 @@ from prefect.events.worker import EventsWorker, should_emit_events
 from prefect.settings import PREFECT_API_URL
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from prefect_encord.bucket_events import DEFAULT_WITHIN_SECONDS, KeyBatch, NotificationBatcher
-from prefect_encord.events import (
+from prefect_encord.events.bucket_notifications import DEFAULT_WITHIN_SECONDS, KeyBatch, NotificationBatcher
+from prefect_encord.events.names import (
     BUCKET_OBJECTS_CHANGED_EVENT,
     TASK_COMPLETED_EVENT,
     TASK_SUBMITTED_EVENT,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prefect_encord.item_map import ItemMap, ItemMapWriter, MappedItem, default_path
+from prefect_encord.state.item_map import ItemMap, ItemMapWriter, MappedItem, default_path
 
 
 def test_pairs_are_written_as_they_settle_and_read_back_in_order(tmp_path: Path) -> None:

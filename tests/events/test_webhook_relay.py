@@ -27,9 +27,9 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFi
 from prefect.events.schemas.events import ReceivedEvent, ResourceSpecification
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from prefect_encord.events import LABELS_COMPLETED_EVENT, TASK_COMPLETED_EVENT, TASK_SUBMITTED_EVENT
+from prefect_encord.events.names import LABELS_COMPLETED_EVENT, TASK_COMPLETED_EVENT, TASK_SUBMITTED_EVENT
+from prefect_encord.events.relay import WEBHOOK_PATH, RelayServer, parse_webhook
 from prefect_encord.planning.bounded_json import MAX_BODY_BYTES
-from prefect_encord.webhook_relay import WEBHOOK_PATH, RelayServer, parse_webhook
 
 
 def _webhook(event_type: str = "task_completed_event", **payload: Any) -> dict[str, Any]:

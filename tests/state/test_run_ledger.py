@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from prefect_encord import run_ledger
-from prefect_encord.item_map import ItemMapWriter
-from prefect_encord.run_ledger import RunLedger
+from prefect_encord.state import run_ledger
+from prefect_encord.state.item_map import ItemMapWriter
+from prefect_encord.state.run_ledger import RunLedger
 
 
 def test_receipt_records_intents_and_results_and_survives_a_restart(tmp_path: Path) -> None:

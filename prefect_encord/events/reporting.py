@@ -10,7 +10,7 @@ how the CLI draws its progress bar.
 Failed (red in the UI, counted on the dashboard, what default alerts watch), its message one paragraph: the
 failures per kind of thing, where they are listed, and what to do next (for an ingest, the run id and the
 rollback command). Only a run given a tolerance (``max_failures``) and staying within it ends "Completed with
-failures" (a named COMPLETED state). Either way it emits :data:`~prefect_encord.events.RUN_FAILURES_EVENT`,
+failures" (a named COMPLETED state). Either way it emits :data:`~prefect_encord.events.names.RUN_FAILURES_EVENT`,
 for an automation to alert on. Failures are logged at WARNING (the first :data:`_LOGGED_FAILURES` one by
 one, then a count), so they stand out in the run's logs.
 
@@ -18,7 +18,7 @@ one, then a count), so they stand out in the run's logs.
 as one artifact. So a report counts every outcome but keeps only what a person reads: up to
 :data:`MAX_FAILURE_ROWS` failures and the first :data:`MAX_OTHER_ROWS` other rows, and it says in the
 summary how many it left out. The complete per-file record of an ingest is its item map (see
-:mod:`prefect_encord.item_map`), whose path the summary names.
+:mod:`prefect_encord.state.item_map`), whose path the summary names.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
-from prefect_encord import events
-from prefect_encord.events import resource
+from prefect_encord.events import names as events
+from prefect_encord.events.names import resource
 from prefect_encord.tasks.run_logger import run_logger
 
 logger = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ class RunReport:
             self.related.append(entry)
 
     def emit(self, event: str, subject: dict[str, str], payload: Mapping[str, Any]) -> None:
-        """Emit ``event`` (see :mod:`prefect_encord.events`) about ``subject``, related to what the run touched."""
+        """Emit ``event`` (see :mod:`~prefect_encord.events.names`) about ``subject``, related to what it touched."""
         related = [r for r in self.related if r["prefect.resource.id"] != subject["prefect.resource.id"]]
         emit_event(event, resource=subject, related=related or None, payload=dict(payload))
 
@@ -358,7 +358,7 @@ class RunReport:
     def final_state(self, result: Any, max_failures: int = 0, next_step: str = "") -> State[Any]:
         """The state the run ends in: Completed; Failed when more than ``max_failures`` things failed (by
         default, any); else "Completed with failures". A failing run's message is one paragraph, ending in
-        ``next_step`` (what to do about it), and the run emits :data:`~prefect_encord.events.RUN_FAILURES_EVENT`.
+        ``next_step`` (what to do about it), and the run emits :data:`~prefect_encord.events.names.RUN_FAILURES_EVENT`.
         """
         if not self.failed:
             return Completed(data=result)

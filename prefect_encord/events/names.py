@@ -50,7 +50,7 @@ BUCKET_OBJECTS_CHANGED_EVENT = "prefect-encord.bucket.objects-changed"
 """Objects of a bucket were created, overwritten or deleted, as its notifications told the relay; the payload
 names the bucket (``cloud``, ``bucket``) and up to 1,000 keys (``object_keys``: not ``keys``, which a trigger's
 template would read as the dict's method) (resource: :func:`bucket_resource`). A deployment that ingests those
-keys triggers on it (see :mod:`prefect_encord.bucket_events`)."""
+keys triggers on it (see :mod:`prefect_encord.events.bucket_notifications`)."""
 
 
 def resource(kind: str, identifier: str, name: str | None = None) -> dict[str, str]:

@@ -72,7 +72,7 @@ def add_credentials_arguments(parser: argparse.ArgumentParser) -> None:
 
 def sandbox_directory(home: str | None) -> Path:
     """The embedded sandbox's data directory: under ``--home`` if given, else one per Prefect home."""
-    from prefect_encord.settings import local_directory
+    from prefect_encord.state.settings import local_directory
 
     return Path(home).resolve() / "sandbox" if home else local_directory("sandbox")
 
@@ -186,17 +186,17 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from prefect_encord.blocks import load_cloud_block
+    from prefect_encord.events.reporting import add_progress_listener, count_lines
     from prefect_encord.flows.ingest import check_inputs, ingest
     from prefect_encord.flows.parameters import CloudSource, DatasetStep, GroupingStep, LocalSource, MetadataStep
     from prefect_encord.planning.grouping import KeyPattern
     from prefect_encord.planning.layouts import RolesLayout
-    from prefect_encord.reporting import add_progress_listener, count_lines
-    from prefect_encord.temporary_server import guard_temporary_server
+    from prefect_encord.runtime.temporary_server import guard_temporary_server
 
     console = Console()
     parameters: dict[str, Any] = {}
     if args.source is None and args.bucket_block is None:
-        from prefect_encord import example_data
+        from prefect_encord.cli import example_data
 
         written = example_data.write_example(example_directory(args.home))
         parameters["source"] = LocalSource(directory=str(written["media"]))
@@ -266,8 +266,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _summary(state: State[Any]) -> IngestSummary:
     """The run's summary, from a completed state or from the TooManyFailures a failed one carries."""
+    from prefect_encord.events.reporting import TooManyFailures
     from prefect_encord.flows.ingest import IngestSummary
-    from prefect_encord.reporting import TooManyFailures
 
     result = state.result(raise_on_failure=False)
     if isinstance(result, TooManyFailures):

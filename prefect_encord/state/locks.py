@@ -35,7 +35,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-from prefect_encord.settings import local_directory, server_locks
+from prefect_encord.state.settings import local_directory, server_locks
 from prefect_encord.tasks.run_logger import run_logger
 
 try:

@@ -4,9 +4,9 @@ Seven directories, each defaulting to a folder of ``$PREFECT_HOME/encord`` but t
 disk: the job ledger (data jobs in flight, so a retry resumes them and a rollback finishes them), the run ledger
 (receipts and each run's item map), the item maps of ``register_bucket`` called on its own, local label
 exports (outside any repository, so a deployment's pull step never puts exports in the code), the
-locks that keep two runs into one folder from duplicating (see :mod:`prefect_encord.locks`; by default in the
+locks that keep two runs into one folder from duplicating (see :mod:`prefect_encord.state.locks`; by default in the
 machine's temporary directory, shared by every ``PREFECT_HOME`` and user of the machine), and the
-inventories that let a re-run send Encord only what changed in a bucket (see :mod:`prefect_encord.inventory`),
+inventories that let a re-run send Encord only what changed in a bucket (see :mod:`prefect_encord.state.inventory`),
 and the command line's embedded sandbox: one per Prefect home, whatever the current directory, so that every
 command of one user (an ingest, its rollback, an export) talks to the same one. And one switch: whether runs also
 meet on the Prefect server's global concurrency limits (``server_locks``).
@@ -54,7 +54,7 @@ class EncordSettings(PrefectBaseSettings):
     server_locks: bool = Field(
         default=True,
         description="Where a Prefect server is configured, make runs into one folder take turns through a Prefect "
-        "global concurrency limit too (see prefect_encord.locks); false keeps only the machine's own locks.",
+        "global concurrency limit too (see prefect_encord.state.locks); false keeps only the machine's own locks.",
     )
 
 
