@@ -66,8 +66,8 @@ def chaos_arguments(config: ChaosConfig | None) -> list[str]:
 
 def _add_integration(args: argparse.Namespace) -> int:
     """Configure an integration, as an Encord admin would in the web app; prints its UUID."""
+    from encord_sandbox.db import STORE_FILE_NAME
     from encord_sandbox.server import Sandbox
-    from encord_sandbox.store import STORE_FILE_NAME
 
     try:
         settings = json.loads(args.settings)

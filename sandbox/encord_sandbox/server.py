@@ -20,11 +20,13 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from encord_sandbox.app import Backend, create_app
+from encord_sandbox.app import create_app
 from encord_sandbox.auth import public_key_hex
+from encord_sandbox.backend import Backend
 from encord_sandbox.chaos import ChaosConfig, ChaosMiddleware
-from encord_sandbox.integrations import IntegrationConfig
-from encord_sandbox.store import new_uuid
+from encord_sandbox.db import new_uuid
+from encord_sandbox.jobs.integrations import IntegrationConfig
+from encord_sandbox.organisation import models as organisation_models
 from encord_sandbox.webhooks import EVENT_TYPES, WebhookDispatcher
 
 if TYPE_CHECKING:
@@ -112,8 +114,8 @@ class Sandbox:
 
     def register_public_key(self, openssh_public_key: str, email: str) -> str:
         """Let the holder of this key act as the user ``email`` (created if new); returns the user id."""
-        user_id = self.backend.store.ensure_user(email)
-        self.backend.store.add_key(user_id, public_key_hex(openssh_public_key))
+        user_id = organisation_models.ensure_user(self.backend.store, email)
+        organisation_models.add_key(self.backend.store, user_id, public_key_hex(openssh_public_key))
         return user_id
 
     def add_integration(
@@ -130,8 +132,10 @@ class Sandbox:
         (``gcs_endpoint=``) or ``azure`` (``azure_connection_string=``).
         """
         config = IntegrationConfig.of_kind(kind, settings)
-        owner = self.backend.store.ensure_user(owner_email)
-        return self.backend.store.add_integration(owner, title, config.to_dict(), integration_uuid or new_uuid())
+        owner = organisation_models.ensure_user(self.backend.store, owner_email)
+        return organisation_models.add_integration(
+            self.backend.store, owner, title, config.to_dict(), integration_uuid or new_uuid()
+        )
 
     def add_webhook(self, url: str, project_hash: str | None = None, events: tuple[str, ...] = EVENT_TYPES) -> str:
         """Send Encord workflow webhooks (task submitted/completed) to ``url``, kept in the data directory.

@@ -37,8 +37,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from encord_sandbox.db import Database, new_uuid, now_iso
 from encord_sandbox.errors import InvalidArgument, parse_uuid
-from encord_sandbox.store import Store, new_uuid, now_iso
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class WebhookDispatcher:
 
     def __init__(
         self,
-        store: Store,
+        store: Database,
         *,
         poll_interval: float = 0.1,
         timeout: float = 5.0,

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from encord_sandbox import integrations
 from encord_sandbox.emulators import (
     AZURITE_ACCOUNT,
     MOTO_ACCESS_KEY_ID,
@@ -27,7 +26,8 @@ from encord_sandbox.emulators import (
     put_s3_objects,
     unique_name,
 )
-from encord_sandbox.integrations import FetchError, IntegrationConfig, fetch, parse_object_url
+from encord_sandbox.jobs import integrations
+from encord_sandbox.jobs.integrations import FetchError, IntegrationConfig, fetch, parse_object_url
 
 S3 = IntegrationConfig(
     kind="s3", endpoint_url="http://127.0.0.1:9000", access_key_id="AKIAEXAMPLE", secret_access_key="s3-secret"

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 from encord_sandbox import samples
-from encord_sandbox.probing import ProbeError, item_type_for_name, probe
+from encord_sandbox.jobs.probing import ProbeError, item_type_for_name, probe
 from PIL import Image
 
 

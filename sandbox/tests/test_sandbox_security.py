@@ -43,8 +43,7 @@ from encord.configs import SshConfig
 from encord.http.v2.request_signer import sign_request
 from encord.orm.dataset import DatasetType
 from encord.orm.storage import DataGroupGrid, StorageItemType
-from encord_sandbox import samples
-from encord_sandbox.api import rpc
+from encord_sandbox import rpc, samples
 from encord_sandbox.app import create_app
 from encord_sandbox.blobs import BlobStore
 from encord_sandbox.server import Sandbox

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from encord_sandbox.store import Store
+from encord_sandbox.db import Database
 from prefect.settings import PREFECT_API_URL
 
 CLI = str(Path(sys.executable).parent / "prefect-encord")
@@ -34,7 +34,7 @@ def _run(*args: str, home: Path, cwd: Path, code: int = 0) -> str:
 
 
 def _visible_items(home: Path) -> int:
-    store = Store(home / "encord" / "sandbox" / "sandbox.sqlite3")
+    store = Database(home / "encord" / "sandbox" / "sandbox.sqlite3")
     try:
         (row,) = store.query("SELECT count(*) AS n FROM items WHERE is_placeholder = 0 AND frame_of IS NULL")
         return int(row["n"])

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from encord_sandbox import samples
-from encord_sandbox.store import Store
+from encord_sandbox.db import Database
 
 #: The upload interrupted: two jobs or more, so "nothing new started" shows. The issue's figures are taken at 2,500
 #: (PREFECT_ENCORD_TEST_FILES=2500).
@@ -49,7 +49,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _items(home: Path) -> int:
-    store = Store(home / "sandbox" / "sandbox.sqlite3")
+    store = Database(home / "sandbox" / "sandbox.sqlite3")
     try:
         row = store.query_one("SELECT count(*) AS n FROM items WHERE is_placeholder = 0 AND frame_of IS NULL")
         assert row is not None

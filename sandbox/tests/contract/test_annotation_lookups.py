@@ -16,7 +16,7 @@ import pytest
 from encord import EncordUserClient
 from encord.orm.dataset import DatasetType, DatasetUserRole
 from encord.utilities.project_user import ProjectUserRole
-from encord_sandbox.api import annotate
+from encord_sandbox.projects import routes as annotate
 
 
 def _token() -> str:

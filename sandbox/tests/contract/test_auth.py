@@ -24,6 +24,7 @@ from encord import EncordUserClient
 from encord.exceptions import AuthenticationError
 from encord.http.v2.request_signer import sign_request
 from encord_sandbox.auth import AuthError, SignedRequest, authenticate
+from encord_sandbox.organisation import models as organisation_models
 from encord_sandbox.server import Sandbox, generate_key_pair
 
 FOLDERS = "/v2/public/storage/folders"
@@ -192,7 +193,11 @@ def test_v1_signature_rules(sandbox: Sandbox, admin_key: Ed25519PrivateKey) -> N
 
     def attempt(signature: bytes, sent_body: bytes = body) -> str:
         request = SignedRequest("POST", "/public/user", {"Authorization": f"{key_hex}:{signature.hex()}"}, sent_body)
-        return authenticate(request, sandbox.backend.store.user_for_key, time.time(), allow_v1=True)
+
+        def user_for_key(key: str) -> str | None:
+            return organisation_models.user_for_key(sandbox.backend.store, key)
+
+        return authenticate(request, user_for_key, time.time(), allow_v1=True)
 
     assert attempt(admin_key.sign(hashlib.sha256(body).digest())) == sandbox.admin_user
     with pytest.raises(AuthError, match="does not verify"):

@@ -23,7 +23,8 @@ from encord.http.v2.request_signer import sign_request
 from encord.orm.storage import FoldersSortBy, PatchItemPayload, StorageItemType
 from encord.storage import StorageFolder, StorageItem
 from encord_sandbox.server import Sandbox
-from encord_sandbox.store import NewItem
+from encord_sandbox.storage import models as storage_models
+from encord_sandbox.storage.models import NewItem
 
 
 def _token() -> str:
@@ -281,7 +282,7 @@ def test_bundle_of_1001_updates_and_the_1000_limit_per_call(
         for n in range(1001)
     ]  # fmt: skip
     with store.transaction() as db:
-        store.insert_items(db, rows)
+        storage_models.insert_items(store, db, rows)
     items = list(folder.list_items(page_size=1000))
     assert len(items) == 1001
 

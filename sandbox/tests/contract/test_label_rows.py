@@ -33,7 +33,7 @@ from encord.orm.dataset import DatasetType
 from encord.orm.group_layout import DataUnitTile, LayoutGrid
 from encord.orm.label_row import AnnotationTaskStatus, LabelStatus
 from encord.orm.storage import DataGroupCustom, DataGroupGrid, StorageItemType
-from encord_sandbox.api import rpc
+from encord_sandbox import rpc
 
 TOP_LEVEL = ["red.png", "blue.png", "clip.mp4", "tone.wav", "report.pdf", "notes.txt", "ig", "seq", "ct", "grp"]
 BOX = BoundingBoxCoordinates(height=0.5, width=0.25, top_left_x=0.25, top_left_y=0.125)

@@ -27,7 +27,7 @@ from encord.exceptions import AuthorisationError
 from encord.orm.dataset import DatasetType, DatasetUserRole
 from encord.utilities.ontology_user import OntologyUserRole
 from encord.utilities.project_user import ProjectUserRole
-from encord_sandbox.api import rpc
+from encord_sandbox import rpc
 from encord_sandbox.server import Sandbox
 
 OTHER_EMAIL = "other@sandbox.local"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from encord_sandbox.db import Database
 from encord_sandbox.errors import Forbidden, NotFound
-from encord_sandbox.store import Store
 
 DDL = """
 CREATE TABLE IF NOT EXISTS roles (
@@ -37,12 +37,12 @@ PROJECT_MANAGERS = (PROJECT_ADMIN, TEAM_MANAGER)
 LABELLERS = (PROJECT_ADMIN, TEAM_MANAGER, ANNOTATOR, REVIEWER, ANNOTATOR_REVIEWER)
 
 
-def grant(store: Store, resource_type: str, resource: str, user_id: str, role: int) -> None:
+def grant(store: Database, resource_type: str, resource: str, user_id: str, role: int) -> None:
     with store.transaction() as db:
         db.execute("INSERT OR REPLACE INTO roles VALUES (?, ?, ?, ?)", (resource_type, resource, user_id, role))
 
 
-def role_of(store: Store, resource_type: str, resource: str, user_id: str) -> int | None:
+def role_of(store: Database, resource_type: str, resource: str, user_id: str) -> int | None:
     row = store.query_one(
         "SELECT role FROM roles WHERE resource_type = ? AND resource = ? AND user_id = ?",
         (resource_type, resource, user_id),
@@ -50,7 +50,7 @@ def role_of(store: Store, resource_type: str, resource: str, user_id: str) -> in
     return int(row["role"]) if row else None
 
 
-def require(store: Store, resource_type: str, resource: str, user_id: str, allowed: Collection[int]) -> int:
+def require(store: Database, resource_type: str, resource: str, user_id: str, allowed: Collection[int]) -> int:
     """The caller's role on the resource, if it is one of ``allowed``; otherwise 404 or 403."""
     table = {"dataset": "datasets", "project": "projects", "ontology": "ontologies"}[resource_type]
     if store.query_one(f"SELECT 1 FROM {table} WHERE hash = ?", (resource,)) is None:

@@ -7,8 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from encord_sandbox.app import Authenticated, Caller, backend_of
-from encord_sandbox.schema import check_schema_legacy, check_schema_v2
+from encord_sandbox.deps import Authenticated, Caller, backend_of
+from encord_sandbox.organisation import metadata_schema
+from encord_sandbox.organisation import models as organisation_models
+from encord_sandbox.organisation.metadata_schema import check_schema_legacy, check_schema_v2
 
 router = APIRouter(prefix="/v2/public")
 
@@ -18,7 +20,7 @@ def cloud_integrations(request: Request, caller: Caller = Authenticated) -> dict
     """Note the key is ``result``, not ``results`` (the routes in docs/sandbox.md)."""
     uuids = set(request.query_params.getlist("filterIntegrationUuids"))
     titles = set(request.query_params.getlist("filterIntegrationTitles"))
-    rows = backend_of(request).store.integrations(caller.user)
+    rows = organisation_models.integrations(backend_of(request).store, caller.user)
     return {
         "result": [
             {"integrationUuid": r["uuid"], "title": r["title"]}
@@ -36,13 +38,13 @@ def get_schema_v2(request: Request, caller: Caller = Authenticated) -> Any:
 @router.post("/organisation/client-metadata-schema-v2")
 def save_schema_v2(request: Request, caller: Caller = Authenticated) -> Response:
     """Saving replaces the whole schema, as Encord's documentation warns."""
-    backend_of(request).store.save_metadata_schema("v2", check_schema_v2(caller.json()))
+    metadata_schema.save(backend_of(request).store, "v2", check_schema_v2(caller.json()))
     return Response(content="null", media_type="application/json")
 
 
 @router.get("/organisation/client-metadata-schema")
 def get_schema_legacy(request: Request, caller: Caller = Authenticated) -> Any:
-    row = backend_of(request).store.metadata_schema("legacy")
+    row = metadata_schema.stored(backend_of(request).store, "legacy")
     if row is None:
         return None
     return {
@@ -56,7 +58,7 @@ def get_schema_legacy(request: Request, caller: Caller = Authenticated) -> Any:
 
 @router.post("/organisation/client-metadata-schema")
 def save_schema_legacy(request: Request, caller: Caller = Authenticated) -> Response:
-    backend_of(request).store.save_metadata_schema("legacy", check_schema_legacy(caller.json()))
+    metadata_schema.save(backend_of(request).store, "legacy", check_schema_legacy(caller.json()))
     return Response(content="null", media_type="application/json")
 
 

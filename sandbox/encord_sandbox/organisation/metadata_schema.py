@@ -1,4 +1,4 @@
-"""The organisation's custom-metadata schema (pure rules): what a schema may say, and what values fit it.
+"""The organisation's custom-metadata schema: its table, what a schema may say, and what values fit it.
 
 The SDK validates keys client-side but never checks item metadata against the schema, so the
 sandbox chooses to: a value of the wrong type, an unknown enum option, an embedding of the wrong
@@ -8,11 +8,14 @@ schema are accepted, as Encord accepts metadata without a schema.
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 import uuid
 from datetime import datetime
 from typing import Any
 
+from encord_sandbox.db import Database, new_uuid, now_iso
 from encord_sandbox.errors import InvalidArgument
 
 _KEY = re.compile(r"^[A-Za-z0-9 _\-.]+$")
@@ -161,3 +164,24 @@ def _is_uuid(value: str) -> bool:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+DDL = """
+CREATE TABLE IF NOT EXISTS metadata_schemas (
+    kind TEXT PRIMARY KEY, uuid TEXT NOT NULL, body TEXT NOT NULL, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL);
+"""
+
+
+def stored(store: Database, kind: str) -> sqlite3.Row | None:
+    return store.query_one("SELECT * FROM metadata_schemas WHERE kind = ?", (kind,))
+
+
+def save(store: Database, kind: str, body: dict[str, Any]) -> None:
+    stamp = now_iso()
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO metadata_schemas VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(kind) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+            (kind, new_uuid(), json.dumps(body), stamp, stamp),
+        )

@@ -12,9 +12,11 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from encord_sandbox import access, datasets
+from encord_sandbox.datasets import models as datasets
+from encord_sandbox.db import Database, new_uuid, now_iso
 from encord_sandbox.errors import Forbidden, InvalidArgument, NotFound, parse_uuid
-from encord_sandbox.store import Store, new_uuid, now_iso
+from encord_sandbox.organisation import access
+from encord_sandbox.organisation import models as organisation_models
 
 DDL = """
 CREATE TABLE IF NOT EXISTS ontologies (
@@ -31,7 +33,7 @@ DEFAULT_STAGES = (("ANNOTATION", "Annotate"), ("REVIEW", "Review"), ("DONE", "Co
 ONTOLOGY_ADMIN, ONTOLOGY_USER = 0, 1  # the SDK's OntologyUserRole
 
 
-def create_ontology(store: Store, user: str, title: Any, description: str, editor: Any) -> str:
+def create_ontology(store: Database, user: str, title: Any, description: str, editor: Any) -> str:
     if not isinstance(title, str) or not title.strip():
         raise InvalidArgument(f"ontology title {title!r} must be a non-empty string")
     if not isinstance(editor, dict) or not isinstance(editor.get("objects", []), list):
@@ -47,7 +49,7 @@ def create_ontology(store: Store, user: str, title: Any, description: str, edito
     return ontology_hash
 
 
-def ontology(store: Store, user: str, ontology_hash: str) -> sqlite3.Row:
+def ontology(store: Database, user: str, ontology_hash: str) -> sqlite3.Row:
     """An ontology the user may read: one they hold a role on, or the ontology of a project of theirs."""
     ontology_role(store, user, ontology_hash)
     row = store.query_one("SELECT * FROM ontologies WHERE hash = ?", (parse_uuid(ontology_hash, "ontology"),))
@@ -55,7 +57,7 @@ def ontology(store: Store, user: str, ontology_hash: str) -> sqlite3.Row:
     return row
 
 
-def ontology_role(store: Store, user: str, ontology_hash: str) -> int:
+def ontology_role(store: Database, user: str, ontology_hash: str) -> int:
     """The user's role on an ontology; members of a project using it read it as users (404/403 otherwise).
 
     The SDK's ``get_project`` reads the project's ontology on its own route, so every project role
@@ -89,7 +91,7 @@ def ontology_dto(row: sqlite3.Row, role: int = ONTOLOGY_ADMIN) -> dict[str, Any]
     }
 
 
-def create_project(store: Store, user: str, payload: dict[str, Any]) -> str:
+def create_project(store: Database, user: str, payload: dict[str, Any]) -> str:
     """Create a project over datasets the user has a role on; everything checked before writing."""
     title = payload.get("title")
     if not isinstance(title, str) or not title.strip():
@@ -117,14 +119,14 @@ def create_project(store: Store, user: str, payload: dict[str, Any]) -> str:
     return project_hash
 
 
-def get(store: Store, project_hash: str) -> sqlite3.Row:
+def get(store: Database, project_hash: str) -> sqlite3.Row:
     row = store.query_one("SELECT * FROM projects WHERE hash = ?", (project_hash,))
     if row is None:
         raise NotFound(f"project {project_hash} does not exist")
     return row
 
 
-def list_for_user(store: Store, user: str, filters: datasets.TitleFilters, tags: Sequence[str]) -> list[sqlite3.Row]:
+def list_for_user(store: Database, user: str, filters: datasets.TitleFilters, tags: Sequence[str]) -> list[sqlite3.Row]:
     """``GET /projects``: the projects the user holds a role on, oldest first, with the caller's role.
 
     The sandbox keeps no project tags (the organisation has none), so a tag filter matches nothing.
@@ -143,7 +145,7 @@ def stages(project: sqlite3.Row) -> list[dict[str, Any]]:
     return list(json.loads(project["workflow"])["stages"])
 
 
-def project_dto(store: Store, project: sqlite3.Row, role: int) -> dict[str, Any]:
+def project_dto(store: Database, project: sqlite3.Row, role: int) -> dict[str, Any]:
     editor = store.query_one("SELECT editor FROM ontologies WHERE hash = ?", (project["ontology"],))
     return {
         "projectHash": project["hash"],
@@ -152,7 +154,7 @@ def project_dto(store: Store, project: sqlite3.Row, role: int) -> dict[str, Any]
         "title": project["title"],
         "description": project["description"],
         "createdAt": project["created_at"],
-        "creatorEmail": store.user_email(project["owner"]),
+        "creatorEmail": organisation_models.user_email(store, project["owner"]),
         "lastEditedAt": project["last_edited_at"],
         "ontologyHash": project["ontology"],
         "editorOntology": json.loads(editor["editor"]) if editor else {"objects": [], "classifications": []},
@@ -161,12 +163,12 @@ def project_dto(store: Store, project: sqlite3.Row, role: int) -> dict[str, Any]
     }
 
 
-def dataset_hashes(store: Store, project_hash: str) -> list[str]:
+def dataset_hashes(store: Database, project_hash: str) -> list[str]:
     rows = store.query("SELECT dataset FROM project_datasets WHERE project = ? ORDER BY rowid", (project_hash,))
     return [str(r["dataset"]) for r in rows]
 
 
-def add_datasets(store: Store, user: str, project_hash: str, hashes: Any) -> None:
+def add_datasets(store: Database, user: str, project_hash: str, hashes: Any) -> None:
     """Attach datasets (already attached ones are left as they are); the user needs a role on each."""
     checked = _hashes(hashes, "dataset")
     for dataset_hash in checked:
@@ -175,7 +177,7 @@ def add_datasets(store: Store, user: str, project_hash: str, hashes: Any) -> Non
         db.executemany("INSERT OR IGNORE INTO project_datasets VALUES (?, ?)", [(project_hash, d) for d in checked])
 
 
-def remove_datasets(store: Store, project_hash: str, hashes: Any) -> None:
+def remove_datasets(store: Database, project_hash: str, hashes: Any) -> None:
     checked = _hashes(hashes if isinstance(hashes, list) else [hashes], "dataset")
     attached = set(dataset_hashes(store, project_hash))
     missing = [h for h in checked if h not in attached]

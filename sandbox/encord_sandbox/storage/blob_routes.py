@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from encord_sandbox.app import Backend, backend_of
+from encord_sandbox.backend import Backend
+from encord_sandbox.deps import backend_of
 from encord_sandbox.errors import Forbidden, NotFound
 
 router = APIRouter(prefix="/_blobs")

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from encord_sandbox import access
+from encord_sandbox.db import Database, chunked, new_uuid, now_iso
 from encord_sandbox.errors import Conflict, InvalidArgument, NotFound, parse_uuid
-from encord_sandbox.store import Store, new_uuid, now_iso
+from encord_sandbox.organisation import access
+from encord_sandbox.storage import deletion
+from encord_sandbox.storage import models as storage_models
 
 DDL = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -56,11 +58,43 @@ UNIT_COLUMNS = (
 )
 
 
-def create(store: Store, user: str, title: Any, description: str, backing_folder: bool) -> tuple[str, str | None]:
+#: Published with the hashes of data units about to be deleted (a unit's label rows go with it).
+UNITS_DELETED = "data_units.deleted"
+
+
+def register_cascades(store: Database) -> None:
+    """Deleted items take their data units along; a dataset's backing folder cannot be deleted."""
+    store.cascades.subscribe(deletion.ITEMS_DELETED, lambda db, items: _unlink_items(store, db, items))
+    store.cascades.subscribe(deletion.FOLDER_DELETING, _refuse_backing_folder)
+
+
+def _unlink_items(store: Database, db: sqlite3.Connection, item_uuids: Sequence[str]) -> dict[str, list[str]]:
+    """Remove the data units of deleted items (and the child units of deleted groups), with what hangs on them."""
+    units = {r["hash"] for r in chunked(db, "SELECT hash FROM data_units WHERE item_uuid IN ({marks})", item_uuids)}
+    units |= {
+        r["hash"] for r in chunked(db, "SELECT hash FROM data_units WHERE parent_unit IN ({marks})", sorted(units))
+    }
+    unit_hashes = sorted(units)
+    removed = {"data_units": unit_hashes, **store.cascades.publish(db, UNITS_DELETED, unit_hashes)}
+    chunked(db, "DELETE FROM data_units WHERE hash IN ({marks})", unit_hashes)
+    return removed
+
+
+def _refuse_backing_folder(db: sqlite3.Connection, folders: Sequence[str]) -> dict[str, list[str]]:
+    for folder in folders:
+        backed = db.execute("SELECT hash FROM datasets WHERE backing_folder = ?", (folder,)).fetchone()
+        if backed is not None:
+            raise InvalidArgument(f"folder {folder} is the backing folder of dataset {backed['hash']}")
+    return {}
+
+
+def create(store: Database, user: str, title: Any, description: str, backing_folder: bool) -> tuple[str, str | None]:
     if not isinstance(title, str) or not title.strip():
         raise InvalidArgument(f"dataset title {title!r} must be a non-empty string")
     folder = (
-        store.create_folder(user, title, f"Backing folder of dataset {title}", None, None) if backing_folder else None
+        storage_models.create_folder(store, user, title, f"Backing folder of dataset {title}", None, None)
+        if backing_folder
+        else None
     )
     dataset_hash = new_uuid()
     with store.transaction() as db:
@@ -72,14 +106,14 @@ def create(store: Store, user: str, title: Any, description: str, backing_folder
     return dataset_hash, folder
 
 
-def get(store: Store, dataset_hash: str) -> sqlite3.Row:
+def get(store: Database, dataset_hash: str) -> sqlite3.Row:
     row = store.query_one("SELECT * FROM datasets WHERE hash = ?", (dataset_hash,))
     if row is None:
         raise NotFound(f"dataset {dataset_hash} does not exist")
     return row
 
 
-def list_for_user(store: Store, user: str, filters: TitleFilters) -> list[dict[str, Any]]:
+def list_for_user(store: Database, user: str, filters: TitleFilters) -> list[dict[str, Any]]:
     """``GET /datasets/list``: the datasets the user holds a role on, oldest first, as ``DatasetWithUserRole``.
 
     A dataset is *edited* when items are linked into it, so ``lastEditedAt`` is its newest data unit's
@@ -138,7 +172,7 @@ class TitleFilters:
         )
 
 
-def units(store: Store, dataset_hashes: Sequence[str], include_children: bool = False) -> list[sqlite3.Row]:
+def units(store: Database, dataset_hashes: Sequence[str], include_children: bool = False) -> list[sqlite3.Row]:
     """Data units (joined with their items) of some datasets, oldest first."""
     if not dataset_hashes:
         return []
@@ -151,7 +185,7 @@ def units(store: Store, dataset_hashes: Sequence[str], include_children: bool = 
     )
 
 
-def unit(store: Store, data_hash: str) -> sqlite3.Row:
+def unit(store: Database, data_hash: str) -> sqlite3.Row:
     row = store.query_one(
         f"SELECT {UNIT_COLUMNS} FROM data_units u JOIN items i ON i.uuid = u.item_uuid WHERE u.hash = ?",
         (data_hash,),
@@ -161,7 +195,7 @@ def unit(store: Store, data_hash: str) -> sqlite3.Row:
     return row
 
 
-def child_units(store: Store, data_hash: str) -> list[sqlite3.Row]:
+def child_units(store: Database, data_hash: str) -> list[sqlite3.Row]:
     return store.query(
         f"SELECT {UNIT_COLUMNS} FROM data_units u JOIN items i ON i.uuid = u.item_uuid "
         "JOIN item_children c ON c.child = u.item_uuid AND c.parent = ("
@@ -171,14 +205,14 @@ def child_units(store: Store, data_hash: str) -> list[sqlite3.Row]:
     )
 
 
-def link(store: Store, user: str, dataset_hash: str, item_uuids: Any, behaviour: str) -> list[sqlite3.Row]:
+def link(store: Database, user: str, dataset_hash: str, item_uuids: Any, behaviour: str) -> list[sqlite3.Row]:
     """Link items; everything is checked before anything is written."""
     if behaviour not in DUPLICATE_BEHAVIOURS:
         raise InvalidArgument(f"duplicates_behavior {behaviour!r} is not one of {DUPLICATE_BEHAVIOURS}")
     if not isinstance(item_uuids, list) or not item_uuids:
         raise InvalidArgument("item_uuids must be a non-empty list")
     requested = list(dict.fromkeys(parse_uuid(u, "item") for u in item_uuids))
-    items = store.items(user, requested)
+    items = storage_models.items(store, user, requested)
     for item in items:
         if item["frame_of"] is not None:
             raise InvalidArgument(f"item {item['uuid']} is a frame of item {item['frame_of']}; link its parent")
@@ -209,7 +243,7 @@ def link(store: Store, user: str, dataset_hash: str, item_uuids: Any, behaviour:
                     "INSERT INTO data_units VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
                         (new_uuid(), dataset_hash, child["uuid"], data_hash, child["key"], stamp, stamp)
-                        for child in store.children(item["uuid"])
+                        for child in storage_models.children(store, item["uuid"])
                     ],
                 )
     hashes = [linked.get(u) or existing[u] for u in requested]

@@ -1,8 +1,5 @@
-"""v2 routes of the annotation half (the routes in docs/sandbox.md): datasets, ontologies, projects.
-
-Plus the two title lookups the SDK makes on v2: ``get_datasets`` (``GET /datasets/list``, one
-``{"result": [...]}`` answer) and ``list_projects`` (``GET /projects``, paged).
-"""
+"""Project and ontology routes: v2 (create and get ontologies, get and list projects: ``list_projects`` is
+``GET /projects``, paged) and the v1 RPC calls on a project (create, add or remove datasets, add users)."""
 
 from __future__ import annotations
 
@@ -10,53 +7,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from encord_sandbox import access, datasets, projects, wire
-from encord_sandbox.api.params import flag
-from encord_sandbox.app import Authenticated, Caller, backend_of
-from encord_sandbox.errors import InvalidArgument, parse_uuid
+from encord_sandbox.datasets import models as datasets
+from encord_sandbox.deps import Authenticated, Caller, backend_of, json_object_body, title_filters
+from encord_sandbox.errors import Forbidden, InvalidArgument, parse_uuid
 from encord_sandbox.limits import PROJECTS_PAGE_SIZE
+from encord_sandbox.organisation import access
+from encord_sandbox.organisation import models as organisation_models
+from encord_sandbox.projects import models as projects
+from encord_sandbox.rpc import Call, handles, user_emails_and_role
+from encord_sandbox.storage import responses as wire
 
 router = APIRouter(prefix="/v2/public")
-
-
-def _body(caller: Caller) -> dict[str, Any]:
-    body = caller.json()
-    if not isinstance(body, dict):
-        raise InvalidArgument("request body must be a JSON object")
-    return body
-
-
-@router.post("/datasets")
-def create_dataset(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    body = _body(caller)
-    dataset_hash, folder = datasets.create(
-        backend_of(request).store, caller.user, body.get("title"), body.get("description") or "",
-        bool(body.get("createBackingFolder", True)),
-    )  # fmt: skip
-    return {"datasetUuid": dataset_hash, "backingFolderUuid": folder}
-
-
-def _title_filters(request: Request, description: str) -> datasets.TitleFilters:
-    """The listing filters as the SDK spells them; ``description`` is the key stem (datasets and projects differ)."""
-    query = request.query_params
-    flag(request, "includeOrgAccess")  # validated only: the sandbox has no organisation admins
-    return datasets.TitleFilters(
-        title_eq=query.get("titleEq"),
-        title_like=query.get("titleLike"),
-        description_eq=query.get(f"{description}Eq"),
-        description_like=query.get(f"{description}Like"),
-        created_before=query.get("createdBefore"),
-        created_after=query.get("createdAfter"),
-        edited_before=query.get("editedBefore"),
-        edited_after=query.get("editedAfter"),
-    )
-
-
-@router.get("/datasets/list")
-def list_datasets(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    """``DatasetsWithUserRolesListResponse``: the whole answer at once, as the SDK reads no page token here."""
-    filters = _title_filters(request, "description")
-    return {"result": datasets.list_for_user(backend_of(request).store, caller.user, filters)}
 
 
 @router.get("/projects")
@@ -64,7 +25,7 @@ def list_projects(request: Request, caller: Caller = Authenticated) -> dict[str,
     """``Page[ProjectDTO]`` of the caller's projects, 100 a page (the SDK sends no page size here)."""
     store = backend_of(request).store
     rows = projects.list_for_user(
-        store, caller.user, _title_filters(request, "desc"), request.query_params.getlist("tagsAnyof")
+        store, caller.user, title_filters(request, "desc"), request.query_params.getlist("tagsAnyof")
     )
     start = wire.decode_token(request.query_params.get("pageToken")) or 0
     if not isinstance(start, int) or isinstance(start, bool) or start < 0:
@@ -76,7 +37,7 @@ def list_projects(request: Request, caller: Caller = Authenticated) -> dict[str,
 
 @router.post("/ontologies")
 def create_ontology(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
-    body = _body(caller)
+    body = json_object_body(caller)
     store = backend_of(request).store
     ontology_hash = projects.create_ontology(
         store, caller.user, body.get("title"), body.get("description") or "", body.get("editor")
@@ -111,3 +72,38 @@ def project_datasets(project_hash: str, request: Request, caller: Caller = Authe
             {"datasetHash": dataset["hash"], "title": dataset["title"], "description": dataset["description"]}
         )
     return {"results": results, "nextPageToken": None}
+
+
+@handles("project", "POST", None)
+def create_project(call: Call) -> str:
+    return projects.create_project(call.backend.store, call.user, call.payload_dict())
+
+
+@handles("projectdataset", "POST", "project", access.PROJECT_MANAGERS)
+def add_project_datasets(call: Call) -> bool:
+    projects.add_datasets(call.backend.store, call.user, call.resource, call.payload_dict().get("dataset_hashes"))
+    return True
+
+
+@handles("projectdataset", "DELETE", "project", access.PROJECT_MANAGERS)
+def remove_project_datasets(call: Call) -> bool:
+    projects.remove_datasets(call.backend.store, call.resource, call.uid)
+    return True
+
+
+@handles("projectusers", "POST", "project", access.PROJECT_MANAGERS)
+def add_project_users(call: Call) -> list[dict[str, Any]]:
+    """Team managers may add members but not admins: only an admin can make another admin."""
+    emails, role = user_emails_and_role(call, access.PROJECT_ROLES)
+    caller_role = access.role_of(call.backend.store, "project", call.resource, call.user)
+    if role == access.PROJECT_ADMIN and caller_role != access.PROJECT_ADMIN:
+        raise Forbidden("only a project admin can grant the admin role")
+    for email in emails:
+        access.grant(
+            call.backend.store,
+            "project",
+            call.resource,
+            organisation_models.ensure_user(call.backend.store, email),
+            role,
+        )
+    return [{"user_email": e, "user_role": role, "project_hash": call.resource} for e in emails]

@@ -16,10 +16,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from encord_sandbox import datasets, projects
+from encord_sandbox.datasets import models as datasets
+from encord_sandbox.db import Database, chunked, new_uuid, now_iso
 from encord_sandbox.errors import InvalidArgument, NotFound, SandboxError
 from encord_sandbox.limits import MAX_ROWS_PER_CALL
-from encord_sandbox.store import Store, new_uuid, now_iso
+from encord_sandbox.projects import models as projects
+from encord_sandbox.storage import models as storage_models
 
 DDL = """
 CREATE TABLE IF NOT EXISTS label_rows (
@@ -47,6 +49,18 @@ class LabelLimitExceeded(SandboxError):
         return {"maximum_labels_allowed": MAX_ROWS_PER_CALL, "message": self.message}
 
 
+def register_cascades(store: Database) -> None:
+    """A deleted data unit takes its label rows along."""
+    store.cascades.subscribe(datasets.UNITS_DELETED, _delete_rows_of_units)
+
+
+def _delete_rows_of_units(db: sqlite3.Connection, unit_hashes: Sequence[str]) -> dict[str, list[str]]:
+    sql = "SELECT label_hash FROM label_rows WHERE data_hash IN ({marks})"
+    label_rows = sorted(r["label_hash"] for r in chunked(db, sql, unit_hashes))
+    chunked(db, "DELETE FROM label_rows WHERE data_hash IN ({marks})", unit_hashes)
+    return {"label_rows": label_rows}
+
+
 def check_limit(uids: Sequence[Any]) -> None:
     if len(uids) > MAX_ROWS_PER_CALL:
         raise LabelLimitExceeded(f"{len(uids)} label rows in one call; the maximum is {MAX_ROWS_PER_CALL}")
@@ -55,7 +69,7 @@ def check_limit(uids: Sequence[Any]) -> None:
 # --- listing ------------------------------------------------------------------------------------
 
 
-def list_metadata(store: Store, project: sqlite3.Row, payload: dict[str, Any]) -> list[dict[str, Any]]:
+def list_metadata(store: Database, project: sqlite3.Row, payload: dict[str, Any]) -> list[dict[str, Any]]:
     """``labelrowmetadata/GET``: one row per data unit (per branch), filtered as the SDK asks."""
     branch = payload.get("branch_name")
     all_branches = bool(payload.get("include_all_label_branches"))
@@ -77,13 +91,13 @@ def list_metadata(store: Store, project: sqlite3.Row, payload: dict[str, Any]) -
     return [r for r in results if _matches(r, payload)]
 
 
-def _datasets_of(store: Store, project_hash: str) -> list[sqlite3.Row]:
+def _datasets_of(store: Database, project_hash: str) -> list[sqlite3.Row]:
     return store.query(
         "SELECT d.* FROM project_datasets p JOIN datasets d ON d.hash = p.dataset WHERE p.project = ?", (project_hash,)
     )
 
 
-def _rows_by_unit(store: Store, project_hash: str) -> dict[str, dict[str, sqlite3.Row]]:
+def _rows_by_unit(store: Database, project_hash: str) -> dict[str, dict[str, sqlite3.Row]]:
     result: dict[str, dict[str, sqlite3.Row]] = {}
     for row in store.query("SELECT * FROM label_rows WHERE project = ?", (project_hash,)):
         result.setdefault(row["data_hash"], {})[row["branch_name"]] = row
@@ -91,7 +105,7 @@ def _rows_by_unit(store: Store, project_hash: str) -> dict[str, dict[str, sqlite
 
 
 def _metadata(
-    store: Store, unit: sqlite3.Row, dataset: sqlite3.Row, row: sqlite3.Row | None, branch: str,
+    store: Database, unit: sqlite3.Row, dataset: sqlite3.Row, row: sqlite3.Row | None, branch: str,
     stage_titles: dict[str, dict[str, Any]], payload: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     upper, _ = datasets.DATA_TYPES[unit["item_type"]]
@@ -129,7 +143,9 @@ def _metadata(
     if payload.get("include_client_metadata"):
         metadata["client_metadata"] = json.loads(unit["client_metadata"])
     if payload.get("include_images_data") and unit["item_type"] in ("imageGroup", "imageSequence"):
-        metadata["images_data"] = [_image_data(frame, i) for i, frame in enumerate(store.children(unit["uuid"]))]
+        metadata["images_data"] = [
+            _image_data(frame, i) for i, frame in enumerate(storage_models.children(store, unit["uuid"]))
+        ]
     return metadata
 
 
@@ -175,7 +191,7 @@ def _number_of_frames(unit: sqlite3.Row) -> int:
 # --- spaces and skeletons -----------------------------------------------------------------------
 
 
-def spaces(store: Store, unit: sqlite3.Row) -> dict[str, Any]:
+def spaces(store: Database, unit: sqlite3.Row) -> dict[str, Any]:
     """Spaces of a data-group row, keyed by each child's data hash; other rows have none."""
     if unit["item_type"] != "group":
         return {}
@@ -207,7 +223,7 @@ def _space(child: sqlite3.Row) -> dict[str, Any] | None:
     return None  # image groups, sequences and DICOM inside data groups have no space in this sandbox
 
 
-def skeleton(store: Store, unit: sqlite3.Row, dataset: sqlite3.Row, row: sqlite3.Row) -> dict[str, Any]:
+def skeleton(store: Database, unit: sqlite3.Row, dataset: sqlite3.Row, row: sqlite3.Row) -> dict[str, Any]:
     """The initial label blob of a freshly created row, shaped for the unit's data type."""
     _, lower = datasets.DATA_TYPES[unit["item_type"]]
     blob: dict[str, Any] = {
@@ -231,7 +247,7 @@ def skeleton(store: Store, unit: sqlite3.Row, dataset: sqlite3.Row, row: sqlite3
     return blob
 
 
-def _data_units(store: Store, unit: sqlite3.Row, row: sqlite3.Row) -> dict[str, Any]:
+def _data_units(store: Database, unit: sqlite3.Row, row: sqlite3.Row) -> dict[str, Any]:
     kind = unit["item_type"]
     base = {
         "data_hash": unit["data_hash"],
@@ -241,7 +257,7 @@ def _data_units(store: Store, unit: sqlite3.Row, row: sqlite3.Row) -> dict[str, 
         "data_link": unit["url"],
     }
     if kind == "imageGroup":
-        frames = store.children(unit["uuid"])
+        frames = storage_models.children(store, unit["uuid"])
         return {frame["uuid"]: _frame_unit(frame, i) for i, frame in enumerate(frames)}
     if kind == "image":
         return {unit["data_hash"]: {**base, "width": unit["width"], "height": unit["height"],
@@ -256,7 +272,7 @@ def _data_units(store: Store, unit: sqlite3.Row, row: sqlite3.Row) -> dict[str, 
                                     "audio_num_channels": unit["audio_num_channels"],
                                     "audio_bit_depth": unit["audio_bit_depth"], "labels": {}}}  # fmt: skip
     if kind == "dicomSeries":
-        frames = store.children(unit["uuid"])
+        frames = storage_models.children(store, unit["uuid"])
         first = frames[0] if frames else unit
         slices = {
             str(i): {"objects": [], "classifications": [], "metadata": _slice_metadata(frame)}
@@ -311,7 +327,9 @@ def _frame_unit(frame: sqlite3.Row, sequence: int) -> dict[str, Any]:
 # --- create, fetch, save ------------------------------------------------------------------------
 
 
-def create(store: Store, project: sqlite3.Row, data_hashes: Sequence[str], branch: str | None) -> list[dict[str, Any]]:
+def create(
+    store: Database, project: sqlite3.Row, data_hashes: Sequence[str], branch: str | None
+) -> list[dict[str, Any]]:
     """``labelrow/PUT``: create rows for data units of the project (an existing row is returned as is)."""
     check_limit(data_hashes)
     branch = branch or MAIN_BRANCH
@@ -332,12 +350,12 @@ def create(store: Store, project: sqlite3.Row, data_hashes: Sequence[str], branc
     return [_blob(store, project, _row(store, project["hash"], u["data_hash"], branch)) for u in units]
 
 
-def fetch(store: Store, project: sqlite3.Row, label_hashes: Sequence[str]) -> list[dict[str, Any]]:
+def fetch(store: Database, project: sqlite3.Row, label_hashes: Sequence[str]) -> list[dict[str, Any]]:
     check_limit(label_hashes)
     return [_blob(store, project, _row_by_hash(store, project["hash"], str(h))) for h in label_hashes]
 
 
-def save(store: Store, project: sqlite3.Row, label_hashes: Sequence[str], blobs: Any) -> None:
+def save(store: Database, project: sqlite3.Row, label_hashes: Sequence[str], blobs: Any) -> None:
     """Store blobs exactly as the SDK sent them; all rows are checked before any is written."""
     check_limit(label_hashes)
     if not isinstance(blobs, list) or len(blobs) != len(label_hashes):
@@ -357,7 +375,7 @@ def save(store: Store, project: sqlite3.Row, label_hashes: Sequence[str], blobs:
             )
 
 
-def _row(store: Store, project_hash: str, data_hash: str, branch: str) -> sqlite3.Row:
+def _row(store: Database, project_hash: str, data_hash: str, branch: str) -> sqlite3.Row:
     row = store.query_one(
         "SELECT * FROM label_rows WHERE project = ? AND data_hash = ? AND branch_name = ?",
         (project_hash, data_hash, branch),
@@ -366,14 +384,14 @@ def _row(store: Store, project_hash: str, data_hash: str, branch: str) -> sqlite
     return row
 
 
-def _row_by_hash(store: Store, project_hash: str, label_hash: str) -> sqlite3.Row:
+def _row_by_hash(store: Database, project_hash: str, label_hash: str) -> sqlite3.Row:
     row = store.query_one("SELECT * FROM label_rows WHERE label_hash = ? AND project = ?", (label_hash, project_hash))
     if row is None:
         raise NotFound(f"label row {label_hash} does not exist in project {project_hash}")
     return row
 
 
-def _blob(store: Store, project: sqlite3.Row, row: sqlite3.Row) -> dict[str, Any]:
+def _blob(store: Database, project: sqlite3.Row, row: sqlite3.Row) -> dict[str, Any]:
     unit = datasets.unit(store, row["data_hash"])
     dataset = datasets.get(store, unit["dataset"])
     current = skeleton(store, unit, dataset, row)
@@ -415,7 +433,7 @@ def _restore_server_metadata(saved_units: Any, current_units: dict[str, Any]) ->
                     entry["metadata"] = frame_labels["metadata"]
 
 
-def workflow_action(store: Store, project: sqlite3.Row, label_hashes: Sequence[str], action: str) -> None:
+def workflow_action(store: Database, project: sqlite3.Row, label_hashes: Sequence[str], action: str) -> None:
     """``complete`` moves rows to the Complete stage; ``reopen`` sends them back to Annotate."""
     if action not in ("complete", "reopen"):
         raise InvalidArgument(f"workflow action {action!r} is not 'complete' or 'reopen'")

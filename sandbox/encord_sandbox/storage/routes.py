@@ -9,15 +9,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from encord_sandbox import wire
-from encord_sandbox.api.params import flag, order, page_size
-from encord_sandbox.app import Authenticated, Backend, Caller, backend_of
+from encord_sandbox.backend import Backend
 from encord_sandbox.blobs import DOWNLOAD_URL_TTL_SECONDS, UPLOAD_URL_TTL_SECONDS
+from encord_sandbox.deps import Authenticated, Caller, backend_of, flag, order, page_size
 from encord_sandbox.errors import InvalidArgument, parse_uuid
-from encord_sandbox.groups import plan_group
+from encord_sandbox.jobs import models as job_models
+from encord_sandbox.jobs.specs import parse_job_request
 from encord_sandbox.limits import MAX_ITEMS_PER_DELETE
-from encord_sandbox.schema import check_values
-from encord_sandbox.specs import parse_job_request
+from encord_sandbox.organisation import models as organisation_models
+from encord_sandbox.organisation.metadata_schema import check_values
+from encord_sandbox.storage import deletion
+from encord_sandbox.storage import models as storage_models
+from encord_sandbox.storage import responses as wire
+from encord_sandbox.storage.groups import plan_group
 
 router = APIRouter(prefix="/v2/public/storage")
 
@@ -72,15 +76,16 @@ def create_folder(request: Request, caller: Caller = Authenticated) -> dict[str,
     if body.get("cloudSyncedFolderParams"):
         raise InvalidArgument("cloud-synced folders are not supported by the sandbox")
     parent = parse_uuid(body["parent"], "parent folder") if body.get("parent") else None
-    folder_uuid = backend.store.create_folder(
-        caller.user, name, body.get("description") or "", body.get("clientMetadata"), parent
+    folder_uuid = storage_models.create_folder(
+        backend.store, caller.user, name, body.get("description") or "", body.get("clientMetadata"), parent
     )
-    return wire.folder(backend.store, backend.store.folder(caller.user, folder_uuid))
+    return wire.folder(backend.store, storage_models.folder(backend.store, caller.user, folder_uuid))
 
 
 def _folder_page(request: Request, caller: Caller, parent: str | None, recursive: bool) -> dict[str, Any]:
     backend = backend_of(request)
-    rows = backend.store.list_folders(
+    rows = storage_models.list_folders(
+        backend.store,
         caller.user,
         parent,
         recursive,
@@ -111,21 +116,23 @@ def search_folders(request: Request, caller: Caller = Authenticated) -> dict[str
 def patch_folders(request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     backend = backend_of(request)
     patches = _object(_object(caller.json(), "body").get("folderPatches"), "folderPatches")
-    updated = backend.store.patch_folders(caller.user, {k: _snake_patch(v) for k, v in patches.items()})
-    return wire.page([wire.folder(backend.store, backend.store.folder(caller.user, u)) for u in updated])
+    updated = storage_models.patch_folders(backend.store, caller.user, {k: _snake_patch(v) for k, v in patches.items()})
+    return wire.page(
+        [wire.folder(backend.store, storage_models.folder(backend.store, caller.user, u)) for u in updated]
+    )
 
 
 @router.get("/folders/{folder_uuid}")
 def get_folder(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     backend = backend_of(request)
-    return wire.folder(backend.store, backend.store.folder(caller.user, folder_uuid))
+    return wire.folder(backend.store, storage_models.folder(backend.store, caller.user, folder_uuid))
 
 
 @router.patch("/folders/{folder_uuid}")
 def patch_folder(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     backend = backend_of(request)
-    (updated,) = backend.store.patch_folders(caller.user, {folder_uuid: _snake_patch(caller.json())})
-    return wire.folder(backend.store, backend.store.folder(caller.user, updated))
+    (updated,) = storage_models.patch_folders(backend.store, caller.user, {folder_uuid: _snake_patch(caller.json())})
+    return wire.folder(backend.store, storage_models.folder(backend.store, caller.user, updated))
 
 
 @router.get("/folders/{folder_uuid}/folders")
@@ -150,7 +157,8 @@ def list_items(folder_uuid: str, request: Request, caller: Caller = Authenticate
         isinstance(after, list) and len(after) == 2 and all(isinstance(v, str) for v in after)
     ):
         raise InvalidArgument("pageToken does not belong to an item listing")
-    rows = backend.store.list_items(
+    rows = storage_models.list_items(
+        backend.store,
         caller.user,
         folder_uuid,
         recursive=flag(request, "isRecursive"),
@@ -172,7 +180,7 @@ def list_items(folder_uuid: str, request: Request, caller: Caller = Authenticate
 def get_item(item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     backend = backend_of(request)
     sign = _signer(backend, caller, flag(request, "signUrl"))
-    return wire.item(backend.store, backend.store.item(caller.user, item_uuid), sign)
+    return wire.item(backend.store, storage_models.item(backend.store, caller.user, item_uuid), sign)
 
 
 @router.post("/items/get-bulk")
@@ -183,7 +191,9 @@ def get_items(request: Request, caller: Caller = Authenticated) -> dict[str, Any
     if not isinstance(uuids, list):
         raise InvalidArgument("itemUuids must be a list of UUIDs")
     sign = _signer(backend, caller, bool(body.get("signUrls")))
-    return wire.page([wire.item(backend.store, r, sign) for r in backend.store.items(caller.user, uuids)])
+    return wire.page(
+        [wire.item(backend.store, r, sign) for r in storage_models.items(backend.store, caller.user, uuids)]
+    )
 
 
 def _metadata_check(backend: Backend) -> Callable[[str, dict[str, Any]], None]:
@@ -195,9 +205,11 @@ def _metadata_check(backend: Backend) -> Callable[[str, dict[str, Any]], None]:
 @router.patch("/folders/{folder_uuid}/items/{item_uuid}")
 def patch_item(folder_uuid: str, item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     backend = backend_of(request)
-    row = backend.store.item_in_folder(caller.user, folder_uuid, item_uuid)
-    backend.store.patch_items(caller.user, {row["uuid"]: _snake_patch(caller.json())}, _metadata_check(backend))
-    return wire.item(backend.store, backend.store.item(caller.user, item_uuid))
+    row = storage_models.item_in_folder(backend.store, caller.user, folder_uuid, item_uuid)
+    storage_models.patch_items(
+        backend.store, caller.user, {row["uuid"]: _snake_patch(caller.json())}, _metadata_check(backend)
+    )
+    return wire.item(backend.store, storage_models.item(backend.store, caller.user, item_uuid))
 
 
 @router.patch("/items/patch-bulk")
@@ -206,10 +218,10 @@ def patch_items(request: Request, caller: Caller = Authenticated) -> dict[str, A
     patches = _object(_object(caller.json(), "body").get("itemPatches"), "itemPatches")
     if len(patches) > 1000:
         raise InvalidArgument(f"{len(patches)} item patches in one call; the limit is 1000")
-    updated = backend.store.patch_items(
-        caller.user, {k: _snake_patch(v) for k, v in patches.items()}, _metadata_check(backend)
+    updated = storage_models.patch_items(
+        backend.store, caller.user, {k: _snake_patch(v) for k, v in patches.items()}, _metadata_check(backend)
     )
-    return wire.page([wire.item(backend.store, r) for r in backend.store.items(caller.user, updated)])
+    return wire.page([wire.item(backend.store, r) for r in storage_models.items(backend.store, caller.user, updated)])
 
 
 def _snake_patch(patch: Any) -> dict[str, Any]:
@@ -227,15 +239,17 @@ def _snake_patch(patch: Any) -> dict[str, Any]:
 @router.get("/folders/{folder_uuid}/items/{item_uuid}/child-items")
 def child_items(folder_uuid: str, item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     backend = backend_of(request)
-    parent = backend.store.item_in_folder(caller.user, folder_uuid, item_uuid)
+    parent = storage_models.item_in_folder(backend.store, caller.user, folder_uuid, item_uuid)
     sign = _signer(backend, caller, flag(request, "signUrls"))
-    return wire.page([wire.item(backend.store, r, sign) for r in backend.store.children(parent["uuid"])])
+    return wire.page(
+        [wire.item(backend.store, r, sign) for r in storage_models.children(backend.store, parent["uuid"])]
+    )
 
 
 @router.get("/folders/{folder_uuid}/items/{item_uuid}/summary")
 def item_summary(folder_uuid: str, item_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     backend = backend_of(request)
-    row = backend.store.item_in_folder(caller.user, folder_uuid, item_uuid)
+    row = storage_models.item_in_folder(backend.store, caller.user, folder_uuid, item_uuid)
     return wire.summary(backend.store, row, flag(request, "includeGroupLayout"))
 
 
@@ -251,7 +265,7 @@ def upload_signed_urls(folder_uuid: str, request: Request, caller: Caller = Auth
         raise InvalidArgument(f"itemType {item_type!r} cannot be uploaded; expected one of {UPLOADABLE_TYPES}")
     if not isinstance(count, int) or not 1 <= count <= 1000:
         raise InvalidArgument(f"count {count!r} must be an integer from 1 to 1000")
-    uuids = backend.store.create_placeholders(caller.user, folder_uuid, item_type, count)
+    uuids = storage_models.create_placeholders(backend.store, caller.user, folder_uuid, item_type, count)
     return wire.page(
         [
             {
@@ -268,16 +282,25 @@ def upload_signed_urls(folder_uuid: str, request: Request, caller: Caller = Auth
 @router.post("/folders/{folder_uuid}/data-upload-jobs")
 def start_job(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> str:
     backend = backend_of(request)
-    folder = backend.store.folder(caller.user, folder_uuid)
+    folder = storage_models.folder(backend.store, caller.user, folder_uuid)
     body = _object(caller.json(), "body")
     units, options = parse_job_request(body)
     integration = body.get("integrationHash")
     if integration:
-        integration = backend.store.integration(caller.user, parse_uuid(integration, "integrationHash"))["uuid"]
+        integration = organisation_models.integration(
+            backend.store, caller.user, parse_uuid(integration, "integrationHash")
+        )["uuid"]
     elif any(p is None for unit in units for p in unit["placeholders"]):
         raise InvalidArgument("files given by URL need an integrationHash naming the cloud integration")
-    job_uuid = backend.store.create_job(
-        caller.user, folder["uuid"], units, bool(body.get("ignoreErrors")), body.get("fileName"), integration, options
+    job_uuid = job_models.create_job(
+        backend.store,
+        caller.user,
+        folder["uuid"],
+        units,
+        bool(body.get("ignoreErrors")),
+        body.get("fileName"),
+        integration,
+        options,
     )
     backend.runner.submit(job_uuid)
     return job_uuid
@@ -287,7 +310,7 @@ def start_job(folder_uuid: str, request: Request, caller: Caller = Authenticated
 def poll_job(folder_uuid: str, job_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     """Long poll: hold the request until the job finishes or the server-side cap expires."""
     backend = backend_of(request)
-    job = backend.store.job(caller.user, folder_uuid, job_uuid)
+    job = job_models.job(backend.store, caller.user, folder_uuid, job_uuid)
     raw_timeout = request.query_params.get("timeoutSeconds", "60")
     try:
         timeout = min(max(float(raw_timeout), 0.0), LONG_POLL_CAP_SECONDS)
@@ -295,18 +318,18 @@ def poll_job(folder_uuid: str, job_uuid: str, request: Request, caller: Caller =
         raise InvalidArgument(f"timeoutSeconds {raw_timeout!r} is not a number") from exc
 
     def finished() -> bool:
-        return backend.store.job(caller.user, folder_uuid, job_uuid)["status"] != "PENDING"
+        return job_models.job(backend.store, caller.user, folder_uuid, job_uuid)["status"] != "PENDING"
 
     backend.runner.wait(finished, timeout)
-    job = backend.store.job(caller.user, folder_uuid, job_uuid)
-    return wire.job_state(job, backend.store.job_units(job["uuid"]))
+    job = job_models.job(backend.store, caller.user, folder_uuid, job_uuid)
+    return wire.job_state(job, job_models.job_units(backend.store, job["uuid"]))
 
 
 @router.post("/folders/{folder_uuid}/data-upload-jobs/{job_uuid}/cancel")
 def cancel_job(folder_uuid: str, job_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, int]:
     backend = backend_of(request)
-    job = backend.store.job(caller.user, folder_uuid, job_uuid)
-    return {"unitsCancelledCount": backend.store.cancel_job(job["uuid"])}
+    job = job_models.job(backend.store, caller.user, folder_uuid, job_uuid)
+    return {"unitsCancelledCount": job_models.cancel_job(backend.store, job["uuid"])}
 
 
 # --- data groups --------------------------------------------------------------------------------
@@ -324,7 +347,7 @@ def create_groups(folder_uuid: str, request: Request, caller: Caller = Authentic
     schema = backend.metadata_schema()
     for i, plan in enumerate(plans):
         check_values(schema, plan.client_metadata, f"groups[{i}]")
-    return backend.store.create_groups(caller.user, folder_uuid, plans)
+    return storage_models.create_groups(backend.store, caller.user, folder_uuid, plans)
 
 
 # --- deletion -----------------------------------------------------------------------------------
@@ -332,7 +355,8 @@ def create_groups(folder_uuid: str, request: Request, caller: Caller = Authentic
 
 @router.post("/folders/{folder_uuid}/items/delete")
 def delete_items(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, int]:
-    """``StorageItem.delete()`` / ``StorageFolder.delete_storage_items()``: one atomic deletion (see ``Store``)."""
+    """``StorageItem.delete()`` / ``StorageFolder.delete_storage_items()``: one atomic deletion
+    (see :mod:`.deletion`)."""
     backend = backend_of(request)
     body = _object(caller.json(), "body")
     uuids, remove_frames = body.get("childUuids"), body.get("removeUnusedFrames", True)
@@ -342,16 +366,16 @@ def delete_items(folder_uuid: str, request: Request, caller: Caller = Authentica
         raise InvalidArgument(f"{len(uuids)} items in one call; the limit is {MAX_ITEMS_PER_DELETE}")
     if not isinstance(remove_frames, bool):
         raise InvalidArgument(f"removeUnusedFrames {remove_frames!r} must be true or false")
-    deletion = backend.store.delete_items(caller.user, folder_uuid, uuids, remove_frames)
-    _drop_blobs(backend, deletion.blob_keys)
-    return {"removedItemsCount": len(deletion.removed_items), "removedFoldersCount": 0}
+    removed = deletion.delete_items(backend.store, caller.user, folder_uuid, uuids, remove_frames)
+    _drop_blobs(backend, removed.blob_keys)
+    return {"removedItemsCount": len(removed.removed_items), "removedFoldersCount": 0}
 
 
 @router.delete("/folders/{folder_uuid}")
 def delete_folder(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> Response:
-    """``StorageFolder.delete()``: an empty folder only (see ``Store.delete_folder``); 204 as the SDK allows."""
+    """``StorageFolder.delete()``: an empty folder only (see :func:`.deletion.delete_folder`); 204 as the SDK allows."""
     backend = backend_of(request)
-    _drop_blobs(backend, backend.store.delete_folder(caller.user, folder_uuid))
+    _drop_blobs(backend, deletion.delete_folder(backend.store, caller.user, folder_uuid))
     return Response(status_code=204)
 
 

@@ -13,9 +13,11 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from encord_sandbox.db import Database
 from encord_sandbox.errors import InvalidArgument
-from encord_sandbox.jobs import ACTIONS
-from encord_sandbox.store import Store
+from encord_sandbox.jobs.runner import ACTIONS
+from encord_sandbox.organisation import models as organisation_models
+from encord_sandbox.storage import models as storage_models
 
 SignUrl = Callable[[sqlite3.Row], "str | None"]
 
@@ -39,21 +41,21 @@ def decode_token(token: str | None) -> Any:
         raise InvalidArgument(f"pageToken {token!r} was not issued by this server") from exc
 
 
-def folder(store: Store, row: sqlite3.Row) -> dict[str, Any]:
+def folder(store: Database, row: sqlite3.Row) -> dict[str, Any]:
     return {
         "uuid": row["uuid"],
         "parent": row["parent"],
         "name": row["name"],
         "description": row["description"],
         "clientMetadata": row["client_metadata"],
-        "owner": store.user_email(row["owner"]),
+        "owner": organisation_models.user_email(store, row["owner"]),
         "createdAt": row["created_at"],
         "lastEditedAt": row["last_edited_at"],
         "userRole": "admin",
         "syncedDatasetHash": None,
         "pathToRoot": [
             {"uuid": r["uuid"], "parentUuid": r["parent"], "name": r["name"], "syncedDatasetHash": None}
-            for r in store.path_to_root(row["uuid"])
+            for r in storage_models.path_to_root(store, row["uuid"])
         ],
         "folderType": "generic",
         "integrationHash": None,
@@ -61,7 +63,9 @@ def folder(store: Store, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def item(store: Store, row: sqlite3.Row, sign_url: SignUrl | None = None, with_metadata: bool = True) -> dict[str, Any]:
+def item(
+    store: Database, row: sqlite3.Row, sign_url: SignUrl | None = None, with_metadata: bool = True
+) -> dict[str, Any]:
     return {
         "uuid": row["uuid"],
         "parent": row["folder"],
@@ -69,7 +73,7 @@ def item(store: Store, row: sqlite3.Row, sign_url: SignUrl | None = None, with_m
         "name": row["name"],
         "description": row["description"],
         "clientMetadata": row["client_metadata"] if with_metadata else "{}",
-        "owner": store.user_email(row["owner"]),
+        "owner": organisation_models.user_email(store, row["owner"]),
         "createdAt": row["created_at"],
         "lastEditedAt": row["last_edited_at"],
         "isTombstone": False,
@@ -126,8 +130,8 @@ def _unit_error(unit: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def summary(store: Store, row: sqlite3.Row, include_layout: bool) -> dict[str, Any]:
-    groups = store.parents(row["uuid"])
+def summary(store: Database, row: sqlite3.Row, include_layout: bool) -> dict[str, Any]:
+    groups = storage_models.parents(store, row["uuid"])
     result: dict[str, Any] = {
         "frameInGroups": len(groups),
         "accessibleGroupItems": [
@@ -135,7 +139,7 @@ def summary(store: Store, row: sqlite3.Row, include_layout: bool) -> dict[str, A
                 "uuid": g["uuid"],
                 "name": g["name"],
                 "parentUuid": g["folder"],
-                "parentName": store.folder(g["owner"], g["folder"])["name"],
+                "parentName": storage_models.folder(store, g["owner"], g["folder"])["name"],
                 "itemType": g["item_type"],
             }
             for g in groups
@@ -147,7 +151,7 @@ def summary(store: Store, row: sqlite3.Row, include_layout: bool) -> dict[str, A
     if include_layout and row["item_type"] == "group" and row["layout"]:
         layout = json.loads(row["layout"])
         result["groupLayout"] = {
-            "layoutContents": {c["key"]: {"uuid": c["uuid"]} for c in store.children(row["uuid"])},
+            "layoutContents": {c["key"]: {"uuid": c["uuid"]} for c in storage_models.children(store, row["uuid"])},
             "layout": layout["layout"],
             "layoutSettings": layout["layoutSettings"],
             "timeline": layout["timeline"],

@@ -22,10 +22,14 @@ from urllib.parse import unquote, urlparse
 
 from encord_sandbox.blobs import BlobStore
 from encord_sandbox.chaos import Chaos
-from encord_sandbox.integrations import FetchError, IntegrationConfig, fetch
-from encord_sandbox.probing import MediaFacts, ProbeError, probe
-from encord_sandbox.schema import check_values
-from encord_sandbox.store import ITEM_FACT_COLUMNS, NewItem, Store, now_iso
+from encord_sandbox.db import Database, now_iso
+from encord_sandbox.jobs import models as job_models
+from encord_sandbox.jobs.integrations import FetchError, IntegrationConfig, fetch
+from encord_sandbox.jobs.probing import MediaFacts, ProbeError, probe
+from encord_sandbox.organisation import models as organisation_models
+from encord_sandbox.organisation.metadata_schema import check_values
+from encord_sandbox.storage import models as storage_models
+from encord_sandbox.storage.models import ITEM_FACT_COLUMNS, NewItem
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +68,7 @@ class JobRunner:
 
     def __init__(
         self,
-        store: Store,
+        store: Database,
         blobs: BlobStore,
         schema: Callable[[], dict[str, Any] | None],
         workers: int = 4,
@@ -80,7 +84,7 @@ class JobRunner:
 
     def resume(self) -> None:
         """Pick up jobs left pending by a previous run of the sandbox."""
-        for job in self._store.pending_jobs():
+        for job in job_models.pending_jobs(self._store):
             self.submit(str(job["uuid"]))
 
     def submit(self, job_uuid: str) -> None:
@@ -106,9 +110,9 @@ class JobRunner:
             job = self._store.query_one("SELECT * FROM jobs WHERE uuid = ?", (job_uuid,))
             if job is None:
                 return
-            pending = [u for u in self._store.job_units(job_uuid) if u["status"] == "PENDING"]
+            pending = [u for u in job_models.job_units(self._store, job_uuid) if u["status"] == "PENDING"]
             list(self._pool.map(lambda unit: self._run_unit(job, unit), pending))
-            self._store.settle_job(job_uuid)
+            job_models.settle_job(self._store, job_uuid)
         except Exception:  # the runner must survive anything a job throws at it
             logger.exception("job %s failed unexpectedly", job_uuid)
         finally:
@@ -151,15 +155,17 @@ class JobRunner:
                 outcome = Outcome(item_uuid=str(duplicate["uuid"]), name=str(duplicate["name"]))
                 if options.get("upsert_metadata"):
                     outcome.upsert_metadata = spec["client_metadata"]
-            self._store.insert_items(db, outcome.new_items)
+            storage_models.insert_items(self._store, db, outcome.new_items)
             if outcome.children:
-                self._store.set_children(db, outcome.item_uuid, outcome.children)
+                storage_models.set_children(self._store, db, outcome.item_uuid, outcome.children)
             if outcome.upsert_metadata is not None:
                 db.execute(
                     "UPDATE items SET client_metadata = ?, last_edited_at = ? WHERE uuid = ?",
                     (json.dumps(outcome.upsert_metadata), now_iso(), outcome.item_uuid),
                 )
-            self._store.finish_unit(db, job["uuid"], unit["idx"], "DONE", outcome.item_uuid, outcome.name, None)
+            job_models.finish_unit(
+                self._store, db, job["uuid"], unit["idx"], "DONE", outcome.item_uuid, outcome.name, None
+            )
 
     def _pending(self, job_uuid: str, idx: int) -> bool:
         row = self._store.query_one("SELECT status FROM job_units WHERE job = ? AND idx = ?", (job_uuid, idx))
@@ -178,7 +184,10 @@ class JobRunner:
             (folder_uuid, urls[0], spec["kind"]),
         )
         for candidate in candidates:
-            if spec["kind"] not in _FRAME_TYPE or [c["url"] for c in self._store.children(candidate["uuid"])] == urls:
+            if (
+                spec["kind"] not in _FRAME_TYPE
+                or [c["url"] for c in storage_models.children(self._store, candidate["uuid"])] == urls
+            ):
                 return candidate
         return None
 
@@ -205,7 +214,7 @@ class JobRunner:
         error: str | None,
     ) -> None:
         with self._store.transaction() as db:
-            self._store.finish_unit(db, job["uuid"], unit["idx"], status, item, name, error)
+            job_models.finish_unit(self._store, db, job["uuid"], unit["idx"], status, item, name, error)
         self._notify()
 
     def _build(self, job: sqlite3.Row, spec: dict[str, Any]) -> Outcome:
@@ -260,7 +269,7 @@ class JobRunner:
         placeholder: str | None, provided: dict[str, Any] | None, base: dict[str, Any],
     ) -> NewItem:  # fmt: skip
         if placeholder:
-            reserved = self._store.placeholder(job["folder"], placeholder)
+            reserved = storage_models.placeholder(self._store, job["folder"], placeholder)
             data = self._blobs.read(reserved["blob_key"])
             if data is None:
                 raise UnitError(f"{name}: nothing was uploaded to the signed URL of item {placeholder}")
@@ -281,7 +290,7 @@ class JobRunner:
     def _integration(self, job: sqlite3.Row) -> IntegrationConfig | None:
         if not job["integration_hash"]:
             return None
-        row = self._store.integration(job["owner"], job["integration_hash"])
+        row = organisation_models.integration(self._store, job["owner"], job["integration_hash"])
         return IntegrationConfig.from_dict(json.loads(row["config"]))
 
 

@@ -1,1 +1,0 @@
-"""The wire layer: one router per API area, translating SDK requests into store calls."""

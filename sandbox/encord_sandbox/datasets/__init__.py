@@ -1,0 +1,1 @@
+"""Datasets and their data units (``models``, ``routes``): items linked into a dataset."""

@@ -1,0 +1,1 @@
+"""Label rows of a project's data units (``models``, ``routes``)."""

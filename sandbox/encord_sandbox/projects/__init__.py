@@ -1,0 +1,1 @@
+"""Projects and ontologies (``models``, ``routes``)."""
