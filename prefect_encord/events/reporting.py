@@ -45,7 +45,7 @@ from prefect.states import Completed, Failed
 
 from prefect_encord.events import names as events
 from prefect_encord.events.names import resource
-from prefect_encord.tasks.run_logger import run_logger
+from prefect_encord.runtime.run_logger import run_logger
 
 logger = logging.getLogger(__name__)
 

@@ -46,8 +46,8 @@ from prefect_encord.flows.parameters import (
 from prefect_encord.planning.grouping import parse_rule
 from prefect_encord.planning.ids import is_uuid
 from prefect_encord.planning.layouts import parse_layout
-from prefect_encord.planning.manifests import read_manifest
-from prefect_encord.planning.schema import schema_from_file
+from prefect_encord.planning.manifest_readers import read_manifest
+from prefect_encord.planning.schema_sources import schema_from_file
 from prefect_encord.runtime.crashpoints import crash_point
 from prefect_encord.runtime.interrupts import Stopped, stop_requested
 from prefect_encord.state.inventory import forget_units

@@ -18,7 +18,7 @@ from pydantic.json_schema import SkipJsonSchema
 from prefect_encord.blocks import CloudBlock
 from prefect_encord.planning.grouping import GroupsFile, KeyPattern
 from prefect_encord.planning.layouts import CarouselLayout, GridLayout, LayoutFile, RolesLayout
-from prefect_encord.planning.manifests import check_readable
+from prefect_encord.planning.manifest_readers import check_readable
 from prefect_encord.planning.parameter_models import ParameterModel
 from prefect_encord.state.settings import local_directory
 

@@ -6,7 +6,7 @@ exactly what an OOM kill or a lost machine leaves behind. Unset (the normal case
 environment lookup. The points are where state is split between Encord and this process, so that a test
 can show each split is healed by running the ingest again (see ``tests/chaos``).
 
-A point given a delay (the ``mid-poll`` points) arms a timer instead and returns, so the process dies while
+A point given a delay (``job.mid-poll``) arms a timer instead and returns, so the process dies while
 the call that follows is still waiting for its answer.
 """
 
@@ -22,17 +22,14 @@ CRASH_EXIT_CODE = 137
 
 #: Every crash point: name -> what has happened (and what has not) when the process dies there.
 CRASH_POINTS: dict[str, str] = {
-    "register.before-submit": "the job's body is in the job ledger and journalled; no job started",
-    "register.after-submit": "the registration job started; its id is not yet in the job ledger",
-    "register.after-record": "the job id is in the job ledger; polling has not begun",
-    "register.mid-poll": "a long poll of the registration job is waiting for its answer",
-    "register.after-poll": "the job finished; its items are not looked up, nothing reported",
-    "register.after-settle": "the job's result is known; its ledger record is not yet dropped",
+    # The data-job engine's points, reached by uploads and registrations alike (prefect_encord.jobs.engine).
+    "job.before-start": "the job's body is in the job ledger and journalled; no job started",
+    "job.after-start": "the job started; its id is not yet in the job ledger",
+    "job.after-record": "the job id is in the job ledger and journalled; polling has not begun",
+    "job.mid-poll": "a long poll of the job is waiting for its answer",
+    "job.after-poll": "the job finished; its answer is not mapped back to files, nothing reported",
+    "job.after-settle": "the job's items are in the item map; its ledger record is not yet dropped",
     "upload.mid-put": "some files of a batch are PUT to their signed URLs, others not",
-    "upload.before-start": "every file of a batch is PUT; its data-upload job is not started",
-    "upload.after-start": "the data-upload job started; its id is not yet in the job ledger",
-    "upload.mid-poll": "a long poll of the data-upload job is waiting for its answer",
-    "upload.after-poll": "the upload job finished; its result is not mapped back to files",
     "ingest.after-files": "files are registered or uploaded; the run receipt does not list them",
     "ingest.after-groups": "data groups are created; the run receipt does not list them",
     "ingest.before-link": "the dataset exists; no item is linked to it",

@@ -5,7 +5,7 @@ can run for minutes. If the task polling it is retried or its process restarts, 
 already started instead of starting another. So the job's body is written here *before* the job is started
 (no id yet), again with its id once Encord answers, and removed only once the job's items are in the run's
 item map; a fresh attempt at the same chunk finds it and only polls, and a run that died holding a record is
-finished by the next run into the folder or by its rollback (:mod:`prefect_encord.tasks.data_jobs`): the body
+finished by the next run into the folder or by its rollback (:mod:`prefect_encord.jobs.finishing`): the body
 is what lets them start a job whose start was never confirmed, and a local upload's names the upload slots
 its files were PUT to, which a later run cannot derive again.
 

@@ -35,8 +35,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
+from prefect_encord.runtime.run_logger import run_logger
 from prefect_encord.state.settings import local_directory, server_locks
-from prefect_encord.tasks.run_logger import run_logger
 
 try:
     import fcntl

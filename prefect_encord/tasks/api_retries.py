@@ -21,20 +21,15 @@ attempt did not take effect.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
-from uuid import UUID
 
 from encord.exceptions import RateLimitExceededError, RequestException, UnknownException
-from encord.orm.storage import UploadLongPollingState
-from encord.storage import StorageFolder
 
 from prefect_encord.planning.retries import RetryPolicy
-from prefect_encord.runtime.crashpoints import crash_point
-from prefect_encord.tasks.run_logger import run_logger
+from prefect_encord.runtime.run_logger import run_logger
 
 T = TypeVar("T")
 
@@ -43,8 +38,6 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (RateLimitExceededError, Unknown
 #: Attempts 1 s, 2 s, 4 s and 8 s apart (with jitter): on top of the SDK's own retries, this rides out a
 #: service that is unavailable for about half a minute.
 API_RETRY_POLICY = RetryPolicy(max_attempts=5, backoff_seconds=1.0, max_backoff_seconds=30.0)
-#: A crash "mid-poll" fires this long after the poll is sent, while the long poll holds the request.
-_MID_POLL_CRASH_DELAY = 0.1
 
 
 def call_with_retries(call: Callable[[], T], what: str, policy: RetryPolicy | None = None) -> T:
@@ -114,22 +107,6 @@ def _attempt(call: Callable[[], T], what: str, policy: RetryPolicy, took_effect:
         found = took_effect()
         if found is not None:
             return found
-
-
-def poll_job(folder: StorageFolder, job_id: UUID, timeout_seconds: int, crash_at: str) -> UploadLongPollingState:
-    """Long-poll a data-upload job until it finishes or ``timeout_seconds`` pass, riding out transient errors.
-
-    A poll only reads, so repeating it is always safe; a repeat asks for the time that is left. ``crash_at``
-    names the crash point armed while the poll waits (see :mod:`prefect_encord.runtime.crashpoints`).
-    """
-    deadline = time.monotonic() + timeout_seconds
-
-    def poll() -> UploadLongPollingState:
-        crash_point(crash_at, delay_seconds=_MID_POLL_CRASH_DELAY)
-        remaining = max(1, math.ceil(deadline - time.monotonic()))
-        return folder.add_private_data_to_folder_get_result(job_id, timeout_seconds=remaining)
-
-    return call_with_retries(poll, f"polling data-upload job {job_id}")
 
 
 def _wait_before_retry(error: Exception, attempt: int, policy: RetryPolicy, what: str) -> None:

@@ -25,9 +25,9 @@ from pydantic import BaseModel, Field
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.grouping import GroupingRule, group_items, parse_rule
 from prefect_encord.planning.layouts import LayoutTemplate, TemplateError, instantiate, parse_layout
+from prefect_encord.runtime.run_logger import run_logger
 from prefect_encord.tasks.isolation import send_isolating
 from prefect_encord.tasks.lookups import open_folder
-from prefect_encord.tasks.run_logger import run_logger
 
 # Refusals that concern the groups sent rather than the caller or the service: worth isolating by bisection.
 _REFUSALS = (InvalidArgumentsError, ResourceNotFoundError, AuthorisationError)

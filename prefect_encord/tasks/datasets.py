@@ -48,10 +48,10 @@ from prefect_encord.planning.links import (
     sdk_behaviour,
 )
 from prefect_encord.planning.titles import single_match
+from prefect_encord.runtime.run_logger import run_logger
 from prefect_encord.tasks.api_retries import call_with_retries, create_once
 from prefect_encord.tasks.isolation import send_isolating
 from prefect_encord.tasks.lookups import open_folder
-from prefect_encord.tasks.run_logger import run_logger
 
 # Refusals that concern the items sent rather than the caller or the service: worth isolating by bisection.
 _REFUSALS = (InvalidArgumentsError, ResourceNotFoundError, AuthorisationError, ResourceExistsError)

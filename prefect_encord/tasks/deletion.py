@@ -29,8 +29,8 @@ from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE
+from prefect_encord.runtime.run_logger import run_logger
 from prefect_encord.tasks.isolation import send_isolating
-from prefect_encord.tasks.run_logger import run_logger
 
 
 class DeletionResult(BaseModel):

@@ -57,9 +57,9 @@ from prefect_encord.planning.exports import (
 )
 from prefect_encord.planning.label_rows import LabelRowFilters
 from prefect_encord.runtime.extras import require
+from prefect_encord.runtime.run_logger import run_logger
 from prefect_encord.tasks.label_rows import BUNDLE_SIZE, initialise_in_bundles, list_rows, summarise
 from prefect_encord.tasks.lookups import open_project
-from prefect_encord.tasks.run_logger import run_logger
 
 #: Files written (or read back) at once: each is a small request whose cost is latency.
 _TRANSFERS = 8

@@ -38,24 +38,15 @@ from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE
-from prefect_encord.planning.manifests import (
-    ImportMode,
-    InvalidRow,
-    KeyBy,
-    ManifestEntry,
-    ManifestFormat,
-    RowError,
-    differing_keys,
-    existing_problems,
-    new_metadata,
-    parse_manifest,
-    read_manifest,
-)
-from prefect_encord.planning.schema import KeyType, value_types
+from prefect_encord.planning.manifest_readers import ManifestFormat, read_manifest
+from prefect_encord.planning.manifests import InvalidRow, KeyBy, ManifestEntry, RowError, parse_manifest
+from prefect_encord.planning.metadata_values import ImportMode, differing_keys, existing_problems, new_metadata
+from prefect_encord.planning.schema import KeyType
+from prefect_encord.planning.schema_diff import value_types
+from prefect_encord.runtime.run_logger import run_logger
 from prefect_encord.tasks.isolation import send_isolating
 from prefect_encord.tasks.lookups import open_folder
 from prefect_encord.tasks.metadata_schema import read_organisation_schema
-from prefect_encord.tasks.run_logger import run_logger
 
 # Refusals that concern the items sent rather than the caller or the service: worth isolating by bisection.
 _REFUSALS = (InvalidArgumentsError, ResourceNotFoundError, AuthorisationError)

@@ -3,7 +3,7 @@
 Saving a schema in Encord replaces the whole organisation's schema, so a script that saves only the keys it
 knows wipes everyone else's. This task never writes a declaration as such. It reads the current schema
 through the SDK's :class:`~encord.metadata_schema.MetadataSchema`, decides with
-:func:`~prefect_encord.planning.schema.diff_schema` what the declaration adds or changes, makes only those
+:func:`~prefect_encord.planning.schema_diff.diff_schema` what the declaration adds or changes, makes only those
 changes on the object it read (so every other key is sent back as it was), saves, and reads the schema
 again to check that the changes are there.
 
@@ -24,17 +24,16 @@ from encord.metadata_schema import MetadataSchema, MetadataSchemaScalarType
 from prefect import task
 
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.planning.schema import (
+from prefect_encord.planning.schema import KeyType
+from prefect_encord.planning.schema_diff import (
     ExistingKey,
-    KeyType,
     SchemaChangeRefused,
     SchemaDiff,
-    SchemaSource,
-    declare_schema,
     diff_schema,
     parse_encord_schema,
 )
-from prefect_encord.tasks.run_logger import run_logger
+from prefect_encord.planning.schema_sources import SchemaSource, declare_schema
+from prefect_encord.runtime.run_logger import run_logger
 
 
 def read_organisation_schema(client: EncordUserClient) -> tuple[MetadataSchema, dict[str, ExistingKey]]:
@@ -66,7 +65,7 @@ def apply_metadata_schema(
         credentials: Encord credentials.
         desired: A pydantic model class, a mapping of key to type, a JSON/YAML file path, or a
             :class:`~prefect_encord.planning.schema.DesiredSchema`; see
-            :func:`~prefect_encord.planning.schema.declare_schema`.
+            :func:`~prefect_encord.planning.schema_sources.declare_schema`.
         allow_type_changes: Change the type of keys declared with another scalar type.
         allow_removals: Remove keys declared ``removed``.
         dry_run: Only compute and return the diff; nothing is written, and nothing is refused.

@@ -25,9 +25,9 @@ from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.planning.titles import single_match
+from prefect_encord.runtime.run_logger import run_logger
 from prefect_encord.tasks.api_retries import call_with_retries, create_once
 from prefect_encord.tasks.lookups import open_project
-from prefect_encord.tasks.run_logger import run_logger
 
 
 class AttachResult(BaseModel):

@@ -1,28 +1,13 @@
-"""Register cloud objects with Encord: each chunk one data-upload job, remembered before it is polled.
+"""Register cloud objects with Encord: each chunk one data-upload job, through the job engine.
 
-The flow of one job, and why each step is there:
-
-1. **Submit** the chunk's JSON spec with ``skip_duplicate_urls`` (and ``upsert_metadata`` on request), so
-   that anything already registered in the folder comes back as the existing item instead of a copy.
-2. **Remember** the job's body in the :mod:`job ledger <prefect_encord.state.job_ledger>` (and the job in the
-   run's item map, its journal) *before* Encord is asked to start it, and its id as soon as Encord answers.
-   A retried or restarted attempt at the same chunk finds the id there and polls the job it already started
-   rather than starting another; a run that died holding a record is finished by the next registration into
-   the folder, or by its rollback (:mod:`prefect_encord.tasks.data_jobs`).
-3. **Long-poll** until the job finishes (Encord holds each poll open; no sleeping here).
-4. **Settle**: one bulk item lookup per 1,000 items tells new items from skipped duplicates (see
-   :mod:`prefect_encord.planning.outcomes`); per-unit errors are reported, never raised, so one bad file
-   never fails or hides its siblings. The items go to the item map, and only then is the ledger record
-   dropped, so a later run submits afresh (and, say, ``upsert_metadata`` really upserts).
-5. **Retry failed units** once (``unit_retries``) in a job of their own: a unit can fail for a passing
-   reason (the bucket throttled Encord's read), and registering it again is safe for the same reason as
-   step 1. Units that fail again are reported with their last error; recovered ones are logged.
-
-Faults on the way (see :mod:`prefect_encord.tasks.api_retries`): a job start answered 429/5xx or never answered
-is submitted again, after a backoff that honours ``Retry-After``. That is safe even when the lost answer
-hid a started job, because of ``skip_duplicate_urls``: the twin jobs share the items (the submission time
-kept is the first attempt's, so the twin's items still count as created). A job whose id is known is never
-resubmitted, only polled; polls and lookups are reads, retried freely.
+The engine (:mod:`prefect_encord.jobs.engine`) starts each job exactly once (its body in the job ledger before
+Encord is asked), long-polls it, settles it into the item map and sends failed units again once; a run killed
+mid-job is finished by the next registration into the folder or by its rollback
+(:mod:`prefect_encord.jobs.finishing`). Registration's own part (:class:`RegistrationKind`): the job body names
+object URLs, sent with ``skip_duplicate_urls`` (and ``upsert_metadata`` on request) so anything already
+registered comes back as the existing item instead of a copy; one bulk item lookup per 1,000 items tells new
+items from skipped duplicates (:mod:`prefect_encord.planning.outcomes`); per-unit errors are reported, never
+raised, so one bad file never fails or hides its siblings.
 
 Requests to Encord: per task call, one to fetch the folder and one to resolve the integration; per job of
 up to 1,000 units, one to submit, one long poll (more only for jobs running longer than a poll is held)
@@ -41,19 +26,22 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from encord import EncordUserClient
-from encord.exceptions import ResourceNotFoundError
 from encord.orm.dataset import LongPollingStatus
+from encord.orm.storage import UploadLongPollingState
 from encord.storage import StorageFolder
 from prefect import task
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration, resolve_integration
 from prefect_encord.events.reporting import StepProgress
+from prefect_encord.jobs.engine import DataJobs, StartedJob
+from prefect_encord.jobs.finishing import finish_earlier_jobs, item_facts
 from prefect_encord.limits import MAX_BULK_ITEMS
 from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
 from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
@@ -67,17 +55,15 @@ from prefect_encord.planning.specs import (
     plan_registration,
     registration_spec,
 )
-from prefect_encord.runtime.crashpoints import crash_point
 from prefect_encord.runtime.interrupts import NOT_STARTED, stop_requested
+from prefect_encord.runtime.run_logger import run_logger
 from prefect_encord.state.inventory import Inventory
 from prefect_encord.state.inventory import default_path as default_inventory
-from prefect_encord.state.item_map import ItemMapWriter
+from prefect_encord.state.item_map import ItemMapWriter, Status
 from prefect_encord.state.item_map import default_path as default_item_map
-from prefect_encord.state.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.state.job_ledger import JobLedger
 from prefect_encord.state.locks import exclusive
-from prefect_encord.tasks.api_retries import call_with_retries, poll_job
-from prefect_encord.tasks.data_jobs import finish_earlier_jobs, item_facts, journal, start_job
-from prefect_encord.tasks.run_logger import run_logger
+from prefect_encord.tasks.api_retries import call_with_retries
 
 #: How long one job may take before the task gives up polling (the ledger keeps it for a retry to resume).
 DEFAULT_TIMEOUT_SECONDS = 24 * 60 * 60
@@ -89,16 +75,60 @@ DEFAULT_UNIT_RETRIES = 1
 _HEADER_READERS = 16
 
 
-@dataclass(frozen=True)
-class SubmittedJob:
-    """A job known to be running (or finished): its ledger record, and whether it was found rather than started."""
+@dataclass
+class RegistrationKind:
+    """Registration's part of a data job (see :class:`~prefect_encord.jobs.engine.JobKind`): object URLs read
+    through a cloud integration; an answer tells new items from skipped duplicates by their creation time."""
 
-    record: JobRecord
-    resumed: bool
+    client: EncordUserClient
+    integration_id: str
+    upsert_metadata: bool
+    timeout_seconds: int
+    kind: str = "register"
+
+    def spec(self, units: Sequence[Entry]) -> dict[str, Any]:
+        return registration_spec(units, upsert_metadata=self.upsert_metadata)
+
+    def outcome(self, job: StartedJob[Entry], state: UploadLongPollingState) -> JobResult:
+        """One bulk item lookup per 1,000 items tells new items from skipped duplicates (step 4).
+
+        Raises:
+            TimeoutError: If the job is still running after ``timeout_seconds``; its record stays in the
+                ledger, so retrying the task resumes polling it.
+        """
+        if state.status == LongPollingStatus.PENDING:
+            raise TimeoutError(
+                f"registration job {job.record.job_id} is still running after {self.timeout_seconds} s; "
+                "retry the task to resume polling it"
+            )
+        returned = [str(item.item_uuid) for item in state.items_with_names]
+        facts = call_with_retries(
+            lambda: item_facts(self.client, returned), f"looking up the items of job {job.record.job_id}"
+        )
+        result = settle_job(job.units, state, facts, job_id=job.record.job_id, submitted_at=job.record.submitted_at,
+                            resumed=job.resumed)  # fmt: skip
+        run_logger(__name__).info(
+            "Registration job %s %s: %d created, %d already registered, %d failed", result.job_id, result.status,
+            len(result.created), len(result.skipped_duplicates), len(result.unit_errors),
+        )  # fmt: skip
+        return result
+
+    def items(self, outcome: JobResult) -> Sequence[tuple[Mapping[str, str], Status]]:
+        return [(outcome.created, "created"), (outcome.skipped_duplicates, "present")]
+
+    def failed(self, job: StartedJob[Entry], outcome: JobResult) -> list[Entry]:
+        """The entries whose unit failed, in their planned order."""
+        failed = {failure.urls[0] for failure in outcome.unit_errors if failure.urls}
+        return [planned for planned in job.units if planned.url in failed]
+
+    def merge(
+        self, first: StartedJob[Entry], outcome: JobResult, retry: StartedJob[Entry], retried: JobResult
+    ) -> JobResult:
+        return _merge_retry(outcome, retried)
 
 
-class Registrar:
-    """Submits and settles the registration jobs of one folder through one cloud integration."""
+class Registrar(DataJobs[Entry, JobResult]):
+    """Starts and settles the registration jobs of one folder through one cloud integration."""
 
     def __init__(
         self,
@@ -111,119 +141,13 @@ class Registrar:
         timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
         unit_retries: int = DEFAULT_UNIT_RETRIES,
     ) -> None:
+        kind = RegistrationKind(client, integration_id, upsert_metadata, timeout_seconds)
+        super().__init__(folder, ledger, kind, timeout_seconds=timeout_seconds, unit_retries=unit_retries)
         self.client = client
-        self.folder = folder
-        self.integration_id = integration_id
-        self.ledger = ledger
-        self.upsert_metadata = upsert_metadata
-        self.timeout_seconds = timeout_seconds
-        self.unit_retries = unit_retries
-        #: The item map of the run: each job is journalled in it, and its items written as it settles.
-        self.writer: ItemMapWriter | None = None
-
-    def submit(self, entries: Sequence[Entry]) -> SubmittedJob:
-        """Start the job for ``entries``, or find the one an earlier attempt started; its body is in the ledger
-        (and the job in the item map's journal) before Encord is asked, its id as soon as Encord answers."""
-        spec = registration_spec(entries, upsert_metadata=self.upsert_metadata)
-        key = job_key(str(self.folder.uuid), self.integration_id, spec)
-        found = self.ledger.find(key)
-        if found is not None and found.job_id:
-            run_logger(__name__).info(
-                "Resuming registration job %s (%d units) found in the job ledger", found.job_id, found.units
-            )
-            return SubmittedJob(found, resumed=True)
-        intent = found or JobRecord(  # a found intent keeps its time: a lost answer's twin job's items count
-            key=key, job_id="", folder_uuid=str(self.folder.uuid), integration_id=self.integration_id,
-            submitted_at=datetime.now(timezone.utc), units=len(entries), kind="register", spec=spec,
-            item_map=None if self.writer is None else str(self.writer.path),
-        )  # fmt: skip
-        if found is None:
-            self.ledger.record(intent)
-            journal(self.writer, key, "starting")
-        crash_point("register.before-submit")
-        job_id = start_job(self.folder, intent)  # safe to repeat even if a lost answer hid a started job
-        crash_point("register.after-submit")
-        record = dataclasses.replace(intent, job_id=str(job_id))
-        self.ledger.record(record)
-        journal(self.writer, key, "started", record.job_id)
-        crash_point("register.after-record")
-        run_logger(__name__).info("Submitted registration job %s with %d units", record.job_id, record.units)
-        return SubmittedJob(record, resumed=False)
-
-    def settle(self, job: SubmittedJob, entries: Sequence[Entry]) -> JobResult:
-        """Poll ``job`` to completion, map its outcome back to ``entries``, and register failed units again.
-
-        Raises:
-            TimeoutError: If the job is still running after ``timeout_seconds``; its record stays in the
-                ledger, so retrying the task resumes polling it.
-        """
-        result = self._settle_once(job, entries)
-        for _ in range(self.unit_retries):
-            failed = _failed_entries(entries, result)
-            if not failed:
-                break
-            run_logger(__name__).warning(
-                "%d units of registration job %s failed; registering them again", len(failed), result.job_id
-            )
-            result = _merge_retry(result, self._settle_once(self.submit(failed), failed))
-        return result
-
-    def _settle_once(self, job: SubmittedJob, entries: Sequence[Entry]) -> JobResult:
-        """Poll ``job`` to completion and map its outcome back to ``entries``."""
-        try:
-            state = poll_job(self.folder, UUID(job.record.job_id), self.timeout_seconds, "register.mid-poll")
-        except ResourceNotFoundError:
-            if not job.resumed:
-                raise
-            # A record from another Encord (or a job Encord no longer keeps): start over, which is safe.
-            run_logger(__name__).warning(
-                "Job %s from the ledger no longer exists; submitting the chunk again", job.record.job_id
-            )
-            self.ledger.forget(job.record.key)
-            return self._settle_once(self.submit(entries), entries)
-        if state.status == LongPollingStatus.PENDING:
-            raise TimeoutError(
-                f"registration job {job.record.job_id} is still running after {self.timeout_seconds} s; "
-                "retry the task to resume polling it"
-            )
-        crash_point("register.after-poll")
-        returned = [str(item.item_uuid) for item in state.items_with_names]
-        facts = call_with_retries(
-            lambda: item_facts(self.client, returned), f"looking up the items of job {job.record.job_id}"
-        )
-        result = settle_job(
-            entries,
-            state,
-            facts,
-            job_id=job.record.job_id,
-            submitted_at=job.record.submitted_at,
-            resumed=job.resumed,
-        )
-        if self.writer is not None:  # the items are on record before the job leaves the ledger
-            self.writer.write(result.created, "created")
-            self.writer.write(result.skipped_duplicates, "present")
-            journal(self.writer, job.record.key, "settled", job.record.job_id)
-        crash_point("register.after-settle")
-        self.ledger.forget(job.record.key)
-        run_logger(__name__).info(
-            "Registration job %s %s: %d created, %d already registered, %d failed",
-            result.job_id,
-            result.status,
-            len(result.created),
-            len(result.skipped_duplicates),
-            len(result.unit_errors),
-        )
-        return result
 
     def register(self, entries: Sequence[Entry]) -> JobResult:
-        """Submit (or resume) and settle one job."""
-        return self.settle(self.submit(entries), entries)
-
-
-def _failed_entries(entries: Sequence[Entry], result: JobResult) -> list[Entry]:
-    """The entries whose unit failed in ``result``, in their planned order."""
-    failed = {failure.urls[0] for failure in result.unit_errors if failure.urls}
-    return [planned for planned in entries if planned.url in failed]
+        """Start (or resume) and settle one job."""
+        return self.settle(self.start(entries))
 
 
 def _merge_retry(first: JobResult, retry: JobResult) -> JobResult:
@@ -401,7 +325,7 @@ def register_bucket(
     jobs: list[JobSummary] = []
     changed: list[Known] = []
     unchanged = 0
-    in_flight: deque[tuple[SubmittedJob, tuple[Entry, ...]]] = deque()
+    in_flight: deque[StartedJob[Entry]] = deque()
     identities: dict[str, tuple[str, str | None]] = {}  # URL of a unit sent to Encord -> (key, fingerprint)
     settled = 0
     with (
@@ -452,14 +376,14 @@ def register_bucket(
 
         def settle_oldest() -> None:
             nonlocal settled
-            job, chunk = in_flight.popleft()
-            result = registrar.settle(job, chunk)  # its items are in the item map from here on
+            job = in_flight.popleft()
+            result = registrar.settle(job)  # its items are in the item map from here on
             answered = {**result.created, **result.skipped_duplicates}
             inventory.record(((url, *identities.pop(url), item) for url, item in answered.items()), run)
-            for entry in chunk:
+            for entry in job.units:
                 identities.pop(entry.url, None)
             jobs.append(result.summary())
-            settled += len(chunk)
+            settled += len(job.units)
             if progress is not None:
                 progress.tell(settled, None if in_flight or not listing_done else settled, "files registered")
 
@@ -470,7 +394,7 @@ def register_bucket(
                 break
             if len(in_flight) >= max_in_flight:
                 settle_oldest()
-            in_flight.append((registrar.submit(chunk), chunk))
+            in_flight.append(registrar.start(chunk))
         listing_done = True
         while in_flight:
             settle_oldest()

@@ -19,13 +19,12 @@ Faults and crashes (see :mod:`prefect_encord.tasks.api_retries`):
   429, 5xx and lost answers. Repeating a job start is safe even if the lost answer hid a started job: a
   single file's item *is* its reserved slot (one UUID, so never two items), and the job is sent with
   ``skip_duplicate_urls`` so a composite whose frames are already registered comes back as the existing item;
-* units a job fails are registered again once (``unit_retries``), from the files already transferred;
-* the job body is written to the :mod:`job ledger <prefect_encord.state.job_ledger>` (and the job to the run's
-  item map, its journal) before the job starts, its id once it has, and its items to the item map before the
-  record is dropped. A run that dies in between leaves that record, and the next upload into the folder
-  finishes the job (or starts it, from the record) *before* it lists the folder, so content whose
-  registration was still running is found, not uploaded again; a rollback does the same first
-  (:mod:`prefect_encord.tasks.data_jobs`).
+* each batch's data job goes through the job engine (:mod:`prefect_encord.jobs.engine`): its body is in the
+  job ledger before it starts, its items in the item map before the record goes, failed units are sent again
+  once (from the files already transferred). A run that dies in between leaves the record, and the next upload
+  into the folder finishes the job (or starts it, from the record) *before* it lists the folder, so content
+  whose registration was still running is found, not uploaded again; a rollback does the same first
+  (:mod:`prefect_encord.jobs.finishing`).
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
@@ -48,14 +46,15 @@ import httpx
 from encord import EncordUserClient
 from encord.exceptions import EncordException
 from encord.http.bundle import Bundle
-from encord.orm.dataset import LongPollingStatus
-from encord.orm.storage import StorageItemType, UploadSignedUrl
+from encord.orm.storage import StorageItemType, UploadLongPollingState, UploadSignedUrl
 from encord.storage import StorageFolder
 from prefect import task
 from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.events.reporting import StepProgress
+from prefect_encord.jobs.engine import DataJobs, StartedJob
+from prefect_encord.jobs.finishing import finish_earlier_jobs
 from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE, MAX_UPLOAD_SLOTS
 from prefect_encord.planning.identity import FolderIndex, KnownItem, identity_metadata, pending_units
 from prefect_encord.planning.patterns import check_patterns
@@ -76,18 +75,15 @@ from prefect_encord.planning.uploads import (
 )
 from prefect_encord.runtime.crashpoints import crash_point
 from prefect_encord.runtime.interrupts import NOT_STARTED, stop_requested
-from prefect_encord.state.item_map import ItemMap, ItemMapWriter
-from prefect_encord.state.job_ledger import JobLedger, JobRecord, job_key
+from prefect_encord.runtime.run_logger import run_logger
+from prefect_encord.state.item_map import ItemMap, ItemMapWriter, Status
+from prefect_encord.state.job_ledger import JobLedger
 from prefect_encord.state.locks import exclusive
-from prefect_encord.tasks.api_retries import call_with_retries, poll_job
-from prefect_encord.tasks.data_jobs import finish_earlier_jobs, journal, start_job
-from prefect_encord.tasks.run_logger import run_logger
+from prefect_encord.tasks.api_retries import call_with_retries
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
 #: Times the units a job failed are registered again, in a job of their own.
 DEFAULT_UNIT_RETRIES = 1
-#: Ledger keys of upload jobs start with this, telling them from registrations' at a glance.
-LEDGER_PREFIX = "upload-"
 _CHUNK_BYTES = 1024 * 1024
 _PUT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=None)
 
@@ -200,11 +196,13 @@ def upload_directory(
                 len(plan.units), root, len(pending.present), folder_uuid, len(pending.changed), len(pending.upload),
                 len(result.failed),
             )  # fmt: skip
-            started = []
+            started: list[StartedJob[UploadUnit]] = []
             with httpx.Client(timeout=_PUT_TIMEOUT, limits=httpx.Limits(max_connections=max_concurrency)) as http:
                 read = {path: (file_digests[path], sizes[path]) for path in file_digests}
-                batches = _Batches(storage_folder, ledger, pool, http, root, digests, read, client_metadata,
-                                   retry_policy, writer)  # fmt: skip
+                kind = UploadKind(digests, client_metadata)
+                jobs = DataJobs(storage_folder, ledger, kind, writer=writer, timeout_seconds=poll_timeout_seconds,
+                                unit_retries=unit_retries)  # fmt: skip
+                batches = _Batches(storage_folder, jobs, kind, pool, http, root, read, retry_policy)
                 sent = 0
                 for batch in job_batches(pending.upload, job_size):
                     if stop_requested():  # Ctrl-C: no new slots, PUTs or jobs; what started is settled below
@@ -219,12 +217,13 @@ def upload_directory(
 
         settled = len(pending.upload) - sum(len(job.units) for job in started)  # those that failed before a job
         for job in started:  # long polls: by now the first jobs have had time to finish
-            created, failed = batches.settle(job, poll_timeout_seconds, unit_retries, result)
-            result.items.update(created)
-            result.failed.update(failed)
+            outcome = batches.settle(job)
+            result.items.update(outcome.created)
+            result.failed.update(outcome.failed)
             settled += len(job.units)
             if progress is not None:
                 progress.tell(settled, len(pending.upload), "files registered", phase=1, phases=2)
+        result.jobs.extend(jobs.started)
         if writer is not None:
             result.item_map = writer.close()
     logger.info(
@@ -406,13 +405,54 @@ def _reserve_all(
     return reserved
 
 
-@dataclass(frozen=True)
-class _Job:
-    """A started data-upload job: its ledger record, and the units and slots it registers."""
+@dataclass
+class UploadOutcome:
+    """A settled upload job, by unit key: the items it created and why the others failed."""
 
-    record: JobRecord
-    units: tuple[UploadUnit, ...]
-    slots: Mapping[str, UploadSignedUrl]
+    created: dict[str, str]
+    failed: dict[str, str]
+
+
+@dataclass
+class UploadKind:
+    """Upload's part of a data job (see :class:`~prefect_encord.jobs.engine.JobKind`): files already PUT to the
+    upload slots reserved for them, registered by slot. A single file's item is its slot (one UUID, so a
+    repeated start never makes two items)."""
+
+    digests: Mapping[str, str]
+    client_metadata: Mapping[str, Any] | None
+    #: The slot of every file of a batch sent and not yet settled (a retry sends its units to the same slots).
+    slots: dict[str, UploadSignedUrl] = dataclasses.field(default_factory=dict)
+    kind: str = "upload"
+    integration_id: str = ""
+
+    def spec(self, units: Sequence[UploadUnit]) -> dict[str, Any]:
+        items = registration(units, self.slots, self.digests, self.client_metadata)
+        items.skip_duplicate_urls = True  # a repeated start returns what an earlier one registered
+        return items.to_dict()
+
+    def outcome(self, job: StartedJob[UploadUnit], state: UploadLongPollingState) -> UploadOutcome:
+        """Units still pending when the poll gives up are reported as failed; the job stays in the ledger."""
+        return UploadOutcome(*settle(job.units, self.slots, state))
+
+    def items(self, outcome: UploadOutcome) -> Sequence[tuple[Mapping[str, str], Status]]:
+        return [(outcome.created, "created")]
+
+    def failed(self, job: StartedJob[UploadUnit], outcome: UploadOutcome) -> list[UploadUnit]:
+        return [unit for unit in job.units if unit.key in outcome.failed]
+
+    def merge(
+        self,
+        first: StartedJob[UploadUnit],
+        outcome: UploadOutcome,
+        retry: StartedJob[UploadUnit],
+        retried: UploadOutcome,
+    ) -> UploadOutcome:
+        failed = dict(outcome.failed)
+        for key in retried.created:
+            run_logger(__name__).warning("%s failed in job %s (%s) and was registered by job %s", key,
+                                         first.record.job_id, failed.pop(key), retry.record.job_id)  # fmt: skip
+        return UploadOutcome({**outcome.created, **retried.created}, {**failed, **retried.failed})
 
 
 @dataclass
@@ -420,17 +460,15 @@ class _Batches:
     """Sends batches (slots, PUTs, job) and settles their jobs, all into one folder from one directory."""
 
     folder: StorageFolder
-    ledger: JobLedger
+    jobs: DataJobs[UploadUnit, UploadOutcome]
+    kind: UploadKind
     pool: ThreadPoolExecutor
     http: httpx.Client
     root: Path
-    digests: Mapping[str, str]
     read: Mapping[str, tuple[str, int]]  # path → (digest, size) when the file was identified
-    client_metadata: Mapping[str, Any] | None
     policy: RetryPolicy
-    writer: ItemMapWriter | None  # the run's item map: journal and items
 
-    def send(self, batch: Sequence[UploadUnit], result: UploadResult) -> _Job | None:
+    def send(self, batch: Sequence[UploadUnit], result: UploadResult) -> StartedJob[UploadUnit] | None:
         """Reserve slots for one batch, transfer its files and start its job without waiting for it.
 
         Returns the job, or None when no unit got that far (every failure is recorded in ``result``).
@@ -448,74 +486,20 @@ class _Batches:
             return None
         if not sent:
             return None
-        crash_point("upload.before-start")
+        self.kind.slots.update(slots)
         try:
-            job = self._start(sent, slots)
+            return self.jobs.start(sent)
         except EncordException as exc:
             result.failed.update({unit.key: f"registration refused: {exc}" for unit in sent})
             return None
-        result.jobs.append(job.record.job_id)
-        run_logger(__name__).info("started data-upload job %s for %d units", job.record.job_id, len(sent))
-        return job
 
-    def settle(
-        self, job: _Job, timeout_seconds: int, unit_retries: int, result: UploadResult
-    ) -> tuple[dict[str, str], dict[str, str]]:
-        """Wait for ``job`` and map it back to its units (key → item, key → error), retrying failed units."""
-        created, failed, finished = self._settle_once(job, timeout_seconds)
-        for _ in range(unit_retries):
-            retry = tuple(unit for unit in job.units if unit.key in failed)
-            if not retry or not finished:
-                break
-            run_logger(__name__).warning("%d units of upload job %s failed; registering them again", len(retry),
-                                         job.record.job_id)  # fmt: skip
-            try:
-                again = self._start(retry, job.slots)
-            except EncordException as exc:  # the first failures stand, and are reported
-                run_logger(__name__).warning("could not start the retry of job %s: %s", job.record.job_id, exc)
-                break
-            result.jobs.append(again.record.job_id)
-            retried_created, retried_failed, finished = self._settle_once(again, timeout_seconds)
-            for key in retried_created:
-                run_logger(__name__).warning("%s failed in job %s (%s) and was registered by job %s", key,
-                                             job.record.job_id, failed.pop(key), again.record.job_id)  # fmt: skip
-            created.update(retried_created)
-            failed.update(retried_failed)
-        return created, failed
-
-    def _start(self, units: Sequence[UploadUnit], slots: Mapping[str, UploadSignedUrl]) -> _Job:
-        """Record the job body, start the job, record its id: a crash anywhere here is finished by the next run."""
-        items = registration(units, slots, self.digests, self.client_metadata)
-        items.skip_duplicate_urls = True  # a repeated start returns what an earlier one registered
-        spec = items.to_dict()
-        folder = str(self.folder.uuid)
-        intent = JobRecord(
-            key=LEDGER_PREFIX + job_key(folder, "", spec), job_id="", folder_uuid=folder, integration_id="",
-            submitted_at=datetime.now(timezone.utc), units=len(units), kind="upload", spec=spec,
-            item_map=None if self.writer is None else str(self.writer.path),
-        )  # fmt: skip
-        self.ledger.record(intent)
-        journal(self.writer, intent.key, "starting")
-        job_id = start_job(self.folder, intent)
-        crash_point("upload.after-start")
-        record = dataclasses.replace(intent, job_id=str(job_id))
-        self.ledger.record(record)
-        journal(self.writer, record.key, "started", record.job_id)
-        return _Job(record, tuple(units), slots)
-
-    def _settle_once(self, job: _Job, timeout_seconds: int) -> tuple[dict[str, str], dict[str, str], bool]:
-        """Poll ``job`` and map it back: (created, failed, whether it finished). A finished job leaves the ledger;
-        one still running stays there, for the next upload into the folder to finish."""
-        state = poll_job(self.folder, UUID(job.record.job_id), timeout_seconds, "upload.mid-poll")
-        crash_point("upload.after-poll")
-        created, failed = settle(job.units, job.slots, state)
-        finished = state.status != LongPollingStatus.PENDING
-        if finished:  # the items are on record before the job leaves the ledger
-            if self.writer is not None:
-                self.writer.write(created, "created")
-            journal(self.writer, job.record.key, "settled", job.record.job_id)
-            self.ledger.forget(job.record.key)
-        return created, failed, finished
+    def settle(self, job: StartedJob[UploadUnit]) -> UploadOutcome:
+        """Wait for ``job`` and map it back to its units, retrying failed units; its slots are then let go."""
+        outcome = self.jobs.settle(job)
+        for unit in job.units:
+            for path in unit.files:
+                self.kind.slots.pop(path, None)
+        return outcome
 
 
 def _transfer_batch(

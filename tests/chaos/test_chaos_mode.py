@@ -207,11 +207,11 @@ def test_a_crash_point_fires_on_its_nth_visit_only(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(crashpoints, "_die", died.append)
     monkeypatch.setattr(crashpoints, "_reached", Counter())
     monkeypatch.delenv(crashpoints.CRASH_AT_ENV, raising=False)
-    crashpoints.crash_point("register.after-submit")  # unset: nothing
-    monkeypatch.setenv(crashpoints.CRASH_AT_ENV, "register.after-submit:2")
-    for point in ("register.after-submit", "register.before-submit", "register.after-submit", "register.after-submit"):
+    crashpoints.crash_point("job.after-start")  # unset: nothing
+    monkeypatch.setenv(crashpoints.CRASH_AT_ENV, "job.after-start:2")
+    for point in ("job.after-start", "job.before-start", "job.after-start", "job.after-start"):
         crashpoints.crash_point(point)
-    assert died == ["register.after-submit"]
-    monkeypatch.setenv(crashpoints.CRASH_AT_ENV, "register.after-sumbit")
-    with pytest.raises(KeyError, match="unknown crash point 'register.after-sumbit'"):
-        crashpoints.crash_point("register.after-submit")
+    assert died == ["job.after-start"]
+    monkeypatch.setenv(crashpoints.CRASH_AT_ENV, "job.after-strat")
+    with pytest.raises(KeyError, match="unknown crash point 'job.after-strat'"):
+        crashpoints.crash_point("job.after-start")

@@ -49,15 +49,18 @@ from tests.integration_buckets import new_bucket
 
 CREDENTIALS_BLOCK = "chaos-crash-sandbox"
 BUCKET_BLOCK = "chaos-crash-bucket"
-#: Which source reaches each crash point: cloud registration, or local upload.
+#: The data-job engine's points are reached by local uploads and cloud registrations alike: each runs on both.
+JOB_POINTS = sorted(point for point in CRASH_POINTS if point.startswith("job."))
+#: The other points, with the source that reaches them.
 SOURCE_OF = {point: "local" if point.startswith("upload.") else "cloud" for point in CRASH_POINTS}
+CASES = [(point, source) for point in JOB_POINTS for source in ("local", "cloud")] + [
+    (point, SOURCE_OF[point]) for point in sorted(CRASH_POINTS) if point not in JOB_POINTS
+]
 #: Crash at the 5th PUT rather than the first, so the batch is half sent.
 NTH = {"upload.mid-put": 5}
-#: Where the job's body was already in the ledger: the re-run finishes that job first, never submitting twice.
+#: Where the job's body was already in the ledger: the re-run finishes that job first, never starting it twice.
 FINISHED = "finished 1 data jobs an earlier run left unfinished"
-RESUMED = {point: FINISHED for point in CRASH_POINTS if point.startswith("register.")} | {
-    point: FINISHED for point in ("upload.after-start", "upload.mid-poll", "upload.after-poll")
-}
+RESUMED = dict.fromkeys(JOB_POINTS, FINISHED)
 SLOW_POLLS = ChaosConfig(slow_rate=1.0, slow_seconds=0.3, routes=(r"^GET .*/data-upload-jobs/\{id\}$",))
 
 
@@ -192,19 +195,20 @@ def test_a_clean_run_registers_every_good_file_once_and_reports_the_bad_one(
     assert [row["subject"] for row in rows if row["status"] == "failed"] == [ingests.bucket_url("broken.png")]
 
 
-@pytest.mark.parametrize("point", sorted(CRASH_POINTS))
+@pytest.mark.parametrize(("point", "source"), CASES, ids=[f"{point}-{source}" for point, source in CASES])
 def test_a_run_killed_at_a_crash_point_is_repaired_by_running_it_again(
-    ingests: Ingests, clean: dict[str, dict[str, Counter[Any]]], point: str
+    ingests: Ingests, clean: dict[str, dict[str, Counter[Any]]], point: str, source: str
 ) -> None:
     crash_at = f"{point}:{NTH[point]}" if point in NTH else point
+    name = f"at/{point}-{source}"
 
-    code, output = ingests.run(f"at/{point}", SOURCE_OF[point], crash_at=crash_at)
+    code, output = ingests.run(name, source, crash_at=crash_at)
     assert code == CRASH_EXIT_CODE and f"crash point {point} reached" in output, output[-3000:]
 
-    code, output = ingests.run(f"at/{point}", SOURCE_OF[point])
+    code, output = ingests.run(name, source)
     assert code == 0, output[-3000:]
     assert RESUMED.get(point, "") in output
-    assert ingests.state(f"at/{point}") == clean[SOURCE_OF[point]]
+    assert ingests.state(name) == clean[source]
 
 
 def test_a_run_killed_after_registering_is_rolled_back_completely(
@@ -253,7 +257,7 @@ def test_a_run_killed_before_recording_its_upload_is_rolled_back_once_the_next_r
     """The first run dies after its upload job finished but before it recorded the job's items. The next upload
     into the folder finishes that job from the ledger and writes its items into the dead run's item map, so
     rolling back both runs (the later first: its groups hold the earlier's items) leaves nothing behind."""
-    code, output = ingests.run("killed-upload", "local", crash_at="upload.after-poll")
+    code, output = ingests.run("killed-upload", "local", crash_at="job.after-poll")
     assert code == CRASH_EXIT_CODE, output[-3000:]
     code, output = ingests.run("killed-upload", "local")
     assert code == 0, output[-3000:]
@@ -270,19 +274,19 @@ def test_a_run_killed_before_recording_its_upload_is_rolled_back_once_the_next_r
     assert ingests.state("killed-upload")["files"] == Counter()
 
 
-@pytest.mark.parametrize(
-    "crash_at",
-    ["upload.before-start", "upload.after-start", "upload.after-poll", "register.after-submit", "register.mid-poll",
-     "register.after-poll"],
-)  # fmt: skip
+UNSETTLED = [("job.before-start", "local"), ("job.after-start", "local"), ("job.after-poll", "local"),
+             ("job.after-start", "cloud"), ("job.mid-poll", "cloud"), ("job.after-poll", "cloud")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("crash_at", "source"), UNSETTLED, ids=[f"{point}-{source}" for point, source in UNSETTLED])
 def test_a_run_killed_with_its_job_unsettled_is_rolled_back_completely_by_rollback_alone(
-    ingests: Ingests, monkeypatch: pytest.MonkeyPatch, crash_at: str
+    ingests: Ingests, monkeypatch: pytest.MonkeyPatch, crash_at: str, source: str
 ) -> None:
     """kill -9 around an upload or registration job: the rollback finishes the job the dead run left in the
     ledger (as the next run into the folder would), so its items join the run's item map, and removes them all;
     no other run is needed."""
-    name = f"killed-{crash_at.replace('.', '-')}"
-    code, output = ingests.run(name, SOURCE_OF[crash_at], crash_at=crash_at)
+    name = f"killed-{crash_at.replace('.', '-')}-{source}"
+    code, output = ingests.run(name, source, crash_at=crash_at)
     assert code == CRASH_EXIT_CODE, output[-3000:]
     scenario = ingests.work / name
     (receipt,) = [load(path.stem, scenario / "runs") for path in (scenario / "runs").glob("*-*-*-*-*.json")]
@@ -294,8 +298,7 @@ def test_a_run_killed_with_its_job_unsettled_is_rolled_back_completely_by_rollba
     assert not undone.failed
     assert ingests.state(name)["files"] == Counter()  # nothing the run created remains
     assert load(receipt.run_id, scenario / "runs").rolled_back_at is not None
-    if crash_at != "upload.before-start":  # the job had started: its items existed and were deleted
-        assert undone.deleted
+    assert undone.deleted  # the job's items existed (a job never started was started from its body) and went
 
 
 def test_a_rollback_that_cannot_settle_a_job_of_the_run_names_it_and_does_not_call_the_run_undone(
@@ -305,7 +308,7 @@ def test_a_rollback_that_cannot_settle_a_job_of_the_run_names_it_and_does_not_ca
     machine), the rollback cannot know the job's items: it says so, ends Failed and leaves the run not undone.
     With the run's ledger, a second rollback finishes the job and removes everything."""
     name = "killed-elsewhere"
-    code, output = ingests.run(name, "cloud", crash_at="register.mid-poll")
+    code, output = ingests.run(name, "cloud", crash_at="job.mid-poll")
     assert code == CRASH_EXIT_CODE, output[-3000:]
     scenario = ingests.work / name
     (receipt,) = [load(path.stem, scenario / "runs") for path in (scenario / "runs").glob("*-*-*-*-*.json")]

@@ -41,10 +41,12 @@ from prefect_encord.flows.parameters import LocalSource
 from prefect_encord.limits import MAX_SEQUENCE_FRAMES
 from prefect_encord.planning.exports import UnsafeExportPath
 from prefect_encord.planning.label_rows import LabelRowFilters
-from prefect_encord.planning.manifests import ManifestError
+from prefect_encord.planning.manifest_readers import ManifestError
 from prefect_encord.planning.objects import ObjectRecord, Skipped
 from prefect_encord.planning.outcomes import BucketRegistration
-from prefect_encord.planning.schema import SchemaChangeRefused, SchemaDeclarationError, schema_from_file
+from prefect_encord.planning.schema import SchemaDeclarationError
+from prefect_encord.planning.schema_diff import SchemaChangeRefused
+from prefect_encord.planning.schema_sources import schema_from_file
 from prefect_encord.planning.specs import Entry, PlanOptions, plan_registration
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset

@@ -15,20 +15,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from prefect_encord.planning import manifests
+from prefect_encord.planning import manifest_readers
 from prefect_encord.planning.identity import IDENTITY_KEY
-from prefect_encord.planning.manifests import (
-    InvalidRow,
-    ManifestEntry,
-    ManifestError,
-    ManifestRow,
-    RowError,
+from prefect_encord.planning.manifest_readers import ManifestError, ManifestRow, read_manifest
+from prefect_encord.planning.manifests import InvalidRow, ManifestEntry, RowError, parse_manifest
+from prefect_encord.planning.metadata_values import (
     coerce_value,
     differing_keys,
     existing_problems,
     new_metadata,
-    parse_manifest,
-    read_manifest,
     value_problem,
 )
 from prefect_encord.planning.schema import KeyType, embedding_type, enum_type
@@ -191,7 +186,7 @@ def test_a_key_column_other_than_key_by(tmp_path: Path) -> None:
 def test_parquet_streams_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pq.write_table(pa.table({"uuid": [str(UUID(int=i)) for i in range(25)], "count": list(range(25))}),
                    tmp_path / "m.parquet", row_group_size=10)  # fmt: skip
-    monkeypatch.setattr(manifests, "PARQUET_BATCH_ROWS", 4)
+    monkeypatch.setattr(manifest_readers, "PARQUET_BATCH_ROWS", 4)
     batches: list[int] = []
     iter_batches = pq.ParquetFile.iter_batches
 

@@ -17,23 +17,23 @@ from pydantic import BaseModel, Field, conlist
 from prefect_encord.planning.schema import (
     DesiredSchema,
     Embedding,
-    ExistingKey,
     GeoPoint,
     KeyType,
     LongText,
-    SchemaChangeRefused,
     SchemaDeclarationError,
-    SchemaDiff,
     check_key,
-    declare_schema,
-    diff_schema,
     embedding_type,
     enum_type,
+)
+from prefect_encord.planning.schema_diff import (
+    ExistingKey,
+    SchemaChangeRefused,
+    SchemaDiff,
+    diff_schema,
     parse_encord_schema,
-    schema_from_mapping,
-    schema_from_model,
     value_types,
 )
+from prefect_encord.planning.schema_sources import declare_schema, schema_from_mapping, schema_from_model
 
 VARCHAR, NUMBER, TEXT = KeyType(kind="varchar"), KeyType(kind="number"), KeyType(kind="text")
 

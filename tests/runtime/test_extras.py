@@ -73,7 +73,7 @@ def test_a_parquet_manifest_without_pyarrow_is_refused_as_a_parameter(tmp_path: 
         {"pyarrow"},
         f"""
         from prefect_encord.flows.parameters import MetadataStep
-        from prefect_encord.planning.manifests import read_manifest
+        from prefect_encord.planning.manifest_readers import read_manifest
         print("csv rows", len(list(read_manifest({str(csv)!r}, "name"))))
         MetadataStep(manifest="items.parquet")
         """,

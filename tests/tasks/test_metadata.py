@@ -21,7 +21,7 @@ from encord.storage import StorageFolder, StorageItem
 from encord_sandbox.server import Sandbox
 from prefect import flow
 
-from prefect_encord.planning.schema import SchemaDiff
+from prefect_encord.planning.schema_diff import SchemaDiff
 from prefect_encord.tasks import metadata as metadata_task
 from prefect_encord.tasks.metadata import MetadataImporter, MetadataImportResult, import_metadata
 from prefect_encord.tasks.metadata_schema import apply_metadata_schema

@@ -16,15 +16,8 @@ from encord.metadata_schema import MetadataSchema
 from encord_sandbox.server import Sandbox
 from pydantic import BaseModel, Field
 
-from prefect_encord.planning.schema import (
-    Embedding,
-    GeoPoint,
-    KeyType,
-    LongText,
-    SchemaChangeRefused,
-    SchemaDeclarationError,
-    enum_type,
-)
+from prefect_encord.planning.schema import Embedding, GeoPoint, KeyType, LongText, SchemaDeclarationError, enum_type
+from prefect_encord.planning.schema_diff import SchemaChangeRefused
 from prefect_encord.tasks.metadata_schema import apply_metadata_schema
 from prefect_encord.testing import credentials_block
 from tests.tasks.conftest import HttpLog

@@ -230,7 +230,7 @@ def test_a_restarted_task_resumes_the_job_instead_of_submitting_another(
     # The first attempt got as far as submitting (and recording) the job, then its process died.
     ledger = JobLedger(tmp_path)
     first_attempt = Registrar(client, folder, resolve_integration(client, integration), ledger)
-    submitted = first_attempt.submit(entries)
+    submitted = first_attempt.start(entries)
     assert not submitted.resumed and ledger.find(submitted.record.key) == submitted.record
 
     result = register_chunk.fn(credentials_block(sandbox), str(folder.uuid), integration, entries, ledger_dir=tmp_path)
