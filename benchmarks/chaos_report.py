@@ -43,7 +43,7 @@ from pydantic import SecretStr
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.s3 import EncordS3Integration
-from prefect_encord.planning.identity import IDENTITY_KEY, PATH_KEY
+from prefect_encord.planning.identity_keys import IDENTITY_KEY, PATH_KEY
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.registration import register_bucket
 from prefect_encord.tasks.uploads import upload_directory

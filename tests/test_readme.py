@@ -13,7 +13,7 @@ from encord import EncordUserClient
 from encord_sandbox import Sandbox, samples
 
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.flows.ingest import IngestSummary
+from prefect_encord.flows.ingest_summary import IngestSummary
 from tests import readme
 
 #: The bucket section's snippet needs that section's S3 server: tests/test_readme_commands.py runs it in its place.

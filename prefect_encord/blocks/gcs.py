@@ -33,18 +33,12 @@ class EncordGcsIntegration(CloudStorageIntegration):
     Object URLs are `https://storage.googleapis.com/BUCKET/KEY`, or `GCS_ENDPOINT/BUCKET/KEY`.
 
     Example:
-        List the videos of a bucket:
+        The keys of a bucket's frames, from a saved block (as the Prefect UI's picker passes one to a flow):
         ```python
-        from prefect_gcp import GcpCredentials
         from prefect_encord import EncordGcsIntegration
 
-        videos = EncordGcsIntegration(
-            bucket="my-bucket",
-            integration="My GCP integration",
-            credentials=GcpCredentials.load("BLOCK_NAME"),
-        )
-        for record in videos.list_objects(include=["*.mp4"]):
-            print(record.key, record.url)
+        frames = EncordGcsIntegration.load("BLOCK_NAME")
+        keys = [record.key for record in frames.list_objects(include=["*.png"], exclude=["tmp/*"])]
         ```
     """
 

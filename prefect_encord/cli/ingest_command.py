@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the rest is imported where it is used: --help and refused a
     from prefect.client.schemas.objects import State
 
     from prefect_encord.blocks.credentials import EncordCredentials
-    from prefect_encord.flows.ingest import IngestSummary
+    from prefect_encord.flows.ingest_summary import IngestSummary
 
 #: Where the bundled example is written when no --home is given: beside the project, for a person to open, and
 #: where deployments/prefect.yaml's ingest-directory deployment finds it.
@@ -267,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
 def _summary(state: State[Any]) -> IngestSummary:
     """The run's summary, from a completed state or from the TooManyFailures a failed one carries."""
     from prefect_encord.events.reporting import TooManyFailures
-    from prefect_encord.flows.ingest import IngestSummary
+    from prefect_encord.flows.ingest_summary import IngestSummary
 
     result = state.result(raise_on_failure=False)
     if isinstance(result, TooManyFailures):

@@ -47,7 +47,6 @@ import contextlib
 import contextvars
 import hmac
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -59,7 +58,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -70,13 +69,11 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.events import emit_event
 from prefect.events.worker import EventsWorker, should_emit_events
 from prefect.settings import PREFECT_API_URL
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from prefect_encord.events.bucket_notifications import DEFAULT_WITHIN_SECONDS, KeyBatch, NotificationBatcher
+from prefect_encord.events.encord_webhooks import EVENT_NAMES, EncordWebhook, WebhookRejected, parse_webhook
 from prefect_encord.events.names import (
     BUCKET_OBJECTS_CHANGED_EVENT,
-    TASK_COMPLETED_EVENT,
-    TASK_SUBMITTED_EVENT,
     bucket_resource,
     data_unit_resource,
     label_row_resource,
@@ -104,85 +101,11 @@ EMIT_BATCH = 1_000
 STORED_TIMEOUT_SECONDS = 120.0
 #: Where an SNS subscription may be confirmed: Amazon's SNS endpoints, nothing a forged body could name.
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
-EVENT_NAMES = {
-    "task_submitted_event": TASK_SUBMITTED_EVENT,
-    "task_sumbitted_event": TASK_SUBMITTED_EVENT,  # the spelling one version of Encord's docs shows
-    "task_completed_event": TASK_COMPLETED_EVENT,
-}
 _EVENT_ID_NAMESPACE = uuid.UUID("1d3c2f7e-52a4-4f0e-9a43-8f3c5d9b1a6e")
 _REMEMBERED = 10_000
 _relayed: OrderedDict[uuid.UUID, dict[str, Any]] = OrderedDict()
 _relayed_lock = threading.Lock()
 T = TypeVar("T")
-
-
-class WebhookPayload(BaseModel):
-    """The ``payload`` object of a workflow task event; older docs use ``label_hash``/``data_hash``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    project_hash: str = Field(min_length=1)
-    data_hashes: list[str] = Field(default_factory=list)
-    label_hashes: list[str] = Field(default_factory=list)
-    data_hash: str | None = None
-    label_hash: str | None = None
-
-    @field_validator("data_hashes", "label_hashes", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        """Encord's docs type ``data_hashes``/``label_hashes`` as string but name them as lists: accept both."""
-        return [value] if isinstance(value, str) else value
-
-    def rows(self) -> list[tuple[str, str | None]]:
-        """``(label_hash, data_hash)`` pairs; data hashes pair by position when the lists line up."""
-        labels = self.label_hashes or ([self.label_hash] if self.label_hash else [])
-        data = self.data_hashes or ([self.data_hash] if self.data_hash else [])
-        if len(data) == len(labels):
-            return list(zip(labels, data, strict=True))
-        if len(data) == 1:
-            return [(label, data[0]) for label in labels]
-        return [(label, None) for label in labels]
-
-
-class EncordWebhook(BaseModel):
-    """An Encord workflow webhook as documented: uid, version, source, event type, timestamp, payload."""
-
-    model_config = ConfigDict(extra="allow")
-
-    uid: str = Field(min_length=1)
-    version: int = 1
-    source: Literal["Encord"]
-    event_type: str
-    event_created_timestamp: datetime | None = None
-    payload: WebhookPayload
-
-
-class WebhookRejected(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def parse_webhook(body: bytes) -> EncordWebhook:
-    """Validate a webhook body; raises :class:`WebhookRejected` (400) naming what is wrong."""
-    try:
-        raw = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WebhookRejected(400, f"the body is not JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise WebhookRejected(400, "the body must be a JSON object (an Encord webhook payload)")
-    try:
-        webhook = EncordWebhook.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-        raise WebhookRejected(400, f"not an Encord webhook payload: {problems}") from exc
-    if webhook.event_type not in EVENT_NAMES:
-        expected = ["task_submitted_event", "task_completed_event"]
-        raise WebhookRejected(400, f"event_type {webhook.event_type!r} is not relayed; expected one of {expected}")
-    if not webhook.payload.rows():
-        raise WebhookRejected(400, "payload names no label row: label_hashes is empty")
-    return webhook
 
 
 def relay(webhook: EncordWebhook) -> list[dict[str, Any]]:

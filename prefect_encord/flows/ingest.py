@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
-from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.events import names as events
@@ -35,6 +34,7 @@ from prefect_encord.events.reporting import (
     artifact_key,
     check_max_failures,
 )
+from prefect_encord.flows.ingest_summary import IngestSummary, _count_files, _files_progress, _next_step, _summary_lines
 from prefect_encord.flows.parameters import (
     CloudSource,
     DatasetStep,
@@ -57,41 +57,12 @@ from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
 from prefect_encord.tasks.deletion import delete_items
 from prefect_encord.tasks.folders import ensure_folder, folder_path_segments
+from prefect_encord.tasks.local_files import source_root
 from prefect_encord.tasks.metadata import import_metadata
 from prefect_encord.tasks.metadata_schema import apply_metadata_schema
 from prefect_encord.tasks.projects import attach_datasets, get_or_create_project
 from prefect_encord.tasks.registration import register_bucket
-from prefect_encord.tasks.uploads import source_root, upload_directory
-
-
-class IngestSummary(BaseModel):
-    """What an ingest run did, in numbers and ids (the flow's return value)."""
-
-    run_id: str
-    folder_path: str = ""
-    folder_uuid: str
-    created: int = 0
-    already_present: int = 0
-    failed: int = Field(default=0, description="Files that could not be uploaded or registered.")
-    changed: int = Field(default=0, description="Bucket objects overwritten since registered (items kept).")
-    vanished: int = Field(default=0, description="Bucket objects deleted since registered whose items were kept.")
-    deleted: int = Field(default=0, description="Items deleted because their objects were deleted from the bucket.")
-    failures: int = Field(default=0, description="Failures of every step: files, metadata, groups, links.")
-    groups_created: int = 0
-    groups_already_present: int = 0
-    dataset_hash: str | None = None
-    dataset_title: str | None = None
-    linked: int = 0
-    project_hash: str | None = None
-    project_title: str | None = None
-    metadata_updated: int = 0
-    counts: dict[str, dict[str, int]] = Field(
-        default_factory=dict, description="Kind of thing (files, data groups…) → status → count: the summary's table."
-    )
-    item_map: str = Field(
-        default="", description="JSON-lines file of source (path or URL) → item UUID, one line per item present."
-    )
-    markdown: str = ""
+from prefect_encord.tasks.uploads import upload_directory
 
 
 @flow(name="encord-ingest", log_prints=True)
@@ -442,43 +413,3 @@ def _attach(
             {"dataset_hash": dataset_hash, "dataset_title": dataset_title, "newly_attached": True},
         )
     return attached.project_hash, title
-
-
-def _count_files(report: RunReport, summary: IngestSummary) -> None:
-    """The summary's file counts, read from the report: the table and the return value say the same."""
-    summary.created = report.count(FILES, "created")
-    summary.already_present = report.count(FILES, "skipped")
-    summary.failed = report.count(FILES, "failed")
-    summary.changed = report.count(FILES, "changed")
-    summary.vanished = report.count(FILES, "vanished")
-    summary.deleted = report.count(FILES, "deleted")
-
-
-def _files_progress(summary: IngestSummary, verb: str) -> str:
-    """``"8 of 9 files uploaded, 0 already there, 1 failed"``: the progress artifact's line for the files step."""
-    total = summary.created + summary.already_present + summary.failed
-    return (
-        f"{summary.created} of {total} files {verb}, {summary.already_present} already there, {summary.failed} failed"
-    )
-
-
-def _next_step(run_id: str) -> str:
-    """What a failing run's message says to do: the good files are in, so re-run once fixed, or undo it."""
-    return (
-        f"The files that worked are in Encord: run it again once the failures are fixed (what is there is "
-        f"skipped), or undo run {run_id} with `prefect-encord rollback {run_id}`."
-    )
-
-
-def _summary_lines(summary: IngestSummary) -> list[str]:
-    """What the run touched, by name and id; every count is in the report's table below these lines."""
-    lines = [
-        f"Folder **{summary.folder_path}** (`{summary.folder_uuid}`), run `{summary.run_id}`.",
-        f"- item map (source → item of every item present): `{summary.item_map}`",
-        f"- to undo this run: `prefect-encord rollback {summary.run_id}` (or the rollback deployment)",
-    ]
-    if summary.dataset_hash:
-        lines.append(f"- dataset **{summary.dataset_title}** (`{summary.dataset_hash}`)")
-    if summary.project_hash:
-        lines.append(f"- project **{summary.project_title}** (`{summary.project_hash}`)")
-    return lines

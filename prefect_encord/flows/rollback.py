@@ -37,10 +37,10 @@ from pydantic import Field
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.events.names import RUN_ROLLED_BACK_EVENT, resource
 from prefect_encord.events.reporting import SCHEMA_KEYS, Outcome, RunReport
+from prefect_encord.jobs.api_retries import call_with_retries
 from prefect_encord.planning.rollback_plan import RollbackPlan, plan_rollback
 from prefect_encord.state.locks import exclusive
 from prefect_encord.state.run_ledger import Receipt, RunLedger, items_created, load, receipts, unsettled_jobs
-from prefect_encord.tasks.api_retries import call_with_retries
 from prefect_encord.tasks.data_jobs import finish_unsettled_jobs
 from prefect_encord.tasks.deletion import DeletionResult, delete_items
 from prefect_encord.tasks.label_rows import LabelledItems, find_labelled_items

@@ -41,11 +41,11 @@ from encord.orm.dataset import LongPollingStatus
 from encord.orm.storage import DataUploadItems, UploadLongPollingState
 from encord.storage import StorageFolder
 
+from prefect_encord.jobs.api_retries import call_with_retries
 from prefect_encord.runtime.crashpoints import crash_point
 from prefect_encord.runtime.run_logger import run_logger
 from prefect_encord.state.item_map import ItemMapWriter, JobEvent, Status
 from prefect_encord.state.job_ledger import JobLedger, JobRecord, job_key
-from prefect_encord.tasks.api_retries import call_with_retries
 
 U = TypeVar("U")
 R = TypeVar("R")

@@ -26,6 +26,7 @@ from encord.orm.dataset import LongPollingStatus
 from encord.orm.storage import UploadLongPollingState
 from encord.storage import StorageFolder
 
+from prefect_encord.jobs.api_retries import call_with_retries
 from prefect_encord.jobs.engine import journal, poll_job, start_job
 from prefect_encord.limits import MAX_BULK_ITEMS
 from prefect_encord.planning.objects import as_utc
@@ -33,7 +34,6 @@ from prefect_encord.planning.outcomes import ItemFacts
 from prefect_encord.runtime.run_logger import run_logger
 from prefect_encord.state.item_map import ItemMapWriter
 from prefect_encord.state.job_ledger import JobLedger, JobRecord
-from prefect_encord.tasks.api_retries import call_with_retries
 
 
 def finish_earlier_jobs(

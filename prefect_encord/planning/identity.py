@@ -30,23 +30,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prefect_encord.planning.identity_keys import IDENTITY_KEY, PATH_KEY
+
 if TYPE_CHECKING:
     from prefect_encord.planning.uploads import UploadUnit
-
-OWN_KEY_PREFIX = "prefect_encord."
-"""Client-metadata keys of this namespace are prefect-encord's own: manifests cannot write them, and an
-``overwrite`` import keeps them (see :func:`prefect_encord.planning.manifests.new_metadata`)."""
-
-IDENTITY_KEY = OWN_KEY_PREFIX + "sha256"
-"""Client-metadata key holding a unit's content digest."""
-
-PATH_KEY = OWN_KEY_PREFIX + "path"
-"""Client-metadata key holding a unit's path relative to the uploaded directory."""
-
-
-def identity_metadata(key: str, digest: str) -> dict[str, str]:
-    """The client metadata that names a unit's item: its path and its content digest."""
-    return {PATH_KEY: key, IDENTITY_KEY: digest}
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from prefect_encord.planning.identity import OWN_KEY_PREFIX
+from prefect_encord.planning.identity_keys import OWN_KEY_PREFIX
 from prefect_encord.planning.manifest_readers import ManifestRow
 from prefect_encord.planning.metadata_values import coerce_metadata, coerce_value, short
 from prefect_encord.planning.schema import KeyType
@@ -70,7 +70,7 @@ def parse_manifest(
 ) -> Iterator[ManifestEntry | InvalidRow]:
     """Each row as a valid entry, or as every problem it has; an item named twice is refused the second time.
 
-    ``types`` are the schema's key types (see :func:`~prefect_encord.planning.schema.value_types`). A key the
+    ``types`` are the schema's key types (see :func:`~prefect_encord.planning.schema_diff.value_types`). A key the
     schema does not define is most often a typo of one it does (``hd.wether``), which Encord would store as
     a new, unchecked key: it is refused unless ``allow_unknown_keys``, and then its values must be plain JSON.
     """

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-from prefect_encord.planning.identity import OWN_KEY_PREFIX
+from prefect_encord.planning.identity_keys import OWN_KEY_PREFIX
 from prefect_encord.planning.schema import KeyType
 
 ImportMode = Literal["merge", "overwrite"]
@@ -180,7 +180,7 @@ def new_metadata(current: Mapping[str, Any], given: Mapping[str, Any], mode: Imp
     """The item's complete metadata after the import.
 
     ``merge``: the item's keys the manifest does not give are kept. ``overwrite``: exactly the manifest's,
-    and prefect-encord's own keys (:data:`~prefect_encord.planning.identity.OWN_KEY_PREFIX`).
+    and prefect-encord's own keys (:data:`~prefect_encord.planning.identity_keys.OWN_KEY_PREFIX`).
     Either way the result is the *whole* metadata, so writing it is correct whether Encord's update merges or
     replaces.
     """

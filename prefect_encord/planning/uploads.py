@@ -42,7 +42,7 @@ from encord.orm.storage import (
 )
 
 from prefect_encord.limits import MAX_SEQUENCE_FRAMES, MAX_UPLOAD_SLOTS
-from prefect_encord.planning.identity import identity_metadata
+from prefect_encord.planning.identity_keys import identity_metadata
 from prefect_encord.planning.ids import is_utf8, printable
 from prefect_encord.planning.ordering import natural_key
 from prefect_encord.planning.specs import DataKind, data_kind

@@ -9,10 +9,10 @@ from uuid import UUID
 from prefect import task
 
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.jobs.api_retries import call_with_retries
 from prefect_encord.jobs.finishing import finish_earlier_jobs
 from prefect_encord.state.job_ledger import JobLedger
 from prefect_encord.state.locks import exclusive
-from prefect_encord.tasks.api_retries import call_with_retries
 
 
 @task

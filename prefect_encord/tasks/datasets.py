@@ -11,9 +11,9 @@ deleted, or not the caller's), the bundle is split in halves until the refused i
 rest are linked, and only those are reported as failed. ``link_items`` is not retried by the SDK, but
 with ``SKIP`` retrying the whole task is safe: already-linked items are simply found present.
 
-Within a call, reads are retried (:func:`~prefect_encord.tasks.api_retries.call_with_retries`); the dataset
+Within a call, reads are retried (:func:`~prefect_encord.jobs.api_retries.call_with_retries`); the dataset
 create and each bundle's ``link_items`` are sent again after a transient failure only once a lookup shows the
-failed attempt did not take effect (:func:`~prefect_encord.tasks.api_retries.create_once`). For a bundle, that
+failed attempt did not take effect (:func:`~prefect_encord.jobs.api_retries.create_once`). For a bundle, that
 lookup re-reads the dataset's rows: rows of the bundle's items that were not there before it was sent are
 what a lost answer had linked. A blind repeat would only be safe with ``SKIP``: ``DUPLICATE`` would link the
 bundle twice, and ``FAIL`` would be refused for the items already linked and report them as failed.
@@ -39,6 +39,7 @@ from prefect import task
 from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.jobs.api_retries import call_with_retries, create_once
 from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE
 from prefect_encord.planning.links import (
     DuplicateBehaviour,
@@ -49,7 +50,6 @@ from prefect_encord.planning.links import (
 )
 from prefect_encord.planning.titles import single_match
 from prefect_encord.runtime.run_logger import run_logger
-from prefect_encord.tasks.api_retries import call_with_retries, create_once
 from prefect_encord.tasks.isolation import send_isolating
 from prefect_encord.tasks.lookups import open_folder
 

@@ -5,9 +5,9 @@ new folder on every run. This walks the path one segment at a time, reusing the 
 name under the parent and creating only what is missing: running it again returns the same UUID.
 
 The SDK does not retry a folder create. Lookups are retried
-(:func:`~prefect_encord.tasks.api_retries.call_with_retries`),
+(:func:`~prefect_encord.jobs.api_retries.call_with_retries`),
 and a create that fails transiently is sent again only if the folder is still absent
-(:func:`~prefect_encord.tasks.api_retries.create_once`): a create whose answer was lost never leaves a twin.
+(:func:`~prefect_encord.jobs.api_retries.create_once`): a create whose answer was lost never leaves a twin.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from prefect import task
 from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.jobs.api_retries import call_with_retries, create_once
 from prefect_encord.limits import MAX_PAGE_SIZE
 from prefect_encord.planning.ids import is_utf8, printable
 from prefect_encord.state.locks import exclusive
-from prefect_encord.tasks.api_retries import call_with_retries, create_once
 
 
 def folder_path_segments(path: str) -> list[str]:

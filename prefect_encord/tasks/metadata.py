@@ -286,7 +286,7 @@ def import_metadata(
 
     Raises:
         ValueError: For bad arguments, or a manifest that cannot be read at all
-            (:class:`~prefect_encord.planning.manifests.ManifestError`).
+            (:class:`~prefect_encord.planning.manifest_readers.ManifestError`).
     """
     if key_by not in ("name", "url", "uuid"):
         raise ValueError(f"key_by must be 'name', 'url' or 'uuid', not {key_by!r}")

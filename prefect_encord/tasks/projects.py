@@ -6,9 +6,9 @@ missing: a re-run sends nothing. Requests: two to open the project (project and 
 list its datasets, and, only if something is missing, one to attach and one that the SDK makes to
 refresh the project.
 
-Reads are retried (:func:`~prefect_encord.tasks.api_retries.call_with_retries`). The project create and the attach
+Reads are retried (:func:`~prefect_encord.jobs.api_retries.call_with_retries`). The project create and the attach
 are sent again after a transient failure only if a lookup shows the failed attempt did not take effect
-(:func:`~prefect_encord.tasks.api_retries.create_once`): the project by title, the datasets by listing the
+(:func:`~prefect_encord.jobs.api_retries.create_once`): the project by title, the datasets by listing the
 project's. A blind repeat could make a second project of the title, or send an attach whose outcome for
 datasets already attached is, again, the server's choice.
 """
@@ -24,9 +24,9 @@ from prefect import task
 from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
+from prefect_encord.jobs.api_retries import call_with_retries, create_once
 from prefect_encord.planning.titles import single_match
 from prefect_encord.runtime.run_logger import run_logger
-from prefect_encord.tasks.api_retries import call_with_retries, create_once
 from prefect_encord.tasks.lookups import open_project
 
 
@@ -152,7 +152,7 @@ def _create_project(
     """Create the project with its datasets (one POST, not retried by the SDK), then open it.
 
     Opening it is part of the create so that, should that read fail, the project is found by title rather than
-    lost: :func:`~prefect_encord.tasks.api_retries.create_once` looks before sending anything again.
+    lost: :func:`~prefect_encord.jobs.api_retries.create_once` looks before sending anything again.
     """
     project_hash = client.create_project(
         title, dataset_hashes, project_description=description, ontology_hash=ontology_hash or ""

@@ -23,8 +23,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,11 +39,11 @@ from prefect import task
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.storage import CloudStorageIntegration, resolve_integration
 from prefect_encord.events.reporting import StepProgress
+from prefect_encord.jobs.api_retries import call_with_retries
 from prefect_encord.jobs.engine import DataJobs, StartedJob
 from prefect_encord.jobs.finishing import finish_earlier_jobs, item_facts
 from prefect_encord.limits import MAX_BULK_ITEMS
 from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
-from prefect_encord.planning.dicom import HEADER_READ_SIZES, DicomHeader, HeaderIncomplete, parse_dicom_header
 from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc, folder_prefix, key_directories
 from prefect_encord.planning.outcomes import BucketRegistration, JobResult, JobSummary, settle_job
 from prefect_encord.planning.specs import (
@@ -63,7 +62,7 @@ from prefect_encord.state.item_map import ItemMapWriter, Status
 from prefect_encord.state.item_map import default_path as default_item_map
 from prefect_encord.state.job_ledger import JobLedger
 from prefect_encord.state.locks import exclusive
-from prefect_encord.tasks.api_retries import call_with_retries
+from prefect_encord.tasks.dicom_headers import read_dicom_headers
 
 #: How long one job may take before the task gives up polling (the ledger keeps it for a retry to resume).
 DEFAULT_TIMEOUT_SECONDS = 24 * 60 * 60
@@ -71,8 +70,6 @@ DEFAULT_TIMEOUT_SECONDS = 24 * 60 * 60
 DEFAULT_MAX_IN_FLIGHT = 4
 #: Times the failed units of a job are registered again, in a job of their own.
 DEFAULT_UNIT_RETRIES = 1
-#: DICOM headers read at once; reads are small range requests, so latency, not bandwidth, bounds them.
-_HEADER_READERS = 16
 
 
 @dataclass
@@ -425,29 +422,3 @@ def register_bucket(
         changed=tuple((k.url, k.item) for k in changed),
         vanished=tuple((k.url, k.item) for k in gone),
     )
-
-
-def read_dicom_headers(
-    storage: CloudStorageIntegration, records: Iterable[ObjectRecord]
-) -> Mapping[str, DicomHeader | None]:
-    """The header of each DICOM object (key -> header, None if unreadable), reading only its first bytes.
-
-    Each object is read as a 64 KiB range first, and whole only if its header is longer. Reads run
-    concurrently because each is a small request whose cost is latency.
-    """
-
-    def header(record: ObjectRecord) -> DicomHeader | None:
-        for size in HEADER_READ_SIZES:
-            try:
-                data = storage.read_object(record.key, 0, size)
-            except FileNotFoundError:
-                return None
-            try:
-                return parse_dicom_header(data, complete=size is None or len(data) < size)
-            except HeaderIncomplete:
-                continue
-        return None
-
-    records = list(records)
-    with ThreadPoolExecutor(max_workers=_HEADER_READERS, thread_name_prefix="dicom-header") as pool:
-        return dict(zip((r.key for r in records), pool.map(header, records), strict=True))

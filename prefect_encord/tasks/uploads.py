@@ -12,7 +12,7 @@ listing of the folder up front finds what is already there (:mod:`prefect_encord
 files are never merged into one item, whatever their bytes; a file rewritten since its upload is reported as
 changed, its item kept.
 
-Faults and crashes (see :mod:`prefect_encord.tasks.api_retries`):
+Faults and crashes (see :mod:`prefect_encord.jobs.api_retries`):
 
 * PUTs are retried on connection errors, 408, 429 and 5xx, waiting at least as long as ``Retry-After``;
 * reads, slot reservations (an unused slot stays an invisible placeholder) and job starts are retried on
@@ -30,16 +30,12 @@ Faults and crashes (see :mod:`prefect_encord.tasks.api_retries`):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
-import random
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -53,39 +49,35 @@ from pydantic import BaseModel, Field
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.events.reporting import StepProgress
+from prefect_encord.jobs.api_retries import call_with_retries
 from prefect_encord.jobs.engine import DataJobs, StartedJob
 from prefect_encord.jobs.finishing import finish_earlier_jobs
 from prefect_encord.limits import MAX_BULK_ITEMS, MAX_PAGE_SIZE, MAX_UPLOAD_SLOTS
-from prefect_encord.planning.identity import FolderIndex, KnownItem, identity_metadata, pending_units
+from prefect_encord.planning.identity import FolderIndex, KnownItem, pending_units
+from prefect_encord.planning.identity_keys import identity_metadata
 from prefect_encord.planning.patterns import check_patterns
 from prefect_encord.planning.retries import RetryPolicy
-from prefect_encord.planning.signatures import HEAD_BYTES, refusal
 from prefect_encord.planning.uploads import (
     SlotType,
     UploadUnit,
     assign_slots,
-    is_candidate,
     job_batches,
-    media_type,
     plan_units,
     registration,
     settle,
     slot_requests,
-    unit_digest,
 )
-from prefect_encord.runtime.crashpoints import crash_point
 from prefect_encord.runtime.interrupts import NOT_STARTED, stop_requested
 from prefect_encord.runtime.run_logger import run_logger
 from prefect_encord.state.item_map import ItemMap, ItemMapWriter, Status
 from prefect_encord.state.job_ledger import JobLedger
 from prefect_encord.state.locks import exclusive
-from prefect_encord.tasks.api_retries import call_with_retries
+from prefect_encord.tasks.local_files import identify, source_root, walk
+from prefect_encord.tasks.transfers import PUT_TIMEOUT, transfer_batch
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
 #: Times the units a job failed are registered again, in a job of their own.
 DEFAULT_UNIT_RETRIES = 1
-_CHUNK_BYTES = 1024 * 1024
-_PUT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=None)
 
 
 class UploadResult(BaseModel):
@@ -165,7 +157,7 @@ def upload_directory(
     check_patterns(image_groups=image_groups, image_sequences=image_sequences, exclude=exclude)
     logger = run_logger(__name__)
     root = source_root(directory)
-    paths, unusable = _walk(root, exclude)
+    paths, unusable = walk(root, exclude)
     plan = plan_units(paths, root.name, image_groups, image_sequences)
     result = UploadResult(failed={**unusable, **plan.rejected})
     ledger = JobLedger(ledger_dir)
@@ -176,7 +168,7 @@ def upload_directory(
         ItemMapWriter(item_map) if item_map is not None else nullcontext() as writer,
     ):
         with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="encord-upload") as pool:
-            units, digests, sizes, file_digests = _identify(pool, root, plan.units, result.failed)
+            units, digests, sizes, file_digests = identify(pool, root, plan.units, result.failed)
             client = credentials.get_client()
             storage_folder = call_with_retries(
                 lambda: client.get_storage_folder(UUID(str(folder_uuid))), f"fetching folder {folder_uuid}"
@@ -197,7 +189,7 @@ def upload_directory(
                 len(result.failed),
             )  # fmt: skip
             started: list[StartedJob[UploadUnit]] = []
-            with httpx.Client(timeout=_PUT_TIMEOUT, limits=httpx.Limits(max_connections=max_concurrency)) as http:
+            with httpx.Client(timeout=PUT_TIMEOUT, limits=httpx.Limits(max_connections=max_concurrency)) as http:
                 read = {path: (file_digests[path], sizes[path]) for path in file_digests}
                 kind = UploadKind(digests, client_metadata)
                 jobs = DataJobs(storage_folder, ledger, kind, writer=writer, timeout_seconds=poll_timeout_seconds,
@@ -232,120 +224,6 @@ def upload_directory(
         len(result.changed), len(result.failed),
     )  # fmt: skip
     return result
-
-
-def source_root(directory: str | Path) -> Path:
-    """The absolute directory to upload; checked before a flow writes anything, so a typo creates no folder.
-
-    Raises:
-        NotADirectoryError: Naming the path, if it is not a directory.
-    """
-    root = Path(directory).expanduser().resolve()
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root} is not a directory" + ("" if root.exists() else " (it does not exist)"))
-    return root
-
-
-def _walk(root: Path, exclude: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """The files to upload under ``root`` (relative POSIX paths, sorted) and the entries that cannot be, with why.
-
-    Symbolic links are followed only within ``root``: a link that leads out of it (to ``/etc/passwd``) would
-    upload what the user never meant to share, so it is listed, not followed. Every directory is walked once,
-    under its own path; a link to one walked already (or a loop of links) adds nothing. An unreadable
-    directory or a broken link is listed too: nothing drops out silently. Hidden entries and excluded files
-    are left out, as :func:`is_candidate` says.
-    """
-    files: list[str] = []
-    unusable: dict[str, str] = {}
-    walked: dict[Path, str] = {}
-    linked: list[tuple[Path, str]] = []  # directory links, walked after the real tree so it is walked as itself
-
-    def visit(directory: Path, relative: str) -> None:
-        walked[directory.resolve()] = relative
-        try:
-            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-        except OSError as exc:
-            unusable[relative or "."] = f"cannot read the directory: {exc.strerror or exc}"
-            return
-        for entry in entries:
-            path = f"{relative}/{entry.name}" if relative else entry.name
-            if not is_candidate(path, exclude):
-                continue
-            try:
-                if entry.is_symlink():
-                    target = Path(entry.path).resolve(strict=True)
-                    if not target.is_relative_to(root):
-                        unusable[path] = f"a symbolic link to {target}, outside the directory uploaded; not followed"
-                        continue
-                if entry.is_dir():
-                    if entry.is_symlink():
-                        linked.append((Path(entry.path), path))
-                    else:
-                        visit(Path(entry.path), path)
-                elif entry.is_file():
-                    files.append(path)
-                else:
-                    unusable[path] = "not a regular file (a socket, pipe or device)"
-            except (FileNotFoundError, RuntimeError):  # RuntimeError: a loop of links
-                unusable[path] = "a broken symbolic link"
-            except OSError as exc:
-                unusable[path] = f"cannot read: {exc.strerror or exc}"
-
-    visit(root, "")
-    while linked:
-        link, path = linked.pop(0)
-        real = link.resolve()
-        if real in walked:
-            run_logger(__name__).info("%s links to %s, uploaded under its own path", path, walked[real] or ".")
-        else:
-            visit(link, path)
-    return sorted(files), unusable
-
-
-def _identify(
-    pool: ThreadPoolExecutor, root: Path, units: Sequence[UploadUnit], failed: dict[str, str]
-) -> tuple[list[UploadUnit], dict[str, str], dict[str, int], dict[str, str]]:
-    """Hash every file in parallel; return the units whose files are all readable media, their digests
-    (key → digest), the files' sizes and digests (path → …), recording the others in ``failed`` (see
-    :mod:`prefect_encord.planning.signatures`)."""
-    paths = [p for unit in units for p in unit.files]
-    file_digests: dict[str, str] = {}
-    sizes: dict[str, int] = {}
-    unusable: dict[str, str] = {}
-    for path, outcome in zip(paths, pool.map(lambda p: _read(root / p), paths), strict=True):
-        if isinstance(outcome, OSError):
-            unusable[path] = f"cannot read: {outcome.strerror or outcome}"
-        elif (refused := refusal(path, outcome[1])) is not None:
-            unusable[path] = refused
-        else:
-            file_digests[path], sizes[path] = outcome[0], outcome[2]
-    usable = []
-    for unit in units:
-        # A file's own row names it; a composite's row names its directory, so its reasons name the files.
-        broken = [unusable[p] if unit.files == (unit.key,) else f"{p}: {unusable[p]}" for p in unit.files
-                  if p in unusable]  # fmt: skip
-        if broken:
-            failed[unit.key] = "; ".join(broken)
-        else:
-            usable.append(unit)
-    return usable, {unit.key: unit_digest(unit, file_digests) for unit in usable}, sizes, file_digests
-
-
-def _read(path: Path) -> tuple[str, bytes, int] | OSError:
-    """The file's SHA-256, its first bytes and its size, from one pass over it."""
-    digest = hashlib.sha256()
-    head = b""
-    size = 0
-    try:
-        with path.open("rb") as stream:
-            while chunk := stream.read(_CHUNK_BYTES):
-                if len(head) < HEAD_BYTES:
-                    head += chunk[: HEAD_BYTES - len(head)]
-                digest.update(chunk)
-                size += len(chunk)
-    except OSError as exc:
-        return exc
-    return digest.hexdigest(), head, size
 
 
 def _index_folder(folder: StorageFolder) -> FolderIndex:
@@ -480,7 +358,7 @@ class _Batches:
         except EncordException as exc:
             result.failed.update({unit.key: f"no upload slot: {exc}" for unit in batch})
             return None
-        sent = _transfer_batch(self.pool, self.http, self.root, batch, slots, self.read, self.policy, result.failed)
+        sent = transfer_batch(self.pool, self.http, self.root, batch, slots, self.read, self.policy, result.failed)
         if sent and stop_requested():  # the files are up, but no job makes them items: nothing to undo
             result.failed.update(dict.fromkeys((unit.key for unit in sent), NOT_STARTED))
             return None
@@ -500,113 +378,3 @@ class _Batches:
             for path in unit.files:
                 self.kind.slots.pop(path, None)
         return outcome
-
-
-def _transfer_batch(
-    pool: ThreadPoolExecutor,
-    http: httpx.Client,
-    root: Path,
-    batch: Sequence[UploadUnit],
-    slots: Mapping[str, UploadSignedUrl],
-    read: Mapping[str, tuple[str, int]],
-    policy: RetryPolicy,
-    failed: dict[str, str],
-) -> list[UploadUnit]:
-    """PUT every file of the batch concurrently; record units with a failed file, return the others."""
-    paths = [p for unit in batch for p in unit.files]
-
-    def put(path: str) -> str | None:
-        return NOT_STARTED if stop_requested() else put_file(http, root / path, slots[path], policy, read.get(path))
-
-    errors = dict(zip(paths, pool.map(put, paths), strict=True))
-    sent = []
-    for unit in batch:
-        problems = [f"{p}: {errors[p]}" for p in unit.files if errors[p]]
-        if problems:
-            failed[unit.key] = "upload failed: " + "; ".join(problems)
-        else:
-            sent.append(unit)
-    return sent
-
-
-def put_file(
-    http: httpx.Client, path: Path, slot: UploadSignedUrl, policy: RetryPolicy, read: tuple[str, int] | None = None
-) -> str | None:
-    """PUT one file to its signed URL, streamed, as the SDK does; None on success, else the last error.
-
-    A failed attempt is repeated after the policy's backoff, or after ``Retry-After`` if that is longer. A file
-    whose size changes while it is sent fails at once (the next run sends it again), and whatever else the HTTP
-    library raises fails this file's attempt, never the step: one file's trouble is one file's failure. Given
-    ``read``, the digest and size the file had when it was identified, bytes that differ from them fail the file
-    too: its item would carry the identity of other bytes.
-
-    The headers are the SDK's (Content-Type by file type, ``Cache-Control``, the slot's own headers). An
-    explicit Content-Length keeps the streamed body out of chunked encoding, which signed PUTs refuse.
-    """
-    media = media_type(path.name)
-    headers = {
-        "Content-Type": media[1] if media else "application/octet-stream",
-        "Cache-Control": "max-age=86400",
-        **slot.upload_headers,
-    }
-    error = "not attempted"
-    for attempt in range(1, policy.max_attempts + 1):
-        asked = ""  # the Retry-After of a throttled answer, in seconds
-        try:
-            with path.open("rb") as stream:
-                size = os.fstat(stream.fileno()).st_size
-                if read is not None and size != read[1]:
-                    raise FileChangedWhileSent(f"{read[1]:,} bytes when it was read, {size:,} now")
-                body = _chunks(stream, size, None if read is None else read[0])
-                response = http.put(slot.signed_url, content=body, headers={**headers, "Content-Length": str(size)})
-        except FileChangedWhileSent as exc:
-            return f"changed during its upload ({exc}); the next run sends it again"
-        except OSError as exc:
-            return f"cannot read: {exc.strerror or exc}"
-        except Exception as exc:  # noqa: BLE001 - httpx's errors and h11's unwrapped ones alike: this file's failure
-            error = f"{type(exc).__name__}: {exc}"
-        else:
-            if response.is_success:
-                crash_point("upload.mid-put")
-                return None
-            error = f"HTTP {response.status_code} from the upload URL: {_reason(response)}"
-            if not policy.retryable(response.status_code):
-                return error
-            asked = response.headers.get("retry-after", "")
-        if attempt < policy.max_attempts:
-            time.sleep(policy.wait(attempt, random.random(), asked))
-    return f"{error} (gave up after {policy.max_attempts} attempts)"
-
-
-def _reason(response: httpx.Response) -> str:
-    """What a refusing storage service said: the ``message`` of a JSON answer, else the start of its text."""
-    try:
-        said = response.json()
-    except ValueError:
-        said = None
-    message = said.get("message") if isinstance(said, dict) else None
-    return str(message) if message else response.text[:200]
-
-
-class FileChangedWhileSent(Exception):
-    """A file's bytes no longer match the size declared for its upload: it was rewritten, grown or cut meanwhile."""
-
-
-def _chunks(stream: IO[bytes], size: int, digest: str | None) -> Iterator[bytes]:
-    """The file's bytes, exactly ``size`` of them (the Content-Length sent) and, given ``digest``, those bytes;
-    else :class:`FileChangedWhileSent`, raised before the last chunk goes, so the upload does not complete."""
-    sent, hashed, held = 0, hashlib.sha256(), b""
-    while chunk := stream.read(_CHUNK_BYTES):
-        sent += len(chunk)
-        if sent > size:
-            raise FileChangedWhileSent(f"it grew beyond its {size:,} bytes")
-        hashed.update(chunk)
-        if held:
-            yield held
-        held = chunk
-    if sent < size:
-        raise FileChangedWhileSent(f"it ended after {sent:,} of its {size:,} bytes")
-    if digest is not None and hashed.hexdigest() != digest:
-        raise FileChangedWhileSent("its bytes changed since it was read")
-    if held:
-        yield held

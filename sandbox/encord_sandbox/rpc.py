@@ -20,6 +20,7 @@ from encord_sandbox.backend import Backend
 from encord_sandbox.deps import Authenticated, Caller, backend_of
 from encord_sandbox.errors import InvalidArgument, SandboxError, parse_uuid
 from encord_sandbox.organisation import access
+from encord_sandbox.organisation import models as organisation_models
 
 router = APIRouter()
 
@@ -84,12 +85,20 @@ def rpc(request: Request, caller: Caller = Authenticated) -> JSONResponse:
     return JSONResponse({"status": 200, "response": handler(call)})
 
 
-def user_emails_and_role(call: Call, roles: dict[int, str]) -> tuple[list[str], int]:
-    """The ``user_emails`` and ``user_role`` of a call that adds members to a dataset or project."""
+def add_members(
+    call: Call, resource_type: str, roles: dict[int, str], may_grant: Callable[[int], None] | None = None
+) -> list[dict[str, Any]]:
+    """Give the call's ``user_emails`` the ``user_role`` on its dataset or project (``resource_type``), creating
+    users as needed; ``may_grant`` refuses a role the caller may not give."""
     payload = call.payload_dict()
     emails, role = payload.get("user_emails"), payload.get("user_role")
     if not isinstance(emails, list) or not all(isinstance(e, str) and "@" in e for e in emails):
         raise InvalidArgument(f"user_emails {emails!r} must be a list of email addresses")
     if role not in roles:
         raise InvalidArgument(f"user_role {role!r} is not one of {sorted(roles)}")
-    return emails, int(role)
+    if may_grant is not None:
+        may_grant(role)
+    store = call.backend.store
+    for email in emails:
+        access.grant(store, resource_type, call.resource, organisation_models.ensure_user(store, email), role)
+    return [{"user_email": e, "user_role": role, f"{resource_type}_hash": call.resource} for e in emails]

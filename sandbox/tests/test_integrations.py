@@ -26,8 +26,11 @@ from encord_sandbox.emulators import (
     put_s3_objects,
     unique_name,
 )
-from encord_sandbox.jobs import integrations
-from encord_sandbox.jobs.integrations import FetchError, IntegrationConfig, fetch, parse_object_url
+from encord_sandbox.jobs.fetchers import azure as azure_fetcher
+from encord_sandbox.jobs.fetchers import fetch
+from encord_sandbox.jobs.fetchers import gcs as gcs_fetcher
+from encord_sandbox.jobs.fetchers import s3 as s3_fetcher
+from encord_sandbox.jobs.integrations import FetchError, IntegrationConfig, parse_object_url
 
 S3 = IntegrationConfig(
     kind="s3", endpoint_url="http://127.0.0.1:9000", access_key_id="AKIAEXAMPLE", secret_access_key="s3-secret"
@@ -422,8 +425,9 @@ def test_azure_fetch_errors(azure_connection_string: str, azure_container: str) 
 
 def test_unreachable_endpoints_are_reported_as_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     # Shorten the retry budgets: this test is about the error mapping, not the back-off schedule.
-    monkeypatch.setattr(integrations, "_GCS_RETRY_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(integrations, "_RETRY_ATTEMPTS", 1)
+    monkeypatch.setattr(gcs_fetcher, "_GCS_RETRY_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(s3_fetcher, "RETRY_ATTEMPTS", 1)
+    monkeypatch.setattr(azure_fetcher, "RETRY_ATTEMPTS", 1)
     dead = "http://127.0.0.1:1"
     cases = [
         (IntegrationConfig(kind="s3", endpoint_url=dead, access_key_id="a", secret_access_key="b"), "s3://b/k"),
@@ -451,15 +455,15 @@ def test_concurrent_fetches_share_one_client_per_config(
         "s3": (
             IntegrationConfig(kind="s3", endpoint_url=f"{s3_endpoint}/", access_key_id="k", secret_access_key="s",
                               region=unique_name("r")),
-            f"s3://{s3_bucket}/dir/a b.png", b"s3-bytes", integrations._s3_client,
+            f"s3://{s3_bucket}/dir/a b.png", b"s3-bytes", s3_fetcher._s3_client,
         ),
         "gcs": (
             IntegrationConfig(kind="gcs", gcs_endpoint=f"{gcs_endpoint}/"),
-            f"gs://{gcs_bucket}/dir/ü b.png", b"gcs-bytes", integrations._gcs_client,
+            f"gs://{gcs_bucket}/dir/ü b.png", b"gcs-bytes", gcs_fetcher._gcs_client,
         ),
         "azure": (
             IntegrationConfig(kind="azure", azure_connection_string=f"{azure_connection_string}EndpointSuffix=x.net"),
-            f"{blob_endpoint}/{azure_container}/dir/a%20b.png", b"azure-bytes", integrations._azure_client,
+            f"{blob_endpoint}/{azure_container}/dir/a%20b.png", b"azure-bytes", azure_fetcher._azure_client,
         ),
     }[kind]  # fmt: skip
     builds = _count_calls(factory)

@@ -38,7 +38,7 @@ from prefect_encord import EncordCredentials
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.cli.example_data import GROUP_LAYOUT, GROUP_PATTERN
 from prefect_encord.flows.rollback import rollback
-from prefect_encord.planning.identity import IDENTITY_KEY
+from prefect_encord.planning.identity_keys import IDENTITY_KEY
 from prefect_encord.runtime.crashpoints import CRASH_AT_ENV, CRASH_EXIT_CODE, CRASH_POINTS
 from prefect_encord.state.run_ledger import load
 from prefect_encord.tasks.datasets import get_or_create_dataset

@@ -17,7 +17,7 @@ from encord_sandbox import samples
 from encord_sandbox.chaos import ChaosConfig
 from encord_sandbox.server import Sandbox
 
-from prefect_encord.planning.identity import IDENTITY_KEY, PATH_KEY
+from prefect_encord.planning.identity_keys import IDENTITY_KEY, PATH_KEY
 from prefect_encord.planning.retries import RetryPolicy
 from prefect_encord.tasks.registration import register_bucket
 from prefect_encord.tasks.uploads import UploadResult, upload_directory

@@ -31,10 +31,10 @@ from encord.storage import StorageFolder
 from encord_sandbox.chaos import Chaos, ChaosConfig, Fault
 from encord_sandbox.server import Sandbox
 
+from prefect_encord.jobs import api_retries
+from prefect_encord.jobs.api_retries import create_once
 from prefect_encord.planning.links import DuplicateBehaviour
 from prefect_encord.planning.retries import RetryPolicy
-from prefect_encord.tasks import api_retries
-from prefect_encord.tasks.api_retries import create_once
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_folder_to_dataset, link_items_to_dataset
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.tasks.projects import attach_datasets, get_or_create_project

@@ -27,8 +27,9 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFi
 from prefect.events.schemas.events import ReceivedEvent, ResourceSpecification
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from prefect_encord.events.encord_webhooks import parse_webhook
 from prefect_encord.events.names import LABELS_COMPLETED_EVENT, TASK_COMPLETED_EVENT, TASK_SUBMITTED_EVENT
-from prefect_encord.events.relay import WEBHOOK_PATH, RelayServer, parse_webhook
+from prefect_encord.events.relay import WEBHOOK_PATH, RelayServer
 from prefect_encord.planning.bounded_json import MAX_BODY_BYTES
 
 

@@ -13,7 +13,8 @@ import pytest
 from encord_sandbox import Sandbox, samples
 
 from prefect_encord.blocks.s3 import EncordS3Integration
-from prefect_encord.flows.ingest import IngestSummary, ingest
+from prefect_encord.flows.ingest import ingest
+from prefect_encord.flows.ingest_summary import IngestSummary
 from prefect_encord.flows.parameters import CloudSource
 from prefect_encord.testing import credentials_block
 from tests.integration_buckets import add_sandbox_integration, new_bucket

@@ -24,7 +24,8 @@ from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.cli import example_data
 from prefect_encord.events.reporting import add_progress_listener, artifact_key
 from prefect_encord.flows.export_labels import export_labels
-from prefect_encord.flows.ingest import IngestSummary, ingest
+from prefect_encord.flows.ingest import ingest
+from prefect_encord.flows.ingest_summary import IngestSummary
 from prefect_encord.flows.parameters import DatasetStep, GroupingStep, LocalDestination, LocalSource, MetadataStep
 from prefect_encord.flows.sync_metadata import sync_metadata
 from prefect_encord.state import run_ledger

@@ -27,7 +27,8 @@ from prefect.settings import PREFECT_API_URL
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.events.names import RUN_FAILURES_EVENT
 from prefect_encord.events.reporting import COMPLETED_WITH_FAILURES, TooManyFailures
-from prefect_encord.flows.ingest import IngestSummary, ingest
+from prefect_encord.flows.ingest import ingest
+from prefect_encord.flows.ingest_summary import IngestSummary
 from prefect_encord.flows.parameters import LocalSource
 from prefect_encord.testing import credentials_block
 

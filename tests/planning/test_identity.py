@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from prefect_encord.planning.identity import (
-    IDENTITY_KEY,
-    PATH_KEY,
-    KnownItem,
-    index_folder,
-    pending_units,
-)
+from prefect_encord.planning.identity import KnownItem, index_folder, pending_units
+from prefect_encord.planning.identity_keys import IDENTITY_KEY, PATH_KEY
 from prefect_encord.planning.uploads import UploadUnit
 
 

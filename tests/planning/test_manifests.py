@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefect_encord.planning import manifest_readers
-from prefect_encord.planning.identity import IDENTITY_KEY
+from prefect_encord.planning.identity_keys import IDENTITY_KEY
 from prefect_encord.planning.manifest_readers import ManifestError, ManifestRow, read_manifest
 from prefect_encord.planning.manifests import InvalidRow, ManifestEntry, RowError, parse_manifest
 from prefect_encord.planning.metadata_values import (

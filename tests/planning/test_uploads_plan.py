@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 from encord.orm.storage import UploadLongPollingState, UploadSignedUrl
 
-from prefect_encord.planning.identity import IDENTITY_KEY, PATH_KEY
+from prefect_encord.planning.identity_keys import IDENTITY_KEY, PATH_KEY
 from prefect_encord.planning.ordering import natural_key
 from prefect_encord.planning.retries import RetryPolicy
 from prefect_encord.planning.uploads import (

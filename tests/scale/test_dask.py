@@ -45,7 +45,8 @@ from prefect_encord.blocks import load_cloud_block
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.blocks.storage import CloudStorageIntegration
-from prefect_encord.flows.ingest import IngestSummary, ingest
+from prefect_encord.flows.ingest import ingest
+from prefect_encord.flows.ingest_summary import IngestSummary
 from prefect_encord.flows.parameters import CloudSource, GroupingStep
 from prefect_encord.planning.outcomes import BucketRegistration
 from prefect_encord.state.item_map import ItemMap

@@ -17,10 +17,11 @@ from encord_sandbox import Sandbox
 from encord_sandbox.samples import jpeg, png, text
 
 from prefect_encord.blocks.credentials import EncordCredentials
-from prefect_encord.planning.identity import IDENTITY_KEY, PATH_KEY
+from prefect_encord.planning.identity_keys import IDENTITY_KEY, PATH_KEY
 from prefect_encord.planning.retries import RetryPolicy
-from prefect_encord.tasks import uploads
-from prefect_encord.tasks.uploads import UploadResult, put_file, upload_directory
+from prefect_encord.tasks import transfers
+from prefect_encord.tasks.transfers import put_file
+from prefect_encord.tasks.uploads import UploadResult, upload_directory
 from prefect_encord.testing import credentials_block
 from tests.tasks.conftest import HttpLog
 
@@ -197,7 +198,7 @@ def test_a_file_encord_cannot_decode_is_reported_after_one_retry(
 def test_a_failed_transfer_fails_only_its_unit(
     credentials: EncordCredentials, folder: StorageFolder, tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_put: Callable[..., str | None] = uploads.put_file
+    real_put: Callable[..., str | None] = transfers.put_file
 
     def flaky(
         http: httpx.Client, path: Path, slot: UploadSignedUrl, policy: RetryPolicy, read: tuple[str, int] | None
@@ -206,7 +207,7 @@ def test_a_failed_transfer_fails_only_its_unit(
             return "HTTP 403 from the upload URL: expired"
         return real_put(http, path, slot, policy, read)
 
-    monkeypatch.setattr(uploads, "put_file", flaky)
+    monkeypatch.setattr(transfers, "put_file", flaky)
     result = _upload(credentials, folder, tree)
 
     assert result.failed == {

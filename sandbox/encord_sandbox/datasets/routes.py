@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from encord_sandbox.datasets import models as datasets
+from encord_sandbox.datasets import responses as dataset_responses
 from encord_sandbox.deps import Authenticated, Caller, backend_of, json_object_body, title_filters
 from encord_sandbox.organisation import access
-from encord_sandbox.organisation import models as organisation_models
-from encord_sandbox.rpc import Call, handles, user_emails_and_role
+from encord_sandbox.rpc import Call, add_members, handles
 
 router = APIRouter(prefix="/v2/public")
 
@@ -34,7 +34,7 @@ def list_datasets(request: Request, caller: Caller = Authenticated) -> dict[str,
 
 
 def _data_rows(call: Call, rows: list[Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
-    return [datasets.data_row(r, bool(settings.get("fetch_client_metadata"))) for r in rows]
+    return [dataset_responses.data_row(r, bool(settings.get("fetch_client_metadata"))) for r in rows]
 
 
 @handles("dataset", "GET", "dataset", access.ANY_DATASET_ROLE)
@@ -68,18 +68,9 @@ def link_items(call: Call) -> list[dict[str, Any]]:
         call.backend.store, call.user, call.resource, payload.get("item_uuids"),
         payload.get("duplicates_behavior", "SKIP"),
     )  # fmt: skip
-    return [datasets.data_row(r, False) for r in rows]
+    return [dataset_responses.data_row(r, False) for r in rows]
 
 
 @handles("datasetusers", "POST", "dataset", (access.DATASET_ADMIN,))
 def add_dataset_users(call: Call) -> list[dict[str, Any]]:
-    emails, role = user_emails_and_role(call, access.DATASET_ROLES)
-    for email in emails:
-        access.grant(
-            call.backend.store,
-            "dataset",
-            call.resource,
-            organisation_models.ensure_user(call.backend.store, email),
-            role,
-        )
-    return [{"user_email": e, "user_role": role, "dataset_hash": call.resource} for e in emails]
+    return add_members(call, "dataset", access.DATASET_ROLES)

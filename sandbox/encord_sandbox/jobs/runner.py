@@ -24,7 +24,8 @@ from encord_sandbox.blobs import BlobStore
 from encord_sandbox.chaos import Chaos
 from encord_sandbox.db import Database, now_iso
 from encord_sandbox.jobs import models as job_models
-from encord_sandbox.jobs.integrations import FetchError, IntegrationConfig, fetch
+from encord_sandbox.jobs.fetchers import fetch
+from encord_sandbox.jobs.integrations import FetchError, IntegrationConfig
 from encord_sandbox.jobs.probing import MediaFacts, ProbeError, probe
 from encord_sandbox.organisation import models as organisation_models
 from encord_sandbox.organisation.metadata_schema import check_values

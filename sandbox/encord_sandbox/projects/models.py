@@ -16,7 +16,6 @@ from encord_sandbox.datasets import models as datasets
 from encord_sandbox.db import Database, new_uuid, now_iso
 from encord_sandbox.errors import Forbidden, InvalidArgument, NotFound, parse_uuid
 from encord_sandbox.organisation import access
-from encord_sandbox.organisation import models as organisation_models
 
 DDL = """
 CREATE TABLE IF NOT EXISTS ontologies (
@@ -79,18 +78,6 @@ def ontology_role(store: Database, user: str, ontology_hash: str) -> int:
     return ONTOLOGY_USER
 
 
-def ontology_dto(row: sqlite3.Row, role: int = ONTOLOGY_ADMIN) -> dict[str, Any]:
-    return {
-        "ontologyUuid": row["hash"],
-        "title": row["title"],
-        "description": row["description"],
-        "editor": json.loads(row["editor"]),
-        "createdAt": row["created_at"],
-        "lastEditedAt": row["last_edited_at"],
-        "userRole": role,
-    }
-
-
 def create_project(store: Database, user: str, payload: dict[str, Any]) -> str:
     """Create a project over datasets the user has a role on; everything checked before writing."""
     title = payload.get("title")
@@ -143,24 +130,6 @@ def list_for_user(store: Database, user: str, filters: datasets.TitleFilters, ta
 
 def stages(project: sqlite3.Row) -> list[dict[str, Any]]:
     return list(json.loads(project["workflow"])["stages"])
-
-
-def project_dto(store: Database, project: sqlite3.Row, role: int) -> dict[str, Any]:
-    editor = store.query_one("SELECT editor FROM ontologies WHERE hash = ?", (project["ontology"],))
-    return {
-        "projectHash": project["hash"],
-        "projectType": "workflow",
-        "status": "inProgress",
-        "title": project["title"],
-        "description": project["description"],
-        "createdAt": project["created_at"],
-        "creatorEmail": organisation_models.user_email(store, project["owner"]),
-        "lastEditedAt": project["last_edited_at"],
-        "ontologyHash": project["ontology"],
-        "editorOntology": json.loads(editor["editor"]) if editor else {"objects": [], "classifications": []},
-        "userRole": role,
-        "workflow": json.loads(project["workflow"]),
-    }
 
 
 def dataset_hashes(store: Database, project_hash: str) -> list[str]:

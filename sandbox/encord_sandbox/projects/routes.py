@@ -12,9 +12,9 @@ from encord_sandbox.deps import Authenticated, Caller, backend_of, json_object_b
 from encord_sandbox.errors import Forbidden, InvalidArgument, parse_uuid
 from encord_sandbox.limits import PROJECTS_PAGE_SIZE
 from encord_sandbox.organisation import access
-from encord_sandbox.organisation import models as organisation_models
 from encord_sandbox.projects import models as projects
-from encord_sandbox.rpc import Call, handles, user_emails_and_role
+from encord_sandbox.projects import responses as project_responses
+from encord_sandbox.rpc import Call, add_members, handles
 from encord_sandbox.storage import responses as wire
 
 router = APIRouter(prefix="/v2/public")
@@ -32,7 +32,7 @@ def list_projects(request: Request, caller: Caller = Authenticated) -> dict[str,
         raise InvalidArgument("pageToken does not belong to a project listing")
     chunk = rows[start : start + PROJECTS_PAGE_SIZE]
     token = wire.encode_token(start + PROJECTS_PAGE_SIZE) if start + PROJECTS_PAGE_SIZE < len(rows) else None
-    return wire.page([projects.project_dto(store, r, r["role"]) for r in chunk], token)
+    return wire.page([project_responses.project_dto(store, r, r["role"]) for r in chunk], token)
 
 
 @router.post("/ontologies")
@@ -42,14 +42,14 @@ def create_ontology(request: Request, caller: Caller = Authenticated) -> dict[st
     ontology_hash = projects.create_ontology(
         store, caller.user, body.get("title"), body.get("description") or "", body.get("editor")
     )
-    return projects.ontology_dto(projects.ontology(store, caller.user, ontology_hash))
+    return project_responses.ontology_dto(projects.ontology(store, caller.user, ontology_hash))
 
 
 @router.get("/ontologies/{ontology_hash}")
 def get_ontology(ontology_hash: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     store = backend_of(request).store
     row = projects.ontology(store, caller.user, ontology_hash)
-    return projects.ontology_dto(row, projects.ontology_role(store, caller.user, row["hash"]))
+    return project_responses.ontology_dto(row, projects.ontology_role(store, caller.user, row["hash"]))
 
 
 @router.get("/projects/{project_hash}")
@@ -57,7 +57,7 @@ def get_project(project_hash: str, request: Request, caller: Caller = Authentica
     store = backend_of(request).store
     project_hash = parse_uuid(project_hash, "project")
     role = access.require(store, "project", project_hash, caller.user, access.ANY_PROJECT_ROLE)
-    return projects.project_dto(store, projects.get(store, project_hash), role)
+    return project_responses.project_dto(store, projects.get(store, project_hash), role)
 
 
 @router.get("/projects/{project_hash}/datasets")
@@ -94,16 +94,10 @@ def remove_project_datasets(call: Call) -> bool:
 @handles("projectusers", "POST", "project", access.PROJECT_MANAGERS)
 def add_project_users(call: Call) -> list[dict[str, Any]]:
     """Team managers may add members but not admins: only an admin can make another admin."""
-    emails, role = user_emails_and_role(call, access.PROJECT_ROLES)
-    caller_role = access.role_of(call.backend.store, "project", call.resource, call.user)
-    if role == access.PROJECT_ADMIN and caller_role != access.PROJECT_ADMIN:
-        raise Forbidden("only a project admin can grant the admin role")
-    for email in emails:
-        access.grant(
-            call.backend.store,
-            "project",
-            call.resource,
-            organisation_models.ensure_user(call.backend.store, email),
-            role,
-        )
-    return [{"user_email": e, "user_role": role, "project_hash": call.resource} for e in emails]
+
+    def may_grant(role: int) -> None:
+        caller_role = access.role_of(call.backend.store, "project", call.resource, call.user)
+        if role == access.PROJECT_ADMIN and caller_role != access.PROJECT_ADMIN:
+            raise Forbidden("only a project admin can grant the admin role")
+
+    return add_members(call, "project", access.PROJECT_ROLES, may_grant)

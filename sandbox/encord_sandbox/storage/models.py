@@ -161,17 +161,7 @@ def patch_folders(store: Database, user: str, patches: dict[str, dict[str, Any]]
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidArgument(f"folder clientMetadata must be an object, got {metadata!r}")
         checked[folder_uuid] = patch
-    with store.transaction() as db:
-        for folder_uuid, patch in checked.items():
-            for column in ("name", "description"):
-                if patch.get(column) is not None:
-                    db.execute(f"UPDATE folders SET {column} = ? WHERE uuid = ?", (patch[column], folder_uuid))
-            if patch.get("client_metadata") is not None:
-                db.execute(
-                    "UPDATE folders SET client_metadata = ? WHERE uuid = ?",
-                    (json.dumps(patch["client_metadata"]), folder_uuid),
-                )
-            db.execute("UPDATE folders SET last_edited_at = ? WHERE uuid = ?", (now_iso(), folder_uuid))
+    _apply_patches(store, "folders", checked)
     return list(checked)
 
 
@@ -334,17 +324,7 @@ def patch_items(store: Database, user: str, patches: dict[str, dict[str, Any]], 
                 raise InvalidArgument(f"clientMetadata of item {raw_uuid} must be an object, got {metadata!r}")
             validate(row["uuid"], metadata)
         checked[row["uuid"]] = patch
-    with store.transaction() as db:
-        for item_uuid, patch in checked.items():
-            for column in ("name", "description"):
-                if patch.get(column) is not None:
-                    db.execute(f"UPDATE items SET {column} = ? WHERE uuid = ?", (patch[column], item_uuid))
-            if patch.get("client_metadata") is not None:
-                db.execute(
-                    "UPDATE items SET client_metadata = ? WHERE uuid = ?",
-                    (json.dumps(patch["client_metadata"]), item_uuid),
-                )
-            db.execute("UPDATE items SET last_edited_at = ? WHERE uuid = ?", (now_iso(), item_uuid))
+    _apply_patches(store, "items", checked)
     return list(checked)
 
 
@@ -382,3 +362,18 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidArgument(f"{what} must be a JSON object, got {text[:80]!r}")
     return value
+
+
+def _apply_patches(store: Database, table: str, patches: dict[str, dict[str, Any]]) -> None:
+    """Write checked patches of folders or items (``table``) in one transaction: name, description, metadata."""
+    with store.transaction() as db:
+        for uuid, patch in patches.items():
+            for column in ("name", "description"):
+                if patch.get(column) is not None:
+                    db.execute(f"UPDATE {table} SET {column} = ? WHERE uuid = ?", (patch[column], uuid))
+            if patch.get("client_metadata") is not None:
+                db.execute(
+                    f"UPDATE {table} SET client_metadata = ? WHERE uuid = ?",
+                    (json.dumps(patch["client_metadata"]), uuid),
+                )
+            db.execute(f"UPDATE {table} SET last_edited_at = ? WHERE uuid = ?", (now_iso(), uuid))

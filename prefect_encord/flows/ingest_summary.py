@@ -1,0 +1,80 @@
+"""What an ingest run reports: the summary it returns and the lines a person reads at its end."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from prefect_encord.events.reporting import (
+    FILES,
+    RunReport,
+)
+
+
+class IngestSummary(BaseModel):
+    """What an ingest run did, in numbers and ids (the flow's return value)."""
+
+    run_id: str
+    folder_path: str = ""
+    folder_uuid: str
+    created: int = 0
+    already_present: int = 0
+    failed: int = Field(default=0, description="Files that could not be uploaded or registered.")
+    changed: int = Field(default=0, description="Bucket objects overwritten since registered (items kept).")
+    vanished: int = Field(default=0, description="Bucket objects deleted since registered whose items were kept.")
+    deleted: int = Field(default=0, description="Items deleted because their objects were deleted from the bucket.")
+    failures: int = Field(default=0, description="Failures of every step: files, metadata, groups, links.")
+    groups_created: int = 0
+    groups_already_present: int = 0
+    dataset_hash: str | None = None
+    dataset_title: str | None = None
+    linked: int = 0
+    project_hash: str | None = None
+    project_title: str | None = None
+    metadata_updated: int = 0
+    counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Kind of thing (files, data groups…) → status → count: the summary's table."
+    )
+    item_map: str = Field(
+        default="", description="JSON-lines file of source (path or URL) → item UUID, one line per item present."
+    )
+    markdown: str = ""
+
+
+def _count_files(report: RunReport, summary: IngestSummary) -> None:
+    """The summary's file counts, read from the report: the table and the return value say the same."""
+    summary.created = report.count(FILES, "created")
+    summary.already_present = report.count(FILES, "skipped")
+    summary.failed = report.count(FILES, "failed")
+    summary.changed = report.count(FILES, "changed")
+    summary.vanished = report.count(FILES, "vanished")
+    summary.deleted = report.count(FILES, "deleted")
+
+
+def _files_progress(summary: IngestSummary, verb: str) -> str:
+    """``"8 of 9 files uploaded, 0 already there, 1 failed"``: the progress artifact's line for the files step."""
+    total = summary.created + summary.already_present + summary.failed
+    return (
+        f"{summary.created} of {total} files {verb}, {summary.already_present} already there, {summary.failed} failed"
+    )
+
+
+def _next_step(run_id: str) -> str:
+    """What a failing run's message says to do: the good files are in, so re-run once fixed, or undo it."""
+    return (
+        f"The files that worked are in Encord: run it again once the failures are fixed (what is there is "
+        f"skipped), or undo run {run_id} with `prefect-encord rollback {run_id}`."
+    )
+
+
+def _summary_lines(summary: IngestSummary) -> list[str]:
+    """What the run touched, by name and id; every count is in the report's table below these lines."""
+    lines = [
+        f"Folder **{summary.folder_path}** (`{summary.folder_uuid}`), run `{summary.run_id}`.",
+        f"- item map (source → item of every item present): `{summary.item_map}`",
+        f"- to undo this run: `prefect-encord rollback {summary.run_id}` (or the rollback deployment)",
+    ]
+    if summary.dataset_hash:
+        lines.append(f"- dataset **{summary.dataset_title}** (`{summary.dataset_hash}`)")
+    if summary.project_hash:
+        lines.append(f"- project **{summary.project_title}** (`{summary.project_hash}`)")
+    return lines
