@@ -41,7 +41,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 STATS_PATH = "/_chaos"
@@ -57,28 +57,57 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+def _option(flag: str, help: str, **more: Any) -> dict[str, Any]:
+    """A field's command-line option (``encord-sandbox serve``), declared with the field itself."""
+    return {"flag": flag, "help": help, **more}
+
+
 @dataclass(frozen=True)
 class ChaosConfig:
-    """What share of requests and units misbehave, and how. Rates are probabilities per request (or unit)."""
+    """What share of requests and units misbehave, and how. Rates are probabilities per request (or unit).
 
-    seed: int = 0
-    error_rate: float = 0.0
-    throttle_rate: float = 0.0
-    retry_after_seconds: int = 1
-    drop_rate: float = 0.0
-    slow_rate: float = 0.0
-    slow_seconds: float = 2.0
-    unit_failure_rate: float = 0.0
-    poll_timeout_rate: float = 0.0
+    Each field declares its ``encord-sandbox serve`` option in its metadata, and the command line is built from
+    them (:mod:`encord_sandbox.cli`): one place per setting.
+    """
+
+    seed: int = field(default=0, metadata=_option("--chaos-seed", "seed of the fault generators (turns chaos on)"))
+    error_rate: float = field(default=0.0, metadata=_option("--chaos-error-rate", "answer 503 before the handler"))
+    throttle_rate: float = field(default=0.0, metadata=_option("--chaos-throttle-rate", "answer 429 with Retry-After"))
+    retry_after_seconds: int = field(default=1, metadata=_option("--chaos-retry-after", "Retry-After seconds of a 429"))
+    drop_rate: float = field(
+        default=0.0, metadata=_option("--chaos-drop-rate", "close without an answer (see --chaos-lost-answer-route)")
+    )
+    slow_rate: float = field(default=0.0, metadata=_option("--chaos-slow-rate", "answer after --chaos-slow-seconds"))
+    slow_seconds: float = field(default=2.0, metadata=_option("--chaos-slow-seconds", "delay of a slow answer"))
+    unit_failure_rate: float = field(
+        default=0.0, metadata=_option("--chaos-unit-failure-rate", "units failing once, transiently")
+    )
+    poll_timeout_rate: float = field(
+        default=0.0, metadata=_option("--chaos-poll-timeout-rate", "long polls answering at once")
+    )
     #: Regular expressions searched in ``"METHOD /path"``; a request is covered if one matches. Empty: all.
-    routes: tuple[str, ...] = ()
-    include_blobs: bool = True
+    routes: tuple[str, ...] = field(
+        default=(), metadata=_option("--chaos-route", "regex on 'METHOD /path' of covered requests (repeatable)")
+    )
+    include_blobs: bool = field(
+        default=True, metadata=_option("--chaos-spare-blobs", "never touch signed-URL transfers")
+    )
     include_health: bool = False
     #: Regular expressions searched in ``"METHOD /path"``: a dropped request matching one is dropped *after*
     #: its handler ran (a lost answer). Empty: every drop comes before the handler.
-    lost_answer_routes: tuple[str, ...] = (JOB_START_ROUTE,)
+    lost_answer_routes: tuple[str, ...] = field(
+        default=(JOB_START_ROUTE,),
+        metadata=_option(
+            "--chaos-lost-answer-route",
+            "regex on 'METHOD /path' whose drops come after the handler ran (repeatable; default: job starts)",
+            empty_flag="--chaos-no-lost-answers",
+            empty_help="every drop comes before the handler",
+        ),
+    )
     #: Stop injecting after this many faults of any kind (None: never), e.g. to drop exactly one job start.
-    max_faults: int | None = None
+    max_faults: int | None = field(
+        default=None, metadata=_option("--chaos-max-faults", "stop after this many faults", type=int)
+    )
 
     def __post_init__(self) -> None:
         rates = {name: value for name, value in asdict(self).items() if name.endswith("_rate")}

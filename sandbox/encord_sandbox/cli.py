@@ -7,13 +7,16 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from encord_sandbox.chaos import JOB_START_ROUTE, ChaosConfig
+from encord_sandbox.chaos import ChaosConfig
 
 DEFAULT_DATA_DIR = Path(".encord-sandbox")
-_RATES = ("error", "throttle", "drop", "slow", "unit_failure", "poll_timeout")
+#: The chaos settings the command line offers: those that declare an option.
+_CHAOS_FIELDS = tuple(f for f in fields(ChaosConfig) if "flag" in f.metadata)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -29,38 +32,31 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _chaos(args: argparse.Namespace) -> ChaosConfig | None:
-    """The chaos settings of ``serve``; None (no chaos) unless a seed or a rate is given."""
-    if args.chaos_seed is None and not any(getattr(args, f"chaos_{rate}_rate") for rate in _RATES):
+    """The chaos settings of ``serve``; None (no chaos) unless a chaos option is given."""
+    given: dict[str, Any] = {f.name: getattr(args, f.name) for f in _CHAOS_FIELDS if hasattr(args, f.name)}
+    if not given:
         return None
-    return ChaosConfig(
-        seed=args.chaos_seed or 0,
-        **{f"{rate}_rate": getattr(args, f"chaos_{rate}_rate") for rate in _RATES},
-        retry_after_seconds=args.chaos_retry_after,
-        slow_seconds=args.chaos_slow_seconds,
-        routes=tuple(args.chaos_route),
-        lost_answer_routes=()
-        if args.chaos_no_lost_answers
-        else tuple(args.chaos_lost_answer_route or (JOB_START_ROUTE,)),
-        include_blobs=not args.chaos_spare_blobs,
-        max_faults=args.chaos_max_faults,
-    )
+    settings: dict[str, Any] = {
+        name: tuple(value) if isinstance(value, list) else value for name, value in given.items()
+    }
+    return ChaosConfig(**settings)
 
 
 def chaos_arguments(config: ChaosConfig | None) -> list[str]:
     """The ``encord-sandbox serve`` options that turn on exactly ``config`` (none for None)."""
     if config is None:
         return []
-    arguments = ["--chaos-seed", str(config.seed), "--chaos-retry-after", str(config.retry_after_seconds)]
-    arguments += ["--chaos-slow-seconds", str(config.slow_seconds)]
-    for rate in _RATES:
-        arguments += [f"--chaos-{rate.replace('_', '-')}-rate", str(getattr(config, f"{rate}_rate"))]
-    for route in config.routes:
-        arguments += ["--chaos-route", route]
-    for route in config.lost_answer_routes:
-        arguments += ["--chaos-lost-answer-route", route]
-    arguments += [] if config.lost_answer_routes else ["--chaos-no-lost-answers"]
-    arguments += [] if config.include_blobs else ["--chaos-spare-blobs"]
-    arguments += [] if config.max_faults is None else ["--chaos-max-faults", str(config.max_faults)]
+    arguments = ["--chaos-seed", str(config.seed)]  # always: a seed is what turns chaos on
+    for f in _CHAOS_FIELDS:
+        value = getattr(config, f.name)
+        if f.name == "seed" or value == f.default:
+            continue
+        if isinstance(value, bool):
+            arguments.append(f.metadata["flag"])
+        elif isinstance(value, tuple):
+            arguments += [part for item in value for part in (f.metadata["flag"], item)] or [f.metadata["empty_flag"]]
+        else:
+            arguments += [f.metadata["flag"], str(value)]
     return arguments
 
 
@@ -118,32 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
-    """Chaos mode (see encord_sandbox.chaos): rates are shares of requests, or of units, in 0..1."""
+    """Chaos mode (see encord_sandbox.chaos), one option per :class:`ChaosConfig` field as the field declares it;
+    an option not given keeps the field's default. Rates are shares of requests, or of units, in 0..1."""
     chaos = parser.add_argument_group("chaos mode", "misbehave like a busy service, reproducibly")
-    chaos.add_argument("--chaos-seed", type=int, help="seed of the fault generators (turns chaos on)")
-    chaos.add_argument("--chaos-error-rate", type=float, default=0.0, help="answer 503 before the handler")
-    chaos.add_argument("--chaos-throttle-rate", type=float, default=0.0, help="answer 429 with Retry-After")
-    chaos.add_argument("--chaos-retry-after", type=int, default=1, help="Retry-After seconds of a 429 (default: 1)")
-    chaos.add_argument(
-        "--chaos-drop-rate", type=float, default=0.0, help="close without an answer (see --chaos-lost-answer-route)"
-    )
-    chaos.add_argument("--chaos-slow-rate", type=float, default=0.0, help="answer after --chaos-slow-seconds")
-    chaos.add_argument("--chaos-slow-seconds", type=float, default=2.0, help="delay of a slow answer (default: 2)")
-    chaos.add_argument("--chaos-unit-failure-rate", type=float, default=0.0, help="units failing once, transiently")
-    chaos.add_argument("--chaos-poll-timeout-rate", type=float, default=0.0, help="long polls answering at once")
-    chaos.add_argument(
-        "--chaos-route", action="append", default=[], help="regex on 'METHOD /path' of covered requests (repeatable)"
-    )
-    chaos.add_argument("--chaos-spare-blobs", action="store_true", help="never touch signed-URL transfers")
-    lost = chaos.add_mutually_exclusive_group()
-    lost.add_argument(
-        "--chaos-lost-answer-route",
-        action="append",
-        default=[],
-        help="regex on 'METHOD /path' whose drops come after the handler ran (repeatable; default: job starts)",
-    )
-    lost.add_argument("--chaos-no-lost-answers", action="store_true", help="every drop comes before the handler")
-    chaos.add_argument("--chaos-max-faults", type=int, help="stop after this many faults")
+    for f in _CHAOS_FIELDS:
+        flag, help = f.metadata["flag"], f.metadata["help"]
+        common: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        if isinstance(f.default, bool):  # the option turns a default-true setting off
+            chaos.add_argument(flag, action="store_false", help=help, **common)
+        elif isinstance(f.default, tuple):
+            group = chaos.add_mutually_exclusive_group() if "empty_flag" in f.metadata else chaos
+            group.add_argument(flag, action="append", help=help, **common)
+            if "empty_flag" in f.metadata:
+                empty_help = f.metadata["empty_help"]
+                group.add_argument(f.metadata["empty_flag"], action="store_const", const=(), help=empty_help, **common)
+        else:
+            kind = f.metadata.get("type", type(f.default))
+            shown = "" if f.default in (0, None) else f" (default: {f.default:g})"
+            chaos.add_argument(flag, type=kind, help=help + shown, **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
