@@ -2,7 +2,8 @@
 
 Each test aims one fault (by route and a fault budget) at one step, so that what it proves is clear: a lost
 job-start answer does not duplicate, Retry-After is honoured, a poll that keeps failing is resumed, a unit
-that fails once is registered by the retry, and the upload task survives the same at its own steps.
+that fails once is registered by the retry. The job engine's faults run over both paths (a bucket registered,
+a directory uploaded); the upload's own steps (PUTs, image groups) have tests of their own.
 """
 
 from __future__ import annotations
@@ -38,17 +39,33 @@ def _jobs(sandbox: Sandbox, folder: StorageFolder) -> int:
     return int(row["n"])
 
 
-def _register(
-    chaotic_sandbox: ChaoticSandbox, request: pytest.FixtureRequest, tmp_path: Path, config: ChaosConfig, files: int
+#: The engine's faults are met on both paths: registering a bucket and uploading a directory.
+SOURCES = ("cloud", "local")
+
+
+def _ingest(
+    chaotic_sandbox: ChaoticSandbox,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    config: ChaosConfig,
+    files: int,
+    source: str,
 ) -> tuple[Sandbox, StorageFolder, dict[str, str], tuple[str, ...]]:
-    """Register ``files`` PNGs from a fresh bucket under ``config``; returns the sandbox, folder, created
-    items (URL → item) and the errors reported."""
+    """Register ``files`` PNGs from a fresh bucket, or upload them from a directory, under ``config``; returns
+    the sandbox, the folder, the items created (by URL or path) and the errors reported."""
     sandbox = chaotic_sandbox(config)
-    integration = add_sandbox_integration(sandbox, "s3", request)
-    block = new_bucket("s3", request, {f"f-{n:03d}.png": samples.png(color=(n, 1, 2)) for n in range(files)},
-                       integration=integration)  # fmt: skip
+    pngs = {f"f-{n:03d}.png": samples.png(color=(n, 1, 2)) for n in range(files)}
     _, folder = new_folder(sandbox)
-    result = register_bucket.fn(credentials_block(sandbox), block, str(folder.uuid), ledger_dir=tmp_path / "ledger")
+    credentials, ledger = credentials_block(sandbox), tmp_path / "ledger"
+    if source == "local":
+        (tmp_path / "files").mkdir()
+        for name, data in pngs.items():
+            (tmp_path / "files" / name).write_bytes(data)
+        uploaded = upload_directory.fn(credentials, folder.uuid, tmp_path / "files", ledger_dir=ledger)
+        return sandbox, folder, uploaded.items, tuple(uploaded.failed.values())
+    integration = add_sandbox_integration(sandbox, "s3", request)
+    block = new_bucket("s3", request, pngs, integration=integration)
+    result = register_bucket.fn(credentials, block, str(folder.uuid), ledger_dir=ledger)
     return sandbox, folder, result.created, tuple(f.error for f in result.unit_errors)
 
 
@@ -63,59 +80,71 @@ def _assert_each_once(folder: StorageFolder, expected: int, key: str = "url") ->
     assert len(items) == expected and set(identities.values()) == {1}
 
 
-def test_a_job_start_whose_answer_was_lost_is_submitted_again_without_duplicates(
-    chaotic_sandbox: ChaoticSandbox, request: pytest.FixtureRequest, tmp_path: Path
+def _key(source: str) -> str:
+    return "url" if source == "cloud" else "digest"
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_job_start_whose_answer_was_lost_is_started_again_without_duplicates(
+    chaotic_sandbox: ChaoticSandbox, request: pytest.FixtureRequest, tmp_path: Path, source: str
 ) -> None:
     config = ChaosConfig(seed=1, drop_rate=1.0, routes=(JOB_START,), max_faults=1)
 
-    sandbox, folder, created, errors = _register(chaotic_sandbox, request, tmp_path, config, 20)
+    sandbox, folder, created, errors = _ingest(chaotic_sandbox, request, tmp_path, config, 20, source)
 
     assert len(created) == 20 and errors == ()  # the twin job's items count as created, not as "already there"
-    assert _jobs(sandbox, folder) == 2  # the orphan and its resubmission
-    _assert_each_once(folder, 20)
+    assert _jobs(sandbox, folder) == 2  # the orphan and its twin
+    _assert_each_once(folder, 20, _key(source))
     assert list((tmp_path / "ledger").iterdir()) == []
 
 
+@pytest.mark.parametrize("source", SOURCES)
 def test_throttled_and_refused_job_starts_wait_as_asked(
-    chaotic_sandbox: ChaoticSandbox, request: pytest.FixtureRequest, tmp_path: Path
+    chaotic_sandbox: ChaoticSandbox, request: pytest.FixtureRequest, tmp_path: Path, source: str
 ) -> None:
     config = ChaosConfig(seed=1, error_rate=0.5, throttle_rate=0.5, retry_after_seconds=2, routes=(JOB_START,),
                          max_faults=3)  # fmt: skip
     started = time.perf_counter()
 
-    sandbox, folder, created, errors = _register(chaotic_sandbox, request, tmp_path, config, 5)
+    sandbox, folder, created, errors = _ingest(chaotic_sandbox, request, tmp_path, config, 5, source)
 
     assert len(created) == 5 and errors == () and _jobs(sandbox, folder) == 1  # refused starts did nothing
     stats = sandbox.backend.chaos.stats() if sandbox.backend.chaos else {}
     assert stats["faults"]["throttle"] >= 1 and time.perf_counter() - started >= 2  # Retry-After: 2
-    _assert_each_once(folder, 5)
+    _assert_each_once(folder, 5, _key(source))
 
 
+@pytest.mark.parametrize("source", SOURCES)
 def test_a_poll_that_keeps_failing_is_polled_again(
-    chaotic_sandbox: ChaoticSandbox, request: pytest.FixtureRequest, tmp_path: Path
+    chaotic_sandbox: ChaoticSandbox, request: pytest.FixtureRequest, tmp_path: Path, source: str
 ) -> None:
     # Five throttled polls in a row: the SDK gives up after four (1 s apart, as asked), our retry polls again.
     config = ChaosConfig(seed=1, throttle_rate=1.0, retry_after_seconds=1, routes=(POLL,), max_faults=5)
 
-    sandbox, folder, created, errors = _register(chaotic_sandbox, request, tmp_path, config, 5)
+    sandbox, folder, created, errors = _ingest(chaotic_sandbox, request, tmp_path, config, 5, source)
 
-    assert len(created) == 5 and errors == () and _jobs(sandbox, folder) == 1  # a known job is never resubmitted
-    _assert_each_once(folder, 5)
+    assert len(created) == 5 and errors == () and _jobs(sandbox, folder) == 1  # a known job is never restarted
+    _assert_each_once(folder, 5, _key(source))
 
 
+@pytest.mark.parametrize("source", SOURCES)
 def test_units_that_fail_once_are_registered_by_the_retry(
-    chaotic_sandbox: ChaoticSandbox, request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    chaotic_sandbox: ChaoticSandbox,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    source: str,
 ) -> None:
     config = ChaosConfig(seed=1, unit_failure_rate=0.4, poll_timeout_rate=0.5)
 
-    sandbox, folder, created, errors = _register(chaotic_sandbox, request, tmp_path, config, 30)
+    sandbox, folder, created, errors = _ingest(chaotic_sandbox, request, tmp_path, config, 30, source)
 
     assert len(created) == 30 and errors == ()
     failed_once = sandbox.backend.chaos.stats()["faults"]["unit_failure"] if sandbox.backend.chaos else 0
     assert failed_once > 0 and _jobs(sandbox, folder) == 2
     recovered = [r.getMessage() for r in caplog.records if "and was registered by job" in r.getMessage()]
     assert len(recovered) == failed_once and all("transient fault" in line for line in recovered)
-    _assert_each_once(folder, 30)
+    _assert_each_once(folder, 30, _key(source))
 
 
 def _tree(root: Path, singles: int) -> Path:
