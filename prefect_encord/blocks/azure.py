@@ -147,6 +147,12 @@ class EncordAzureIntegration(CloudStorageIntegration):
                 return b""  # the range starts at or past the end of the blob
             raise
 
+    def delete_object(self, key: str) -> None:
+        try:
+            self._container().get_blob_client(key).delete_blob()
+        except ResourceNotFoundError:
+            return
+
     def write_object(self, key: str, data: bytes, content_type: str | None = None) -> ObjectRecord:
         settings = ContentSettings(content_type=content_type) if content_type else None
         result = self._container().get_blob_client(key).upload_blob(data, overwrite=True, content_settings=settings)

@@ -130,6 +130,12 @@ class EncordGcsIntegration(CloudStorageIntegration):
             return b""  # the range starts at or past the end of the object
         return data
 
+    def delete_object(self, key: str) -> None:
+        try:
+            self._client().bucket(self.bucket).blob(key).delete()
+        except google_errors.NotFound:
+            return
+
     def write_object(self, key: str, data: bytes, content_type: str | None = None) -> ObjectRecord:
         blob = self._client().bucket(self.bucket).blob(key)
         blob.upload_from_string(data, content_type=content_type or "application/octet-stream")

@@ -197,6 +197,13 @@ class EncordS3Integration(CloudStorageIntegration):
             body.close()
         return data
 
+    def delete_object(self, key: str) -> None:
+        try:
+            self._client().delete_object(Bucket=self.bucket_name, Key=key)  # S3 answers 204 for a missing key too
+        except ClientError as exc:
+            self._raise_if_no_bucket(exc)
+            raise
+
     def write_object(self, key: str, data: bytes, content_type: str | None = None) -> ObjectRecord:
         request: dict[str, Any] = {"Bucket": self.bucket_name, "Key": key, "Body": data}
         if content_type:

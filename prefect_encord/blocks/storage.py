@@ -143,6 +143,10 @@ class CloudStorageIntegration(Block, ABC):
     def write_object(self, key: str, data: bytes, content_type: str | None = None) -> ObjectRecord:
         """Create or replace the object ``key`` with ``data`` and describe what was written."""
 
+    @abstractmethod
+    def delete_object(self, key: str) -> None:
+        """Delete the object ``key``; an object already gone is no error (deleting is idempotent)."""
+
     def read_object(self, key: str, start: int = 0, length: int | None = None) -> bytes:
         """The bytes of the object ``key``, or ``length`` bytes of it from ``start`` (fewer at its end).
 

@@ -88,9 +88,13 @@ def _export_labels(args: argparse.Namespace) -> int:
     )
     with main_command_credentials(args) as credentials:
         result = export_labels(
-            args.project, destination=destination, coco=args.coco, incremental=not args.full, credentials=credentials
-        )
+            args.project, destination=destination, coco=args.coco, incremental=not args.full,
+            keep_removed=args.keep_removed, credentials=credentials,
+        )  # fmt: skip
     print(f"{len(result.exported)} label rows exported to {result.index} ({result.reason})")
+    if result.removed:
+        what = "kept" if result.kept_removed else "their files deleted"
+        print(f"{len(result.removed)} rows of the previous export are no longer in Encord's selection: {what}")
     return 0
 
 
@@ -138,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--prefix", default="", help="folder within the destination")
     export.add_argument("--coco", action="store_true", help="also keep a COCO file")
     export.add_argument("--full", action="store_true", help="re-export everything, not only what changed")
+    export.add_argument(
+        "--keep-removed", action="store_true", help="keep the files of rows deleted in Encord since the last export"
+    )
     main_command.add_credentials_arguments(export)
     export.set_defaults(run=_export_labels)
 

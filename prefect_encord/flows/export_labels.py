@@ -24,6 +24,7 @@ def export_labels(
     filters: LabelRowFilters | None = None,
     coco: bool = False,
     incremental: bool = True,
+    keep_removed: bool = False,
     *,
     credentials: EncordCredentials,
 ) -> ExportResult:
@@ -35,6 +36,8 @@ def export_labels(
         filters: Which label rows (status, edited before/after, titles, workflow stage …).
         coco: Also keep a COCO file of every image-like row.
         incremental: Only rows edited since the previous run's watermark; False re-exports everything.
+        keep_removed: Keep the files of rows no longer in the selection (deleted in Encord, or moved out of a
+            filtered stage); by default they are deleted, and either way counted.
         credentials: A saved EncordCredentials block (the UI's block picker).
     """
     credentials.check_reachable()
@@ -52,6 +55,7 @@ def export_labels(
         filters=filters,
         coco=coco,
         incremental=incremental,
+        keep_removed=keep_removed,
     )
     report.title = f"Export labels of {result.project_title or project_hash}"
     report.relate("project", project_hash, result.project_title or None)
@@ -61,15 +65,23 @@ def export_labels(
     )
     report.record([Outcome("label rows", "listed again, unchanged", "skipped", count=result.unchanged)])
     report.record([Outcome("label rows", "nobody started them", "not started", count=result.not_started)])
+    status = "kept" if result.kept_removed else "deleted"
+    report.record(Outcome("label rows", data_hash, status, "no longer in the selection (deleted in Encord?)")
+                  for data_hash in result.removed)  # fmt: skip
     if coco:
         report.record([Outcome("COCO images", result.coco or "", "exported", count=result.coco_images)])
         report.record(Outcome("COCO images", title, "left out", "no pixels: COCO cannot express it")
                       for title in result.coco_left_out)  # fmt: skip
-    report.step_done("export", f"{len(result.exported)} rows exported ({result.reason}), {result.unchanged} unchanged")
+    report.step_done(
+        "export",
+        f"{len(result.exported)} rows exported ({result.reason}), {result.unchanged} unchanged, "
+        f"{len(result.removed)} removed since",
+    )
     report.emit(
         LABELS_EXPORTED_EVENT,
         resource("project", project_hash, result.project_title or None),
-        {"exported": len(result.exported), "unchanged": result.unchanged, "index": result.index,
+        {"exported": len(result.exported), "unchanged": result.unchanged, "removed": len(result.removed),
+         "index": result.index,
          "coco": result.coco, "coco_images": result.coco_images, "coco_annotations": result.coco_annotations,
          "coco_left_out": len(result.coco_left_out),
          "watermark": result.watermark.isoformat() if result.watermark else None},
@@ -79,6 +91,9 @@ def export_labels(
         f"- {'incremental' if result.incremental else 'full'} run: {result.reason}",
         f"- watermark for the next run: {result.watermark.isoformat() if result.watermark else 'none'}",
     ]
+    if result.removed:
+        what = "kept" if result.kept_removed else "their files and index lines deleted"
+        lines.append(f"- {len(result.removed)} rows no longer in the selection (deleted in Encord?): {what}")
     if result.coco:
         left_out = ", ".join(result.coco_left_out[:20]) + (" …" if len(result.coco_left_out) > 20 else "")
         lines.append(f"- COCO `{result.coco}`: {result.coco_images} images, {result.coco_annotations} annotations")

@@ -25,10 +25,13 @@ rows edited after ``watermark - overlap``. Two edges make the overlap necessary:
   exports it again rather than missing it.
 
 The marker records a fingerprint of the filters; if they change, the next run is a full export of
-the new selection. Incremental runs only see what advances a row's ``last_edited_at``: rows that leave
-a selection (deleted, or moved out of a filtered workflow stage), or changes Encord does not stamp,
-are picked up by a full run (``incremental=False``), which also rebuilds the index from scratch; a
-schedule can run one now and then.
+the new selection. Incremental runs only see what advances a row's ``last_edited_at``; changes Encord does
+not stamp are picked up by a full run (``incremental=False``), which also rebuilds the index from scratch.
+
+**Rows that leave.** Every run, incremental or full, also learns which rows the selection holds now (one
+listing), and the rows the previous index holds that it no longer does (:func:`removed_rows`: deleted in
+Encord, or moved out of a filtered workflow stage) leave the index and their files are deleted, unless the
+caller keeps them; either way the run says how many.
 """
 
 from __future__ import annotations
@@ -282,6 +285,13 @@ def select_rows(listed: Sequence[LabelRowSummary], index: Mapping[str, IndexEntr
         else:
             to_fetch.append(row)
     return RowSelection(to_fetch, unchanged, not_started)
+
+
+def removed_rows(index: Mapping[str, IndexEntry], present: Iterable[str]) -> list[IndexEntry]:
+    """The rows the previous export holds (``index``) that the selection no longer lists (``present``: data
+    hashes), in data-hash order."""
+    still = set(present)
+    return [index[data_hash] for data_hash in sorted(index) if data_hash not in still]
 
 
 def next_watermark(previous: datetime | None, listed: Iterable[LabelRowSummary]) -> datetime | None:

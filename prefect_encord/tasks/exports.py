@@ -50,6 +50,7 @@ from prefect_encord.planning.exports import (
     parse_index,
     parse_watermark,
     plan_run,
+    removed_rows,
     render_index,
     render_json,
     select_rows,
@@ -76,6 +77,9 @@ class ExportTarget(Protocol):
 
     def location(self, key: str) -> str:
         """Where ``key`` is, for people: a local path or an object URL."""
+
+    def delete(self, key: str) -> None:
+        """Remove the file ``key``; one already gone is no error."""
 
 
 class LocalDirectory:
@@ -106,6 +110,9 @@ class LocalDirectory:
     def location(self, key: str) -> str:
         return str(self._path(key))
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
 
 class BucketTarget:
     """A bucket or container behind one of our cloud blocks; the block's ``prefix`` is not added to keys."""
@@ -124,6 +131,9 @@ class BucketTarget:
 
     def location(self, key: str) -> str:
         return self.block.object_url(key)
+
+    def delete(self, key: str) -> None:
+        self.block.delete_object(key)
 
 
 def export_target(destination: CloudStorageIntegration | Path | str) -> ExportTarget:
@@ -152,6 +162,12 @@ class ExportResult(BaseModel):
     titles: dict[str, str] = Field(default_factory=dict, description="Data hash → data title of the exported rows.")
     unchanged: int = Field(default=0, description="Rows listed again (overlap) but already exported as they are.")
     not_started: int = Field(default=0, description="Rows nobody has started: no labels, not exported.")
+    removed: list[str] = Field(
+        default_factory=list,
+        description="Data hashes of rows the previous export held that the selection no longer lists (deleted in "
+        "Encord, or moved out of a filtered stage): their files and index lines were deleted, unless kept.",
+    )
+    kept_removed: bool = Field(default=False, description="True if the removed rows' files and lines were kept.")
     index: str = Field(description="Location of the JSON Lines index.")
     coco: str | None = Field(default=None, description="Location of the COCO file, if one is kept.")
     coco_images: int = Field(default=0, description="Images in the COCO file (frames of videos count one each).")
@@ -175,6 +191,7 @@ def export_label_rows(
     incremental: bool = True,
     overlap: timedelta = DEFAULT_OVERLAP,
     bundle_size: int = BUNDLE_SIZE,
+    keep_removed: bool = False,
 ) -> ExportResult:
     """Export the labels of a project's rows to ``destination``, only what changed since the last run.
 
@@ -192,6 +209,9 @@ def export_label_rows(
         overlap: How far before the watermark rows are listed again (see
             :mod:`prefect_encord.planning.exports`); rows unchanged since they were exported are skipped.
         bundle_size: Rows per label request (at most 1,000).
+        keep_removed: Keep the files and index lines of rows the selection no longer lists (deleted in
+            Encord, or moved out of a filtered stage); by default they are deleted. Either way the result
+            names them.
 
     Raises:
         UnsafeExportPath: If ``prefix`` (or the branch) would put files outside the destination; checked
@@ -209,11 +229,14 @@ def export_label_rows(
     index_bytes = target.read(layout.index_key)
     selection = selection_key(filters, coco)
     plan = plan_run(previous, selection, incremental, overlap, has_index=index_bytes is not None)
-    index = parse_index(index_bytes, target.location(layout.index_key)) if plan.incremental and index_bytes else {}
+    previous_index = _previous_index(index_bytes, target.location(layout.index_key), plan.incremental)
+    index = previous_index if plan.incremental else {}
     logger.info("Exporting project %s to %s: %s", project_hash, target.location(layout.root), plan.reason)
 
     project = open_project(credentials.get_client(), project_hash)
     rows = list_rows(project, filters, plan.edited_after)
+    present = rows if plan.edited_after is None else list_rows(project, filters)  # one listing more: who left
+    removed = removed_rows(previous_index, (row.data_hash for row in present))
     summaries = {row.data_hash: summarise(row) for row in rows}
     chosen = select_rows(list(summaries.values()), index, plan.incremental)
     by_hash = {row.data_hash: row for row in rows}
@@ -231,8 +254,15 @@ def export_label_rows(
                 if coco:
                     labels[row.data_hash] = blob
             _wait(writes)
-        entries = merge_index(index, fresh, plan.incremental)
-        if fresh or not plan.incremental:
+        gone = {entry.data_hash for entry in removed}
+        if not keep_removed:
+            _wait([pool.submit(target.delete, layout.key(entry.path)) for entry in removed])
+        entries = merge_index(
+            {h: e for h, e in index.items() if keep_removed or h not in gone}, fresh, plan.incremental
+        )
+        if keep_removed:
+            entries = {**{entry.data_hash: entry for entry in removed}, **entries}
+        if fresh or not plan.incremental or (removed and not keep_removed):
             if coco:
                 labels.update(_read_back(pool, target, layout, entries.values(), skip=labels.keys()))
                 members = {e.data_hash: e.members for e in entries.values() if e.members}
@@ -262,6 +292,12 @@ def export_label_rows(
         "Exported %d label rows (%d unchanged, %d not started); watermark %s",
         len(fresh), len(chosen.unchanged), len(chosen.not_started), watermark.last_edited_at,
     )  # fmt: skip
+    if removed:
+        logger.warning(
+            "%d rows of the previous export are no longer in the selection (deleted in Encord, or moved out of a "
+            "filtered stage): %s their files and index lines; first: %s", len(removed),
+            "kept" if keep_removed else "deleted", ", ".join(e.data_title for e in removed[:10]),
+        )  # fmt: skip
     return ExportResult(
         project_hash=project_hash,
         incremental=plan.incremental,
@@ -275,11 +311,28 @@ def export_label_rows(
         coco_left_out=list(coco_export.left_out) if coco_export else [],
         unchanged=len(chosen.unchanged),
         not_started=len(chosen.not_started),
+        removed=[entry.data_hash for entry in removed],
+        kept_removed=keep_removed,
         index=target.location(layout.index_key),
         coco=target.location(layout.coco_key) if coco else None,
         watermark=watermark.last_edited_at,
         previous_watermark=previous.last_edited_at if previous else None,
     )
+
+
+def _previous_index(data: bytes | None, where: str, incremental: bool) -> dict[str, IndexEntry]:
+    """The previous export's index: what an incremental run carries over, and what any run compares with the
+    selection to find the rows that left it. A full run rebuilds the index, so a damaged one only costs it that
+    comparison (and a warning); an incremental run stops, as it would lose rows."""
+    if data is None:
+        return {}
+    try:
+        return parse_index(data, where)
+    except ValueError as exc:
+        if incremental:
+            raise
+        run_logger(__name__).warning("%s; rows removed since cannot be found, their files stay", exc)
+        return {}
 
 
 def _export_row(

@@ -105,6 +105,16 @@ def test_written_objects_can_be_read_and_listed(cloud: str, request: pytest.Fixt
     assert [r.key for r in block.list_objects()] == ["exports/labels v1.json"]
 
 
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_deleted_objects_are_gone_and_deleting_again_is_no_error(cloud: str, request: pytest.FixtureRequest) -> None:
+    block = new_bucket(cloud, request, {"labels/a.json": b"{}", "labels/b.json": b"{}"})
+    block.delete_object("labels/a.json")
+    block.delete_object("labels/a.json")  # already gone
+    with pytest.raises(FileNotFoundError):
+        block.read_object("labels/a.json")
+    assert [r.key for r in block.list_objects()] == ["labels/b.json"]
+
+
 def test_directory_markers_are_not_listed(request: pytest.FixtureRequest) -> None:
     block = new_bucket("s3", request, {"folder/": b"", "folder/a.png": b"a"})
     assert [r.key for r in block.list_objects()] == ["folder/a.png"]

@@ -15,6 +15,7 @@ from encord.objects.coordinates import BoundingBoxCoordinates
 from encord.orm.dataset import DatasetType
 from encord.orm.label_row import AnnotationTaskStatus
 from encord.orm.storage import DataGroupGrid
+from encord.storage import StorageFolder
 from encord_sandbox import Sandbox
 from prefect import flow
 
@@ -255,6 +256,70 @@ def test_changed_filters_or_a_full_run_rebuild_the_export(
     index = parse_index((tmp_path / project.project_hash / "index.jsonl").read_bytes(), "index")
     assert [e.data_title for e in index.values()] == ["red.png"] == [row_of(project, "red.png").data_title]
     assert rebuilt.exported == [row_of(project, "red.png").data_hash]
+
+
+@pytest.fixture
+def doomed(
+    client: EncordUserClient, media_dir: Path, ontology_hash: str
+) -> tuple[Project, StorageFolder, dict[str, str]]:
+    """A project of its own over two labelled images, whose items a test may delete: (project, folder, title →
+    item UUID)."""
+    folder = client.create_storage_folder(f"doomed-{_token()}")
+    made = {name: str(folder.upload_image(media_dir / name)) for name in ("red.png", "blue.png")}
+    dataset = client.create_dataset(f"doomed-{_token()}", DatasetType.CORD_STORAGE)
+    client.get_dataset(dataset.dataset_hash).link_items([uuid.UUID(u) for u in made.values()])
+    created = client.create_project(f"doomed-{_token()}", [dataset.dataset_hash], ontology_hash=ontology_hash)
+    project = client.get_project(created)
+    for title in made:
+        add_box(project, title)
+    return project, folder, made
+
+
+@pytest.mark.parametrize("keep_removed", [False, True], ids=["deleted", "kept"])
+def test_rows_deleted_in_encord_leave_the_export_unless_kept(
+    credentials: EncordCredentials,
+    doomed: tuple[Project, StorageFolder, dict[str, str]],
+    tmp_path: Path,
+    keep_removed: bool,
+) -> None:
+    project, folder, made = doomed
+    first = export_label_rows.fn(credentials, project.project_hash, tmp_path, coco=True)
+    blue = first.files[row_of(project, "blue.png").data_hash]
+    blue_hash = row_of(project, "blue.png").data_hash
+    assert len(first.exported) == 2 and Path(blue).exists() and first.removed == []
+
+    folder.delete_storage_items([uuid.UUID(made["blue.png"])])  # its data unit and label row go with it
+    second = export_label_rows.fn(credentials, project.project_hash, tmp_path, coco=True, keep_removed=keep_removed)
+
+    assert second.incremental and second.exported == [] and second.removed == [blue_hash]
+    assert second.kept_removed is keep_removed and Path(blue).exists() is keep_removed
+    root = tmp_path / project.project_hash
+    index = parse_index((root / "index.jsonl").read_bytes(), "index")
+    assert (blue_hash in index) is keep_removed and row_of(project, "red.png").data_hash in index
+    assert len(json.loads((root / "coco.json").read_text())["images"]) == (2 if keep_removed else 1)
+
+    third = export_label_rows.fn(credentials, project.project_hash, tmp_path, coco=True, keep_removed=keep_removed)
+    assert third.removed == ([blue_hash] if keep_removed else [])  # kept rows are named again; deleted ones are gone
+
+
+def test_a_full_run_deletes_the_files_of_rows_gone_from_encord(
+    credentials: EncordCredentials,
+    doomed: tuple[Project, StorageFolder, dict[str, str]],
+    request: pytest.FixtureRequest,
+) -> None:
+    project, folder, made = doomed
+    block = new_bucket("s3", request, {})
+    layout = ExportLayout.of("exports", project.project_hash)
+    export_label_rows.fn(credentials, project.project_hash, block, prefix="exports")
+    red_hash = row_of(project, "red.png").data_hash
+
+    folder.delete_storage_items([uuid.UUID(made["red.png"])])
+    full = export_label_rows.fn(credentials, project.project_hash, block, prefix="exports", incremental=False)
+
+    assert not full.incremental and full.removed == [red_hash]
+    keys = {record.key for record in block.list_objects()}
+    assert layout.key(layout.label_path(red_hash)) not in keys and len(full.exported) == 1
+    assert red_hash not in parse_index(block.read_object(layout.index_key), "index")
 
 
 def test_another_branch_is_exported_to_its_own_tree(
