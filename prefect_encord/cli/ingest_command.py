@@ -12,7 +12,7 @@ import argparse
 import contextlib
 import difflib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -256,12 +256,33 @@ def run(args: argparse.Namespace) -> int:
         console.print(Markdown(summary.markdown))
         for line in count_lines(summary.counts):
             console.print(line, highlight=False)
+        for what, named, count in (
+            ("changed since ingested (their items kept)", summary.changed_sources, summary.changed),
+            ("deleted from the bucket", summary.vanished_sources, summary.vanished + summary.deleted),
+        ):
+            if count:
+                console.print(_named(what, named, count), highlight=False)
         console.print(f"Run receipt: run id {summary.run_id} (undo with `prefect-encord rollback {summary.run_id}`)")
         console.print(f"Item map (source → item, one JSON line each): {summary.item_map}")
         if state.name != "Completed":
             console.print(f"[bold red]{state.name}[/]: {state.message}")
     # Any failure, in any step, is a non-zero exit: a script must not take a partial run for a good one.
     return 0 if summary.failures == 0 else 1
+
+
+#: Sources named on the command line before the rest are counted.
+_SHOWN = 10
+
+
+def _named(what: str, named: Sequence[str], count: int) -> str:
+    """``"3 files changed since ingested (…): a, b, c"``, the first few named, the rest counted."""
+    shown = ", ".join(named[:_SHOWN])
+    more = (
+        f" and {count - min(count, _SHOWN)} more (every one in the run's receipt and item map)"
+        if count > _SHOWN
+        else ""
+    )
+    return f"{count} files {what}: {shown}{more}"
 
 
 def _summary(state: State[Any]) -> IngestSummary:

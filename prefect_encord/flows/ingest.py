@@ -212,7 +212,8 @@ def _ingest_files(
         assert uploaded.item_map is not None  # it was given one
         item_map = uploaded.item_map
         crash_point("ingest.after-files")
-        ledger.after(jobs=uploaded.jobs)
+        ledger.after(jobs=uploaded.jobs, changed=uploaded.changed)
+        summary.name_sources(changed=list(uploaded.changed))
         report.record(Outcome(FILES, path, "created", f"item {item}") for path, item in created.items())
         report.record(Outcome(FILES, path, "skipped", "already in the folder") for path in uploaded.skipped)
         report.record(Outcome(FILES, path, "changed", f"rewritten since it became item {item}, which is kept as it "
@@ -229,7 +230,11 @@ def _ingest_files(
     ).result()  # fmt: skip
     item_map = registered.item_map
     crash_point("ingest.after-files")
-    ledger.after(jobs=[job.job_id for job in registered.jobs])
+    ledger.after(jobs=[job.job_id for job in registered.jobs], changed=dict(registered.changed),
+                 vanished=dict(registered.vanished))  # fmt: skip
+    summary.name_sources(
+        changed=[url for url, _ in registered.changed], vanished=[url for url, _ in registered.vanished]
+    )
     changed = {url for url, _ in registered.changed}
     report.record(Outcome(FILES, m.source, "created" if m.status == "created" else "skipped", f"item {m.item}")
                   for m in item_map if m.source not in changed)  # fmt: skip

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel, Field
 
 from prefect_encord.events.reporting import (
     FILES,
     RunReport,
 )
+
+#: How many changed or vanished sources the summary names; the receipt and the item map name every one.
+NAMED_SOURCES = 100
 
 
 class IngestSummary(BaseModel):
@@ -22,6 +27,16 @@ class IngestSummary(BaseModel):
     changed: int = Field(default=0, description="Bucket objects overwritten since registered (items kept).")
     vanished: int = Field(default=0, description="Bucket objects deleted since registered whose items were kept.")
     deleted: int = Field(default=0, description="Items deleted because their objects were deleted from the bucket.")
+    changed_sources: list[str] = Field(
+        default_factory=list,
+        description=f"The first {NAMED_SOURCES} files found changed (``changed`` counts them all); every one is in the "
+        "run's receipt and item map.",
+    )
+    vanished_sources: list[str] = Field(
+        default_factory=list,
+        description=f"The first {NAMED_SOURCES} objects found deleted from the bucket (``vanished`` and ``deleted`` "
+        "count them); every one is in the run's receipt and item map.",
+    )
     failures: int = Field(default=0, description="Failures of every step: files, metadata, groups, links.")
     groups_created: int = 0
     groups_already_present: int = 0
@@ -38,6 +53,11 @@ class IngestSummary(BaseModel):
         default="", description="JSON-lines file of source (path or URL) → item UUID, one line per item present."
     )
     markdown: str = ""
+
+    def name_sources(self, changed: Sequence[str] = (), vanished: Sequence[str] = ()) -> None:
+        """Name the first of the sources found changed or vanished (the receipt and item map hold them all)."""
+        self.changed_sources = list(changed[:NAMED_SOURCES])
+        self.vanished_sources = list(vanished[:NAMED_SOURCES])
 
 
 def _count_files(report: RunReport, summary: IngestSummary) -> None:

@@ -7,6 +7,10 @@ in flight, whatever the bucket's size. The file is also the run's audit trail of
 which is why it is kept rather than deleted: a line per source, ``{"source", "item", "status"}``, where
 ``status`` is ``created`` (this run made the item) or ``present`` (the item was already there).
 
+**Notes.** A source the run found overwritten since its item was made (the item kept) or gone from its bucket
+gets a line ``{"source", "item", "note": "changed" | "vanished"}`` (:meth:`ItemMap.notes`), so every key a run
+touched or left alone is named here; readers of items skip these lines.
+
 **The job journal.** The map also holds the books of the run's data jobs, written *ahead* of the work: a
 ``{"job", "event": "starting"}`` line once the job's body is in the :mod:`job ledger <prefect_encord.state.job_ledger>`
 and before Encord is asked to start it, ``"started"`` with its id, and ``"settled"`` once its items are in the
@@ -37,6 +41,8 @@ from prefect_encord.state.durable_files import naming
 from prefect_encord.state.settings import local_directory
 
 Status = Literal["created", "present"]
+#: What a note says of a source: overwritten since its item was made (kept), or deleted from its bucket.
+Note = Literal["changed", "vanished"]
 #: The life of a data job in the journal: body in the ledger, start asked → id known → items in the map.
 JobEvent = Literal["starting", "started", "settled"]
 
@@ -102,6 +108,20 @@ class ItemMap:
                     unsettled[key] = record.get("job_id") or unsettled.get(key, "")
         return unsettled
 
+    def notes(self, note: Note) -> dict[str, str]:
+        """Source → item of every line noting ``note`` (see the module), this writer's lines or the whole file."""
+        found: dict[str, str] = {}
+        with self.path.open("rb") as lines:
+            lines.seek(self.start)
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                    if record.get("note") == note:
+                        found[record["source"]] = record["item"]
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+        return found
+
     def to_dict(self, status: Status | None = None) -> dict[str, str]:
         """Source → item UUID (of one ``status``, or all): loads the map into memory, so mind its size."""
         return {m.source: m.item for m in self if status is None or m.status == status}
@@ -135,6 +155,15 @@ class ItemMapWriter:
             )
             self._stream.flush()
         self._counts[status] += len(pairs)
+
+    def note(self, pairs: Mapping[str, str], note: Note) -> None:
+        """Append a note on each source → item pair: ``changed`` or ``vanished`` (see the module)."""
+        with naming(self.path, "the item map"):
+            self._stream.writelines(
+                json.dumps({"source": source, "item": item, "note": note}, ensure_ascii=False) + "\n"
+                for source, item in pairs.items()
+            )
+            self._stream.flush()
 
     def job(self, key: str, event: JobEvent, job_id: str = "") -> None:
         """Journal a data job's step (see the module): ``starting`` only once its ledger record is written."""

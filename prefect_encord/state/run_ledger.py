@@ -13,7 +13,7 @@ overrides it), written atomically.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -54,6 +54,13 @@ class Receipt(BaseModel):
     projects_created: list[str] = Field(default_factory=list, description="Projects this run created.")
     projects_attached: dict[str, list[str]] = Field(
         default_factory=dict, description="Project hash → datasets this run attached to it."
+    )
+    sources_changed: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source (path or URL) → item of each file overwritten since its item was made; the item kept.",
+    )
+    sources_vanished: dict[str, str] = Field(
+        default_factory=dict, description="URL → item of each object deleted from its bucket since it was registered."
     )
     schema_keys_added: list[str] = Field(
         default_factory=list, description="Metadata schema keys this run added to the organisation's schema."
@@ -104,9 +111,12 @@ class RunLedger:
         attached: tuple[str, str] | None = None,
         schema_added: Iterable[str] = (),
         schema_declared: Iterable[str] = (),
+        changed: Mapping[str, str] | None = None,
+        vanished: Mapping[str, str] | None = None,
     ) -> None:
         """Record what a step did: jobs, and what it created (groups, folders, datasets, projects, schema keys),
-        linked (items into ``dataset``) or attached (``(project, dataset)``)."""
+        linked (items into ``dataset``) or attached (``(project, dataset)``), and the sources it found
+        ``changed`` or ``vanished`` (source → item)."""
         receipt = self.receipt
         _extend(receipt.jobs, jobs)
         _extend(receipt.groups_created, groups)
@@ -119,6 +129,8 @@ class RunLedger:
             _extend(receipt.projects_attached.setdefault(attached[0], []), [attached[1]])
         _extend(receipt.schema_keys_added, schema_added)
         _extend(receipt.schema_keys_declared, schema_declared)
+        receipt.sources_changed.update(changed or {})
+        receipt.sources_vanished.update(vanished or {})
         self._write()
 
     def finish(self) -> None:

@@ -400,6 +400,8 @@ def register_bucket(
             prefixes = [base + directory for directory in within] if within is not None else [base]
             gone = [k for k in inventory.unseen(run) if in_selection(k.key, base, include, exclude)
                     and any(k.key.startswith(prefix) for prefix in prefixes)]  # fmt: skip
+        writer.note({k.url: k.item for k in changed}, "changed")
+        writer.note({k.url: k.item for k in gone}, "vanished")
         written = writer.close()
     if include and not matched and not stopped:  # most often a misspelt pattern: say so, not "nothing to change"
         run_logger(__name__).warning(

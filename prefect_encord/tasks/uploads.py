@@ -179,6 +179,7 @@ def upload_directory(
             _restamp(client, pending.restamp, digests)
             if writer is not None:
                 writer.write({**pending.present, **pending.changed}, "present")
+                writer.note(pending.changed, "changed")
             result.items.update(pending.present)
             result.skipped.extend(pending.present)
             result.items.update(pending.changed)

@@ -16,6 +16,8 @@ from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.flows.ingest import ingest
 from prefect_encord.flows.ingest_summary import IngestSummary
 from prefect_encord.flows.parameters import CloudSource
+from prefect_encord.state.item_map import ItemMap
+from prefect_encord.state.run_ledger import load
 from prefect_encord.testing import credentials_block
 from tests.integration_buckets import add_sandbox_integration, new_bucket
 
@@ -35,7 +37,7 @@ def _items(sandbox: Sandbox, folder: str) -> int:
 
 
 def test_deleted_objects_are_reported_then_deleted_within_the_limit(
-    prefect_harness: None, sandbox: Sandbox, request: pytest.FixtureRequest
+    prefect_harness: None, sandbox: Sandbox, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     files = {f"cams/{n}.png": samples.png(color=(n, 9, 9)) for n in range(6)}
     block = new_bucket("s3", request, files, integration=add_sandbox_integration(sandbox, "s3", request))
@@ -58,6 +60,17 @@ def test_deleted_objects_are_reported_then_deleted_within_the_limit(
     reported = run()
     assert (reported.created, reported.already_present, reported.changed, reported.vanished) == (0, 3, 1, 2)
     assert _items(sandbox, first.folder_uuid) == 6
+    # Every affected key is named: in the summary, the run's receipt and its item map.
+    gone, rewritten = (
+        sorted(block.object_url(k) for k in ("cams/1.png", "cams/2.png")),
+        [block.object_url("cams/3.png")],
+    )
+    assert sorted(reported.vanished_sources) == gone and reported.changed_sources == rewritten
+    receipt = load(reported.run_id, tmp_path / "runs")
+    assert sorted(receipt.sources_vanished) == gone and list(receipt.sources_changed) == rewritten
+    item_map = ItemMap.read(reported.item_map)
+    assert sorted(item_map.notes("vanished")) == gone and list(item_map.notes("changed")) == rewritten
+    assert len(item_map.to_dict()) == 4  # the notes are not items: the present ones are
 
     state = ingest(CloudSource(block=block, on_vanished="delete", max_deletions=1), folder_path,
                    credentials=credentials, return_state=True)  # fmt: skip

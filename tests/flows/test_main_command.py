@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from encord_sandbox import samples
 from encord_sandbox.db import Database
 from prefect.settings import PREFECT_API_URL
 
@@ -67,3 +68,20 @@ def test_ingest_the_example_twice_then_roll_the_first_run_back(prefect_harness: 
     assert _visible_items(home) == 0
     twice = _run("rollback", run_id.group(1), home=home, cwd=project)
     assert "deleted 0, already gone 10, failed 0" in twice
+
+
+def test_a_rerun_names_the_files_changed_since_they_were_ingested(prefect_harness: None, tmp_path: Path) -> None:
+    home, footage = tmp_path / "prefect-home", tmp_path / "footage"
+    footage.mkdir()
+    for n in range(12):
+        (footage / f"cam-{n:02d}.png").write_bytes(samples.png(color=(n, 3, 3)))
+    _run("ingest", str(footage), home=home, cwd=tmp_path)
+    for n in range(11):  # more than the command line names one by one
+        (footage / f"cam-{n:02d}.png").write_bytes(samples.png(color=(n, 200, 3)))
+
+    again = " ".join(_run("ingest", str(footage), home=home, cwd=tmp_path).split())  # as one line, however wrapped
+
+    named = re.search(r"11 files changed since ingested \(their items kept\): (.*?) and (\d+) more", again)
+    assert named, again
+    assert [name.strip() for name in named.group(1).split(",")] == [f"cam-{n:02d}.png" for n in range(10)]
+    assert named.group(2) == "1" and "1 more (every one in the run's receipt and item map)" in again
