@@ -147,6 +147,16 @@ class EncordAzureIntegration(CloudStorageIntegration):
                 return b""  # the range starts at or past the end of the blob
             raise
 
+    def _stat(self, key: str) -> ObjectRecord | None:
+        try:
+            blob = self._container().get_blob_client(key).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        return ObjectRecord(
+            key=key, url=self.root_url + quote(key), size=blob.size, etag=(blob.etag or "").strip('"') or None,
+            last_modified=blob.last_modified,
+        )  # fmt: skip
+
     def delete_object(self, key: str) -> None:
         try:
             self._container().get_blob_client(key).delete_blob()

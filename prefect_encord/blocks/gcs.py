@@ -130,6 +130,14 @@ class EncordGcsIntegration(CloudStorageIntegration):
             return b""  # the range starts at or past the end of the object
         return data
 
+    def _stat(self, key: str) -> ObjectRecord | None:
+        blob = self._client().bucket(self.bucket).get_blob(key)
+        if blob is None:
+            return None
+        return ObjectRecord(
+            key=key, url=self.root_url + quote(key), size=blob.size, etag=blob.etag, last_modified=blob.updated
+        )
+
     def delete_object(self, key: str) -> None:
         try:
             self._client().bucket(self.bucket).blob(key).delete()

@@ -197,6 +197,20 @@ class EncordS3Integration(CloudStorageIntegration):
             body.close()
         return data
 
+    def _stat(self, key: str) -> ObjectRecord | None:
+        try:
+            head = self._client().head_object(Bucket=self.bucket_name, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            self._raise_if_no_bucket(exc)
+            raise
+        return ObjectRecord(
+            key=key, url=self.root_url + quote(key), size=head.get("ContentLength"),
+            etag=str(head.get("ETag", "")).strip('"') or None,
+            last_modified=as_utc(head["LastModified"]) if "LastModified" in head else None,
+        )  # fmt: skip
+
     def delete_object(self, key: str) -> None:
         try:
             self._client().delete_object(Bucket=self.bucket_name, Key=key)  # S3 answers 204 for a missing key too

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -27,6 +28,9 @@ if TYPE_CHECKING:  # the SDK takes a second to import; only a flow's run needs i
 
 #: Objects per listing request: the most S3 and GCS serve in one page (Azure serves up to 5,000).
 DEFAULT_PAGE_SIZE = 1000
+#: Objects looked up at once by :meth:`CloudStorageIntegration.stat_objects`: each is a small request, bound
+#: by latency.
+_STAT_READERS = 16
 
 ENCORD_LOGO_URL = "https://github.com/encord-team.png?size=256"
 
@@ -142,6 +146,18 @@ class CloudStorageIntegration(Block, ABC):
     @abstractmethod
     def write_object(self, key: str, data: bytes, content_type: str | None = None) -> ObjectRecord:
         """Create or replace the object ``key`` with ``data`` and describe what was written."""
+
+    @abstractmethod
+    def _stat(self, key: str) -> ObjectRecord | None:
+        """What a listing would say of the object ``key`` (size, ETag, time), or None if there is no such object."""
+
+    def stat_objects(self, keys: Sequence[str]) -> Iterator[tuple[str, ObjectRecord | None]]:
+        """Each key with its record, or None if it does not exist, in the order given: one small request per key,
+        sent concurrently, so named keys (a bucket notification's) are reached without listing the bucket. The
+        record is the one a listing gives (same URL, size and ETag), so a fingerprint compares alike either way.
+        """
+        with ThreadPoolExecutor(max_workers=_STAT_READERS, thread_name_prefix="object-stat") as pool:
+            yield from zip(keys, pool.map(self._stat, keys), strict=True)
 
     @abstractmethod
     def delete_object(self, key: str) -> None:

@@ -34,7 +34,7 @@ from typing import Any, Literal, get_args
 
 from prefect_encord.limits import MAX_SEQUENCE_FRAMES, MAX_TITLE_LENGTH
 from prefect_encord.planning.dicom import DicomHeader
-from prefect_encord.planning.objects import ObjectRecord, Skipped
+from prefect_encord.planning.objects import ObjectRecord, Skipped, key_directories
 from prefect_encord.planning.ordering import natural_key
 
 DEFAULT_JOB_SIZE = 1_000
@@ -167,6 +167,38 @@ class PlanOptions:
 
     def metadata_for(self, title: str) -> dict[str, Any]:
         return {**self.client_metadata, **self.metadata_by_title.get(title, {})}
+
+
+@dataclass(frozen=True)
+class NamedKeys:
+    """How a run given object keys (a bucket notification's) reaches them without listing the bucket: the keys
+    that are units on their own, read one by one (``singles``), and the directories (relative to the block's
+    prefix, as :func:`~prefect_encord.planning.objects.key_directories` gives them) whose objects form one unit
+    together and are listed whole (``directories``)."""
+
+    singles: tuple[str, ...]
+    directories: tuple[str, ...]
+
+
+def named_keys(keys: Sequence[str], base: str, options: PlanOptions) -> NamedKeys:
+    """Split ``keys`` (full object keys) into units on their own and directories to list (see :class:`NamedKeys`).
+
+    A key can belong to a composite only if it is an image while images form groups or sequences, or a DICOM
+    file (a series is a directory, or is found among a directory's headers): its directory is listed. Every other
+    key (a video, a PDF, an image registered on its own, a file Encord cannot take) is one unit, or none, by
+    itself. A key inside a directory that is listed anyway is not read again; keys outside ``base`` are left out.
+    """
+    ours = sorted({key for key in keys if key.startswith(base) and not key.endswith("/")})
+
+    def in_a_composite(key: str) -> bool:
+        kind = data_kind(key)
+        return kind == "dicom" or (kind == "image" and options.images != "single")
+
+    directories = tuple(key_directories([key for key in ours if in_a_composite(key)], base))
+    singles = tuple(
+        key for key in ours if not in_a_composite(key) and not any(key[len(base) :].startswith(d) for d in directories)
+    )
+    return NamedKeys(singles, directories)
 
 
 def plan_registration(

@@ -44,13 +44,21 @@ from prefect_encord.jobs.engine import DataJobs, StartedJob
 from prefect_encord.jobs.finishing import finish_earlier_jobs, item_facts
 from prefect_encord.limits import MAX_BULK_ITEMS
 from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
-from prefect_encord.planning.objects import ObjectRecord, Skipped, as_utc, folder_prefix, key_directories
+from prefect_encord.planning.objects import (
+    ObjectRecord,
+    Skipped,
+    as_utc,
+    folder_prefix,
+    is_modified_since,
+    is_selected,
+)
 from prefect_encord.planning.outcomes import BucketRegistration, JobResult, JobSummary, settle_job
 from prefect_encord.planning.specs import (
     DEFAULT_JOB_SIZE,
     Entry,
     PlanOptions,
     chunked,
+    named_keys,
     plan_registration,
     registration_spec,
 )
@@ -275,9 +283,9 @@ def register_bucket(
             inventory afresh.
         refresh_inventory: Forget the inventory first (when items may have been deleted in Encord): this run
             sends every unit and records Encord's answers.
-        keys: Only the objects of these keys' directories (full object keys, as bucket notifications name them;
-            a directory is listed whole, since an image group or DICOM series is one): what an event-driven
-            ingest passes. Objects gone from those directories count as vanished. None lists the whole prefix.
+        keys: Only these objects (full object keys, as bucket notifications name them): each is looked up on its
+            own, nothing listed, except the directories whose objects form one unit (images grouped, DICOM
+            series), listed whole; a key that no longer exists counts as vanished. None lists the whole prefix.
 
     Returns:
         The jobs' outcomes in counts and failures, the item map, the objects skipped with reasons, and the
@@ -290,15 +298,30 @@ def register_bucket(
         credentials, folder_uuid, storage.integration, ledger_dir, upsert_metadata, timeout_seconds, unit_retries
     )
     base = folder_prefix(storage.prefix)
-    within = key_directories(keys, base) if keys is not None else None
+    named = named_keys(keys, base, options) if keys is not None else None
+    missing: list[str] = []  # named keys that do not exist (any more)
     newest: datetime | None = None
     skipped: list[Skipped] = []
     listed_records: dict[str, ObjectRecord] = {}  # listed, not yet planned into a unit: a few directories' worth
     matched = 0
 
+    def objects() -> Iterator[ObjectRecord]:
+        """The listing, or for named keys each looked up on its own and only composites' directories listed."""
+        if named is None:
+            yield from storage.list_objects(include, exclude, modified_since)
+            return
+        wanted = [key for key in named.singles if is_selected(key[len(base) :], include, exclude)]
+        for key, found in storage.stat_objects(wanted):
+            if found is None:
+                missing.append(key)
+            elif is_modified_since(found.last_modified, modified_since):
+                yield found
+        if named.directories:
+            yield from storage.list_objects(include, exclude, modified_since, within=named.directories)
+
     def listed() -> Iterator[ObjectRecord]:
         nonlocal newest, matched
-        for record in storage.list_objects(include, exclude, modified_since, within=within):
+        for record in objects():
             matched += 1
             if record.last_modified is not None and (newest is None or as_utc(record.last_modified) > newest):
                 newest = as_utc(record.last_modified)
@@ -397,9 +420,10 @@ def register_bucket(
             settle_oldest()
         gone: list[Known] = []
         if not stopped and use_inventory and modified_since is None:  # only a whole listing shows what vanished
-            prefixes = [base + directory for directory in within] if within is not None else [base]
+            prefixes = [base] if named is None else [base + directory for directory in named.directories]
             gone = [k for k in inventory.unseen(run) if in_selection(k.key, base, include, exclude)
-                    and any(k.key.startswith(prefix) for prefix in prefixes)]  # fmt: skip
+                    and any(k.key.startswith(prefix) for prefix in prefixes)] if prefixes else []  # fmt: skip
+            gone += inventory.known([storage.object_url(key) for key in missing]).values()
         writer.note({k.url: k.item for k in changed}, "changed")
         writer.note({k.url: k.item for k in gone}, "vanished")
         written = writer.close()

@@ -115,6 +115,19 @@ def test_deleted_objects_are_gone_and_deleting_again_is_no_error(cloud: str, req
     assert [r.key for r in block.list_objects()] == ["labels/b.json"]
 
 
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_named_objects_are_described_as_a_listing_describes_them(cloud: str, request: pytest.FixtureRequest) -> None:
+    block = new_bucket(cloud, request, {"cams/a b.png": b"png-a", "cams/c.mp4": b"mp4", "other/d.png": b"d"})
+    listed = {record.key: record for record in block.list_objects()}
+    stated = dict(block.stat_objects(["cams/c.mp4", "cams/gone.png", "cams/a b.png"]))
+    assert list(stated) == ["cams/c.mp4", "cams/gone.png", "cams/a b.png"]  # in the order asked
+    assert stated["cams/gone.png"] is None
+    for key in ("cams/c.mp4", "cams/a b.png"):
+        record = stated[key]
+        assert record is not None
+        assert (record.url, record.size, record.etag) == (listed[key].url, listed[key].size, listed[key].etag)
+
+
 def test_directory_markers_are_not_listed(request: pytest.FixtureRequest) -> None:
     block = new_bucket("s3", request, {"folder/": b"", "folder/a.png": b"a"})
     assert [r.key for r in block.list_objects()] == ["folder/a.png"]

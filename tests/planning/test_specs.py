@@ -14,6 +14,7 @@ from prefect_encord.planning.specs import (
     PlanOptions,
     chunked,
     data_kind,
+    named_keys,
     plan_registration,
     registration_spec,
 )
@@ -300,3 +301,17 @@ def test_a_group_counts_as_one_unit_in_a_chunk() -> None:
 def test_upsert_metadata_is_passed_through_and_duplicates_are_always_skipped() -> None:
     spec = registration_spec(entries(plan(["a.png"])), upsert_metadata=True)
     assert spec["skip_duplicate_urls"] is True and spec["upsert_metadata"] is True
+
+
+def test_named_keys_are_looked_up_alone_unless_their_directory_makes_one_unit() -> None:
+    keys = ["raw/cams/a.png", "raw/clips/b.mp4", "raw/scans/1.dcm", "raw/scans/2.dcm", "elsewhere/c.png", "raw/d.pdf"]
+    single = named_keys(keys, "raw/", PlanOptions())
+    assert single.singles == ("raw/cams/a.png", "raw/clips/b.mp4", "raw/d.pdf")
+    assert single.directories == ("scans/",)  # a DICOM series is its directory; elsewhere/ is not the block's
+
+    grouped = named_keys([*keys, "raw/scans/notes.txt"], "raw/", PlanOptions(images="group"))
+    assert grouped.directories == ("cams/", "scans/")
+    assert grouped.singles == ("raw/clips/b.mp4", "raw/d.pdf")  # scans/notes.txt comes with its listed directory
+
+    at_the_top = named_keys(["top.png", "deep/x.mp4"], "", PlanOptions(images="sequence"))
+    assert at_the_top == type(at_the_top)(singles=(), directories=("",))  # the whole prefix is listed, once

@@ -16,6 +16,7 @@ from encord_sandbox.server import Sandbox
 
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.planning.objects import ObjectRecord
+from prefect_encord.planning.specs import PlanOptions
 from prefect_encord.state.inventory import default_path
 from prefect_encord.tasks.registration import register_bucket
 from prefect_encord.testing import credentials_block
@@ -135,18 +136,23 @@ def test_an_overwrite_is_reported_once_and_a_vanished_object_until_its_item_goes
     assert [run.unchanged for run in runs] == [28, 29]
 
 
-def test_notified_keys_list_only_their_directories_and_see_what_vanished_there(
+@pytest.mark.parametrize("images", ["single", "group"])
+def test_notified_keys_are_looked_up_not_listed_and_what_vanished_is_seen(
     request: pytest.FixtureRequest,
     sandbox: Sandbox,
     folder: StorageFolder,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    images: str,
 ) -> None:
+    """Single images are looked up one by one, nothing listed; grouped images need their directory, listed whole
+    (and nothing else: other/ is never listed)."""
     files = {**FILES, **{f"other/{n}.png": samples.png(color=(n, 8, 8)) for n in range(5)}}
     block = new_bucket("s3", request, files, integration=add_sandbox_integration(sandbox, "s3", request))
     assert isinstance(block, EncordS3Integration)
     credentials = credentials_block(sandbox)
-    register_bucket.fn(credentials, block, str(folder.uuid), ledger_dir=tmp_path)
+    options = PlanOptions(images=images)  # type: ignore[arg-type]
+    register_bucket.fn(credentials, block, str(folder.uuid), ledger_dir=tmp_path, options=options)
     block.write_object("cams/new.png", samples.png(color=(200, 8, 8)))
     block._client().delete_object(Bucket=block.bucket_name, Key="cams/03.png")
     block._client().delete_object(Bucket=block.bucket_name, Key="other/1.png")  # not notified: not seen here
@@ -158,15 +164,16 @@ def test_notified_keys_list_only_their_directories_and_see_what_vanished_there(
         return pages(self, prefix, page_size)
 
     monkeypatch.setattr(EncordS3Integration, "_pages", spy)
+    notified = ["cams/new.png", "cams/03.png"]
 
-    run = register_bucket.fn(
-        credentials, block, str(folder.uuid), ledger_dir=tmp_path, keys=["cams/new.png", "cams/03.png"]
-    )
+    run = register_bucket.fn(credentials, block, str(folder.uuid), ledger_dir=tmp_path, options=options, keys=notified)
 
-    assert list(run.created) == [block.object_url("cams/new.png")]
-    assert [url for url, _ in run.vanished] == [block.object_url("cams/03.png")]
-    assert run.unchanged == 29  # the rest of cams/, listed whole; other/ is not listed at all
-    assert listed == ["cams/"]
+    if images == "single":
+        assert list(run.created) == [block.object_url("cams/new.png")]
+        assert [url for url, _ in run.vanished] == [block.object_url("cams/03.png")]
+        assert run.unchanged == 0 and listed == []  # two lookups, no listing
+    else:  # the group of cams/ changed (one image more, one less): reported, its directory listed, nothing else
+        assert [url for url, _ in run.changed] == [block.object_url("cams/00.png")] and listed == ["cams/"]
 
 
 def _damage(inventory: Path, how: str) -> None:
