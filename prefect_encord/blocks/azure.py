@@ -153,7 +153,7 @@ class EncordAzureIntegration(CloudStorageIntegration):
         except ResourceNotFoundError:
             return None
         return ObjectRecord(
-            key=key, url=self.root_url + quote(key), size=blob.size, etag=(blob.etag or "").strip('"') or None,
+            key=key, url=self.object_url(key), size=blob.size, etag=(blob.etag or "").strip('"') or None,
             last_modified=blob.last_modified,
         )  # fmt: skip
 

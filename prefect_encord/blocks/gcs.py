@@ -135,7 +135,7 @@ class EncordGcsIntegration(CloudStorageIntegration):
         if blob is None:
             return None
         return ObjectRecord(
-            key=key, url=self.root_url + quote(key), size=blob.size, etag=blob.etag, last_modified=blob.updated
+            key=key, url=self.object_url(key), size=blob.size, etag=blob.etag, last_modified=blob.updated
         )
 
     def delete_object(self, key: str) -> None:

@@ -206,7 +206,7 @@ class EncordS3Integration(CloudStorageIntegration):
             self._raise_if_no_bucket(exc)
             raise
         return ObjectRecord(
-            key=key, url=self.root_url + quote(key), size=head.get("ContentLength"),
+            key=key, url=self.object_url(key), size=head.get("ContentLength"),
             etag=str(head.get("ETag", "")).strip('"') or None,
             last_modified=as_utc(head["LastModified"]) if "LastModified" in head else None,
         )  # fmt: skip

@@ -148,19 +148,17 @@ class ItemMapWriter:
 
     def write(self, pairs: Mapping[str, str], status: Status) -> None:
         """Append source → item pairs of one ``status``."""
-        with naming(self.path, "the item map"):
-            self._stream.writelines(
-                json.dumps({"source": source, "item": item, "status": status}, ensure_ascii=False) + "\n"
-                for source, item in pairs.items()
-            )
-            self._stream.flush()
+        self._lines(pairs, "status", status)
         self._counts[status] += len(pairs)
 
     def note(self, pairs: Mapping[str, str], note: Note) -> None:
         """Append a note on each source → item pair: ``changed`` or ``vanished`` (see the module)."""
+        self._lines(pairs, "note", note)
+
+    def _lines(self, pairs: Mapping[str, str], field: str, value: str) -> None:
         with naming(self.path, "the item map"):
             self._stream.writelines(
-                json.dumps({"source": source, "item": item, "note": note}, ensure_ascii=False) + "\n"
+                json.dumps({"source": source, "item": item, field: value}, ensure_ascii=False) + "\n"
                 for source, item in pairs.items()
             )
             self._stream.flush()
