@@ -14,7 +14,7 @@ from prefect_encord.runtime.extras import MissingExtraError
 try:
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
     from azure.identity import ClientSecretCredential, DefaultAzureCredential
-    from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+    from azure.storage.blob import BlobPrefix, BlobProperties, BlobServiceClient, ContainerClient, ContentSettings
     from prefect_azure import AzureBlobStorageCredentials
 except ImportError as error:
     raise MissingExtraError("azure", "EncordAzureIntegration", error.name or "prefect-azure") from error
@@ -120,19 +120,22 @@ class EncordAzureIntegration(CloudStorageIntegration):
         return self.root_url + quote(key)
 
     def _pages(self, prefix: str, page_size: int) -> Iterator[list[ObjectRecord]]:
-        root = self.root_url
         blobs = self._container().list_blobs(name_starts_with=prefix or None, results_per_page=page_size)
         for page in blobs.by_page():
-            yield [
-                ObjectRecord(
-                    key=blob.name,
-                    url=root + quote(blob.name),
-                    size=blob.size,
-                    etag=(blob.etag or "").strip('"') or None,
-                    last_modified=blob.last_modified,
-                )
-                for blob in page
-            ]
+            yield [self._record(blob) for blob in page]
+
+    def _delimited_pages(self, prefix: str, page_size: int) -> Iterator[tuple[list[ObjectRecord], list[str]]]:
+        walked = self._container().walk_blobs(name_starts_with=prefix or None, results_per_page=page_size)
+        for page in walked.by_page():
+            items = list(page)
+            folders = [item.name for item in items if isinstance(item, BlobPrefix)]
+            yield [self._record(item) for item in items if not isinstance(item, BlobPrefix)], folders
+
+    def _record(self, blob: BlobProperties) -> ObjectRecord:
+        return ObjectRecord(
+            key=blob.name, url=self.root_url + quote(blob.name), size=blob.size,
+            etag=(blob.etag or "").strip('"') or None, last_modified=blob.last_modified,
+        )  # fmt: skip
 
     def _read(self, key: str, start: int, length: int | None) -> bytes:
         blob = self._container().get_blob_client(key)

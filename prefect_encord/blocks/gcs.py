@@ -105,10 +105,19 @@ class EncordGcsIntegration(CloudStorageIntegration):
         return self.root_url + quote(key)
 
     def _pages(self, prefix: str, page_size: int) -> Iterator[list[ObjectRecord]]:
+        for objects, _ in self._listing(prefix, page_size, delimiter=None):
+            yield objects
+
+    def _delimited_pages(self, prefix: str, page_size: int) -> Iterator[tuple[list[ObjectRecord], list[str]]]:
+        yield from self._listing(prefix, page_size, delimiter="/")
+
+    def _listing(
+        self, prefix: str, page_size: int, delimiter: str | None
+    ) -> Iterator[tuple[list[ObjectRecord], list[str]]]:
         root = self.root_url
-        blobs = self._client().list_blobs(self.bucket, prefix=prefix or None, page_size=page_size)
+        blobs = self._client().list_blobs(self.bucket, prefix=prefix or None, page_size=page_size, delimiter=delimiter)
         for page in blobs.pages:
-            yield [
+            objects = [
                 ObjectRecord(
                     key=blob.name,
                     url=root + quote(blob.name),
@@ -118,6 +127,7 @@ class EncordGcsIntegration(CloudStorageIntegration):
                 )
                 for blob in page
             ]
+            yield objects, sorted(getattr(page, "prefixes", ()))
 
     def _read(self, key: str, start: int, length: int | None) -> bytes:
         blob = self._client().bucket(self.bucket).blob(key)

@@ -148,11 +148,26 @@ class EncordS3Integration(CloudStorageIntegration):
         return self.root_url + quote(key)
 
     def _pages(self, prefix: str, page_size: int) -> Iterator[list[ObjectRecord]]:
+        for objects, _ in self._listing(prefix, page_size, delimiter=None):
+            yield objects
+
+    def _delimited_pages(self, prefix: str, page_size: int) -> Iterator[tuple[list[ObjectRecord], list[str]]]:
+        yield from self._listing(prefix, page_size, delimiter="/")
+
+    def _listing(
+        self, prefix: str, page_size: int, delimiter: str | None
+    ) -> Iterator[tuple[list[ObjectRecord], list[str]]]:
         root = self.root_url
         paginator = self._client().get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.bucket_name, Prefix=prefix, PaginationConfig={"PageSize": page_size})
-        for page in self._naming_the_bucket(pages):
-            yield [
+        arguments: dict[str, Any] = {
+            "Bucket": self.bucket_name,
+            "Prefix": prefix,
+            "PaginationConfig": {"PageSize": page_size},
+        }
+        if delimiter is not None:
+            arguments["Delimiter"] = delimiter
+        for page in self._naming_the_bucket(paginator.paginate(**arguments)):
+            objects = [
                 ObjectRecord(
                     key=item["Key"],
                     url=root + quote(item["Key"]),
@@ -162,6 +177,7 @@ class EncordS3Integration(CloudStorageIntegration):
                 )
                 for item in page.get("Contents", [])
             ]
+            yield objects, [common["Prefix"] for common in page.get("CommonPrefixes", [])]
 
     def _naming_the_bucket(self, pages: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         try:

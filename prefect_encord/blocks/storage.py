@@ -22,6 +22,7 @@ from pydantic import ConfigDict, Field
 
 from prefect_encord.planning.objects import ObjectRecord, folder_prefix, is_modified_since, is_selected
 from prefect_encord.planning.patterns import check_patterns
+from prefect_encord.runtime.fan_out import merged
 
 if TYPE_CHECKING:  # the SDK takes a second to import; only a flow's run needs it
     from encord import EncordUserClient
@@ -140,6 +141,10 @@ class CloudStorageIntegration(Block, ABC):
         """Every object under ``prefix``, one provider page at a time, unfiltered."""
 
     @abstractmethod
+    def _delimited_pages(self, prefix: str, page_size: int) -> Iterator[tuple[list[ObjectRecord], list[str]]]:
+        """The objects directly under ``prefix`` and the prefixes one ``/`` deeper, one provider page at a time."""
+
+    @abstractmethod
     def _read(self, key: str, start: int, length: int | None) -> bytes:
         """``length`` bytes (all, if None) of ``key`` from ``start``; b"" past the end; FileNotFoundError if absent."""
 
@@ -181,6 +186,7 @@ class CloudStorageIntegration(Block, ABC):
         modified_since: datetime | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         within: Sequence[str] | None = None,
+        fan_out: int = 1,
     ) -> Iterator[list[ObjectRecord]]:
         """Objects under ``prefix`` that pass the filters, one listing page at a time.
 
@@ -197,13 +203,23 @@ class CloudStorageIntegration(Block, ABC):
             page_size: Objects per listing request.
             within: Only these directories under ``prefix`` (relative, ending in ``/``; see
                 :func:`~prefect_encord.planning.objects.key_directories`); None lists all of ``prefix``.
+            fan_out: List this many of the prefix's top-level folders at once (with ``within`` None): a listing
+                is bound by round trips, so a bucket of many folders lists that much faster. Pages then come in
+                the order they arrive, not in key order; memory still holds a few pages.
         """
         if page_size < 1:
             raise ValueError(f"page_size {page_size} must be at least 1")
         check_patterns(include=include, exclude=exclude)
         base = folder_prefix(self.prefix)
-        for page in (p for listed in ([base + d for d in within] if within is not None else [base])
-                     for p in self._pages(listed, page_size)):  # fmt: skip
+        if fan_out < 1:
+            raise ValueError(f"fan_out {fan_out} must be at least 1")
+        pages = (
+            self._fanned_out_pages(base, page_size, fan_out)
+            if within is None and fan_out > 1
+            else (p for listed in ([base + d for d in within] if within is not None else [base])
+                  for p in self._pages(listed, page_size))
+        )  # fmt: skip
+        for page in pages:
             selected = [
                 record
                 for record in page
@@ -214,6 +230,15 @@ class CloudStorageIntegration(Block, ABC):
             if selected:
                 yield selected
 
+    def _fanned_out_pages(self, base: str, page_size: int, fan_out: int) -> Iterator[list[ObjectRecord]]:
+        """The objects directly under ``base`` first, then those of its folders, ``fan_out`` folders at a time."""
+        folders: list[str] = []
+        for objects, prefixes in self._delimited_pages(base, page_size):
+            if objects:
+                yield objects
+            folders.extend(prefixes)
+        yield from merged(folders, lambda folder: self._pages(folder, page_size), fan_out)
+
     def list_objects(
         self,
         include: Sequence[str] = (),
@@ -221,7 +246,8 @@ class CloudStorageIntegration(Block, ABC):
         modified_since: datetime | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         within: Sequence[str] | None = None,
+        fan_out: int = 1,
     ) -> Iterator[ObjectRecord]:
         """The objects of :meth:`list_object_pages`, one at a time."""
-        for page in self.list_object_pages(include, exclude, modified_since, page_size, within):
+        for page in self.list_object_pages(include, exclude, modified_since, page_size, within, fan_out):
             yield from page

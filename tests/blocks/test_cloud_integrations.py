@@ -128,6 +128,17 @@ def test_named_objects_are_described_as_a_listing_describes_them(cloud: str, req
         assert (record.url, record.size, record.etag) == (listed[key].url, listed[key].size, listed[key].etag)
 
 
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_a_fanned_out_listing_lists_what_a_plain_one_does(cloud: str, request: pytest.FixtureRequest) -> None:
+    objects = {f"{folder}/{n}.png": b"x" * (n + 1) for folder in ("a", "b", "c d", "e/f") for n in range(3)}
+    block = new_bucket(cloud, request, {**objects, "top.png": b"t", "top.txt": b"t", "z/deep/er/x.png": b"x"})
+    for include, exclude in [((), ()), (("*.png",), ("b/*",))]:
+        plain = [(r.key, r.url, r.size, r.etag) for r in block.list_objects(include, exclude)]
+        fanned = [(r.key, r.url, r.size, r.etag) for r in block.list_objects(include, exclude, fan_out=3)]
+        assert sorted(fanned) == sorted(plain) and len(fanned) == len(set(fanned))
+    assert len(plain) == 11  # 15 objects, less top.txt and b/'s three
+
+
 def test_directory_markers_are_not_listed(request: pytest.FixtureRequest) -> None:
     block = new_bucket("s3", request, {"folder/": b"", "folder/a.png": b"a"})
     assert [r.key for r in block.list_objects()] == ["folder/a.png"]

@@ -34,7 +34,8 @@ from prefect_encord.planning.outcomes import BucketRegistration
 from prefect_encord.planning.specs import Entry, PlanOptions, plan_registration, registration_spec
 from prefect_encord.state.job_ledger import JobLedger, JobRecord, job_key
 from prefect_encord.tasks.folders import get_or_create_folder
-from prefect_encord.tasks.registration import Registrar, register_bucket, register_chunk
+from prefect_encord.tasks.registrar import Registrar
+from prefect_encord.tasks.registration import register_bucket, register_chunk
 from prefect_encord.testing import credentials_block
 from tests.integration_buckets import CLOUDS, add_sandbox_integration, new_bucket
 from tests.tasks.conftest import HttpLog
