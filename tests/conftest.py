@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from encord_sandbox.emulators import use_emulator_credentials
+
+from tests.sns import trust_test_certificate
 
 pytest_plugins = ["encord_sandbox.pytest_plugin"]
 
@@ -19,6 +22,9 @@ os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_RUN_LEDGER_DIRECTORY", os.pat
 os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_JOB_LEDGER_DIRECTORY", os.path.join(_ledgers, "jobs"))
 os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_ITEM_MAP_DIRECTORY", os.path.join(_ledgers, "item-maps"))
 os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_LOCK_DIRECTORY", os.path.join(_ledgers, "locks"))
+# The relays of the tests find the test certificate there, as if they had fetched it from SNS (tests/sns.py).
+os.environ.setdefault("PREFECT_INTEGRATIONS_ENCORD_SNS_CERTIFICATE_DIRECTORY", os.path.join(_ledgers, "sns"))
+trust_test_certificate(Path(os.environ["PREFECT_INTEGRATIONS_ENCORD_SNS_CERTIFICATE_DIRECTORY"]))
 
 
 @pytest.fixture(scope="session")

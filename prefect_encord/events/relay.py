@@ -47,19 +47,18 @@ import contextlib
 import contextvars
 import hmac
 import ipaddress
+import json
 import logging
 import os
-import re
 import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -79,6 +78,7 @@ from prefect_encord.events.names import (
     label_row_resource,
     project_resource,
 )
+from prefect_encord.events.sns_signatures import SignatureRefused, SnsVerifier
 from prefect_encord.planning.bounded_json import BodyRefused, check_depth, check_size
 from prefect_encord.planning.notifications import (
     NotificationError,
@@ -86,6 +86,7 @@ from prefect_encord.planning.notifications import (
     ValidationRequest,
     parse_notification,
 )
+from prefect_encord.planning.sns_messages import is_sns_message, is_sns_url
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +100,6 @@ NOTIFICATION_TOKEN_ENV = "PREFECT_ENCORD_NOTIFICATION_TOKEN"  # its older name, 
 EMIT_BATCH = 1_000
 #: How long the relay waits for one batch to be stored before it sends the next anyway (and says so).
 STORED_TIMEOUT_SECONDS = 120.0
-#: Where an SNS subscription may be confirmed: Amazon's SNS endpoints, nothing a forged body could name.
-_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 _EVENT_ID_NAMESPACE = uuid.UUID("1d3c2f7e-52a4-4f0e-9a43-8f3c5d9b1a6e")
 _REMEMBERED = 10_000
 _relayed: OrderedDict[uuid.UUID, dict[str, Any]] = OrderedDict()
@@ -221,8 +220,19 @@ def emit_batch(batch: KeyBatch) -> None:
     _outside_any_run(send)
 
 
-def _notification(body: bytes, batcher: NotificationBatcher) -> JSONResponse:
-    """Answer one bucket notification delivery: its handshake, or accept its keys into the batcher."""
+def _notification(body: bytes, batcher: NotificationBatcher, sns: SnsVerifier, refused: Counter[str]) -> JSONResponse:
+    """Answer one bucket notification delivery: its handshake, or accept its keys into the batcher. An SNS message
+    must carry SNS's signature, checked first: a forged or replayed one is refused (403) and counted."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None  # parse_notification says what is wrong with it
+    if is_sns_message(document):
+        try:
+            sns.verify(document)
+        except SignatureRefused as exc:
+            refused["sns"] += 1
+            raise WebhookRejected(403, f"SNS message refused: {exc}") from None
     try:
         parsed = parse_notification(body)
     except NotificationError as exc:
@@ -237,8 +247,7 @@ def _notification(body: bytes, batcher: NotificationBatcher) -> JSONResponse:
 
 
 def _confirm(confirmation: SubscriptionConfirmation) -> None:
-    parts = urlsplit(confirmation.subscribe_url)
-    if parts.scheme != "https" or not _SNS_HOST.match(parts.hostname or ""):
+    if not is_sns_url(confirmation.subscribe_url):
         raise WebhookRejected(400, f"SubscribeURL {confirmation.subscribe_url!r} is not Amazon SNS's: not visited")
     response = httpx.get(confirmation.subscribe_url, timeout=30)
     if not response.is_success:
@@ -277,7 +286,9 @@ async def _checked_body(request: Request, token: str | None) -> bytes:
     return body
 
 
-def create_app(within_seconds: float = DEFAULT_WITHIN_SECONDS, token: str | None = None) -> FastAPI:
+def create_app(
+    within_seconds: float = DEFAULT_WITHIN_SECONDS, token: str | None = None, sns: SnsVerifier | None = None
+) -> FastAPI:
     """The relay's ASGI app: ``POST /encord/webhook``, ``POST /buckets/notifications`` and ``GET /healthz``.
 
     Its lifespan runs the bucket notification batcher: started with the app, and on shutdown every key still
@@ -287,8 +298,12 @@ def create_app(within_seconds: float = DEFAULT_WITHIN_SECONDS, token: str | None
         within_seconds: How long a bucket's first notified key waits for others before its batch is emitted.
         token: The secret every request must carry; None (and none in the environment, see
             :func:`relay_token`) accepts any, which suits a relay listening on loopback only.
+        sns: What checks SNS messages' signatures (by default one keeping certificates in the settings'
+            directory); the refusals are counted in ``GET /healthz``.
     """
     notifications = NotificationBatcher(emit_batch, within_seconds=within_seconds)
+    sns = sns or SnsVerifier()
+    refused: Counter[str] = Counter()
     token = relay_token(token)
 
     @contextlib.asynccontextmanager
@@ -304,7 +319,7 @@ def create_app(within_seconds: float = DEFAULT_WITHIN_SECONDS, token: str | None
     @app.post(NOTIFICATIONS_PATH)
     async def receive_notification(request: Request) -> JSONResponse:
         try:
-            return _notification(await _checked_body(request, token), notifications)
+            return _notification(await _checked_body(request, token), notifications, sns, refused)
         except WebhookRejected as exc:
             logger.warning("bucket notification refused (%d): %s", exc.status, exc.message)
             return JSONResponse(status_code=exc.status, content={"message": exc.message, "detail": exc.message})
@@ -320,8 +335,8 @@ def create_app(within_seconds: float = DEFAULT_WITHIN_SECONDS, token: str | None
         return JSONResponse({"emitted": emitted})
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "refused": dict(refused)}
 
     return app
 

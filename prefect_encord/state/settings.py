@@ -8,7 +8,8 @@ locks that keep two runs into one folder from duplicating (see :mod:`prefect_enc
 machine's temporary directory, shared by every ``PREFECT_HOME`` and user of the machine), and the
 inventories that let a re-run send Encord only what changed in a bucket (see :mod:`prefect_encord.state.inventory`),
 and the command line's embedded sandbox: one per Prefect home, whatever the current directory, so that every
-command of one user (an ingest, its rollback, an export) talks to the same one. And one switch: whether runs also
+command of one user (an ingest, its rollback, an export) talks to the same one; and the certificates the
+webhook relay checks SNS signatures with. And one switch: whether runs also
 meet on the Prefect server's global concurrency limits (``server_locks``).
 """
 
@@ -22,7 +23,7 @@ from prefect.settings import get_current_settings
 from prefect.settings.base import PrefectBaseSettings, build_settings_config
 from pydantic import Field
 
-Directory = Literal["job_ledger", "run_ledger", "item_map", "export", "lock", "inventory", "sandbox"]
+Directory = Literal["job_ledger", "run_ledger", "item_map", "export", "lock", "inventory", "sandbox", "sns_certificate"]
 
 #: The folder of ``$PREFECT_HOME/encord`` each directory defaults to.
 _DEFAULT_NAMES: dict[Directory, str] = {
@@ -32,6 +33,7 @@ _DEFAULT_NAMES: dict[Directory, str] = {
     "export": "exports",
     "inventory": "inventory",
     "sandbox": "sandbox",
+    "sns_certificate": "sns-certificates",
 }
 
 
@@ -50,6 +52,9 @@ class EncordSettings(PrefectBaseSettings):
     )
     sandbox_directory: Path | None = Field(
         default=None, description="Data directory of the command line's embedded sandbox."
+    )
+    sns_certificate_directory: Path | None = Field(
+        default=None, description="Where the webhook relay keeps the certificates Amazon SNS signs messages with."
     )
     server_locks: bool = Field(
         default=True,

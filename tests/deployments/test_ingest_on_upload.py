@@ -22,6 +22,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_encord.tasks.folders import get_or_create_folder
 from prefect_encord.testing import credentials_block
 from tests.integration_buckets import add_sandbox_integration, new_bucket
+from tests.sns import signed
 
 OBJECTS = int(os.environ.get("PREFECT_ENCORD_TEST_NOTIFIED_OBJECTS", "1000"))
 
@@ -31,8 +32,8 @@ def _delivery(bucket: str, keys: list[str]) -> dict[str, Any]:
     records = [{"eventName": "ObjectCreated:Put", "eventSource": "aws:s3",
                 "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 70, "sequencer": "0A"}}}
                for key in keys]  # fmt: skip
-    return {"Type": "Notification", "MessageId": f"m-{keys[0]}", "TopicArn": "arn:aws:sns:us-east-1:1:uploads",
-            "Message": json.dumps({"Records": records})}  # fmt: skip
+    return signed({"Type": "Notification", "MessageId": f"m-{keys[0]}", "TopicArn": "arn:aws:sns:us-east-1:1:uploads",
+                   "Message": json.dumps({"Records": records})})  # fmt: skip
 
 
 def _runs(api: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from prefect_encord.events.bucket_notifications import KeyBatch, NotificationBat
 from prefect_encord.events.names import BUCKET_OBJECTS_CHANGED_EVENT
 from prefect_encord.events.relay import NOTIFICATIONS_PATH, RelayServer
 from prefect_encord.planning.notifications import ObjectNotice
+from tests.sns import signed
 
 
 class Clock:
@@ -66,13 +68,10 @@ def _s3_records(keys: list[str], bucket: str) -> dict[str, Any]:
     return {"Records": [record(key) for key in keys]}
 
 
-def _sns(document: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Type": "Notification",
-        "MessageId": "m",
-        "TopicArn": "arn:aws:sns:us-east-1:1:t",
-        "Message": json.dumps(document),
-    }
+def _sns(document: dict[str, Any], **signing: Any) -> dict[str, Any]:
+    """``document`` in an SNS envelope, signed as SNS signs (tests/sns.py)."""
+    return signed({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": json.dumps(document)},
+                  **signing)  # fmt: skip
 
 
 def _events(bucket: str, expected: int, timeout: float = 30.0) -> list[ReceivedEvent]:
@@ -120,12 +119,43 @@ def test_a_delivery_without_the_token_is_refused_and_event_grid_is_answered_its_
         refused = http.post(relay.notifications_url, json=_s3_records(["a.png"], "cams"))
         wrong = http.post(relay.notifications_url, headers={"X-Prefect-Encord-Token": "guess"}, json=validation)
         answered = http.post(relay.notifications_url, headers={"X-Prefect-Encord-Token": "s3cret"}, json=validation)
-        forged = http.post(f"{relay.notifications_url}?token=s3cret", json={
-            "Type": "SubscriptionConfirmation", "TopicArn": "arn:aws:sns:us-east-1:1:t",
-            "SubscribeURL": "https://attacker.example/confirm"})  # fmt: skip
+        forged = http.post(f"{relay.notifications_url}?token=s3cret", json=signed({
+            "Type": "SubscriptionConfirmation", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": "confirm",
+            "Token": "t", "SubscribeURL": "https://attacker.example/confirm"}))  # fmt: skip
         garbage = http.post(f"{relay.notifications_url}?token=s3cret", content=b"{}")
     assert refused.status_code == wrong.status_code == 401 and "token" in refused.json()["message"]
     assert answered.status_code == 200 and answered.json() == {"validationResponse": "code-123"}
     assert forged.status_code == 400 and "not Amazon SNS's" in forged.json()["message"]
     assert garbage.status_code == 400 and "not a bucket notification" in garbage.json()["message"]
     assert NOTIFICATIONS_PATH in relay.notifications_url
+
+
+def test_sns_messages_not_signed_by_sns_are_refused_and_counted(relay: RelayServer) -> None:
+    """SNS signs what it delivers; a message altered on the way, replayed an hour later, signed with another
+    certificate URL, or not signed at all is refused before any of its keys is taken."""
+    records = _s3_records(["tampered.png"], "cams-signatures")
+    tampered = {**_sns(records), "Message": json.dumps(_s3_records(["evil.png"], "cams-signatures"))}
+    replayed = _sns(records, sent=datetime.now(timezone.utc) - timedelta(hours=2))
+    elsewhere = {**_sns(records), "SigningCertURL": "https://attacker.example/sns.pem"}
+    unsigned = {key: value for key, value in _sns(records).items() if key != "Signature"}
+    with httpx.Client(trust_env=False, timeout=30) as http:
+        before = http.get(relay.notifications_url.replace(NOTIFICATIONS_PATH, "/healthz")).json()["refused"]
+        answers = {
+            name: http.post(f"{relay.notifications_url}?token=s3cret", json=body)
+            for name, body in [
+                ("tampered", tampered),
+                ("replayed", replayed),
+                ("elsewhere", elsewhere),
+                ("unsigned", unsigned),
+            ]
+        }
+        version_1 = http.post(f"{relay.notifications_url}?token=s3cret", json=_sns(records, version="1"))
+        after = http.get(relay.notifications_url.replace(NOTIFICATIONS_PATH, "/healthz")).json()["refused"]
+
+    assert {name: answer.status_code for name, answer in answers.items()} == dict.fromkeys(answers, 403)
+    assert "does not match its content" in answers["tampered"].json()["message"]
+    assert "a replay" in answers["replayed"].json()["message"]
+    assert "is not Amazon SNS's" in answers["elsewhere"].json()["message"]
+    assert "Signature missing" in answers["unsigned"].json()["message"]
+    assert after.get("sns", 0) - before.get("sns", 0) == 4
+    assert version_1.status_code == 202  # SHA1 signatures (SignatureVersion 1) are SNS's too
