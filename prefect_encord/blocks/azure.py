@@ -119,14 +119,16 @@ class EncordAzureIntegration(CloudStorageIntegration):
     def object_url(self, key: str) -> str:
         return self.root_url + quote(key)
 
-    def _pages(self, prefix: str, page_size: int) -> Iterator[list[ObjectRecord]]:
-        blobs = self._container().list_blobs(name_starts_with=prefix or None, results_per_page=page_size)
-        for page in blobs.by_page():
-            yield [self._record(blob) for blob in page]
-
-    def _delimited_pages(self, prefix: str, page_size: int) -> Iterator[tuple[list[ObjectRecord], list[str]]]:
-        walked = self._container().walk_blobs(name_starts_with=prefix or None, results_per_page=page_size)
-        for page in walked.by_page():
+    def _listing(
+        self, prefix: str, page_size: int, delimiter: str | None
+    ) -> Iterator[tuple[list[ObjectRecord], list[str]]]:
+        container, start = self._container(), prefix or None
+        listed = (
+            container.list_blobs(name_starts_with=start, results_per_page=page_size)
+            if delimiter is None
+            else container.walk_blobs(name_starts_with=start, delimiter=delimiter, results_per_page=page_size)
+        )
+        for page in listed.by_page():
             items = list(page)
             folders = [item.name for item in items if isinstance(item, BlobPrefix)]
             yield [self._record(item) for item in items if not isinstance(item, BlobPrefix)], folders

@@ -147,13 +147,6 @@ class EncordS3Integration(CloudStorageIntegration):
     def object_url(self, key: str) -> str:
         return self.root_url + quote(key)
 
-    def _pages(self, prefix: str, page_size: int) -> Iterator[list[ObjectRecord]]:
-        for objects, _ in self._listing(prefix, page_size, delimiter=None):
-            yield objects
-
-    def _delimited_pages(self, prefix: str, page_size: int) -> Iterator[tuple[list[ObjectRecord], list[str]]]:
-        yield from self._listing(prefix, page_size, delimiter="/")
-
     def _listing(
         self, prefix: str, page_size: int, delimiter: str | None
     ) -> Iterator[tuple[list[ObjectRecord], list[str]]]:

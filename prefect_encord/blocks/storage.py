@@ -137,12 +137,20 @@ class CloudStorageIntegration(Block, ABC):
         """The URL Encord registers and fetches for the object ``key``."""
 
     @abstractmethod
+    def _listing(
+        self, prefix: str, page_size: int, delimiter: str | None
+    ) -> Iterator[tuple[list[ObjectRecord], list[str]]]:
+        """One provider page at a time, unfiltered: every object under ``prefix`` (no prefixes) or, with a
+        ``delimiter``, the objects directly under it and the prefixes one ``delimiter`` deeper."""
+
     def _pages(self, prefix: str, page_size: int) -> Iterator[list[ObjectRecord]]:
         """Every object under ``prefix``, one provider page at a time, unfiltered."""
+        for objects, _ in self._listing(prefix, page_size, delimiter=None):
+            yield objects
 
-    @abstractmethod
     def _delimited_pages(self, prefix: str, page_size: int) -> Iterator[tuple[list[ObjectRecord], list[str]]]:
         """The objects directly under ``prefix`` and the prefixes one ``/`` deeper, one provider page at a time."""
+        yield from self._listing(prefix, page_size, delimiter="/")
 
     @abstractmethod
     def _read(self, key: str, start: int, length: int | None) -> bytes:
