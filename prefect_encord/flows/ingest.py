@@ -34,7 +34,7 @@ from prefect_encord.events.reporting import (
     artifact_key,
     check_max_failures,
 )
-from prefect_encord.flows.ingest_summary import IngestSummary, _count_files, _files_progress, _next_step, _summary_lines
+from prefect_encord.flows.ingest_summary import IngestSummary, count_files, files_progress, next_step, summary_lines
 from prefect_encord.flows.parameters import (
     CloudSource,
     DatasetStep,
@@ -138,8 +138,8 @@ def ingest(
         ledger.finish()
         summary.failures = report.failed
         summary.counts = report.counts
-        summary.markdown = report.finish(_summary_lines(summary))
-    return report.final_state(summary, max_failures, _next_step(run_id))
+        summary.markdown = report.finish(summary_lines(summary))
+    return report.final_state(summary, max_failures, next_step(run_id))
 
 
 #: Errors of a disk that is full or will not be written: the run stops where its books do.
@@ -219,8 +219,8 @@ def _ingest_files(
         report.record(Outcome(FILES, path, "changed", f"rewritten since it became item {item}, which is kept as it "
                               "is") for path, item in uploaded.changed.items())  # fmt: skip
         report.record(Outcome(FILES, path, "failed", error) for path, error in uploaded.failed.items())
-        _count_files(report, summary)
-        report.step_done("ingest", _files_progress(summary, "uploaded"))
+        count_files(report, summary)
+        report.step_done("ingest", files_progress(summary, "uploaded"))
         return item_map
     ledger.before(f"register objects of {source.block.root_url} into folder {folder_uuid}")
     registered = register_bucket.submit(
@@ -243,8 +243,8 @@ def _ingest_files(
     report.record(Outcome(FILES, url, "changed", f"overwritten in the bucket since it became item {item}, which "
                           "is kept as it is") for url, item in registered.changed)  # fmt: skip
     _handle_vanished(credentials, source, folder_uuid, registered.vanished, ledger, report)
-    _count_files(report, summary)
-    report.step_done("ingest", _files_progress(summary, "registered"))
+    count_files(report, summary)
+    report.step_done("ingest", files_progress(summary, "registered"))
     return item_map
 
 

@@ -60,7 +60,7 @@ class IngestSummary(BaseModel):
         self.vanished_sources = list(vanished[:NAMED_SOURCES])
 
 
-def _count_files(report: RunReport, summary: IngestSummary) -> None:
+def count_files(report: RunReport, summary: IngestSummary) -> None:
     """The summary's file counts, read from the report: the table and the return value say the same."""
     summary.created = report.count(FILES, "created")
     summary.already_present = report.count(FILES, "skipped")
@@ -70,7 +70,7 @@ def _count_files(report: RunReport, summary: IngestSummary) -> None:
     summary.deleted = report.count(FILES, "deleted")
 
 
-def _files_progress(summary: IngestSummary, verb: str) -> str:
+def files_progress(summary: IngestSummary, verb: str) -> str:
     """``"8 of 9 files uploaded, 0 already there, 1 failed"``: the progress artifact's line for the files step."""
     total = summary.created + summary.already_present + summary.failed
     return (
@@ -78,7 +78,7 @@ def _files_progress(summary: IngestSummary, verb: str) -> str:
     )
 
 
-def _next_step(run_id: str) -> str:
+def next_step(run_id: str) -> str:
     """What a failing run's message says to do: the good files are in, so re-run once fixed, or undo it."""
     return (
         f"The files that worked are in Encord: run it again once the failures are fixed (what is there is "
@@ -86,7 +86,7 @@ def _next_step(run_id: str) -> str:
     )
 
 
-def _summary_lines(summary: IngestSummary) -> list[str]:
+def summary_lines(summary: IngestSummary) -> list[str]:
     """What the run touched, by name and id; every count is in the report's table below these lines."""
     lines = [
         f"Folder **{summary.folder_path}** (`{summary.folder_uuid}`), run `{summary.run_id}`.",

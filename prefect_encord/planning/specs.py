@@ -178,6 +178,8 @@ class NamedKeys:
 
     singles: tuple[str, ...]
     directories: tuple[str, ...]
+    #: Keys not under the block's prefix (another bucket folder's): not the block's to register.
+    outside: tuple[str, ...] = ()
 
 
 def named_keys(keys: Sequence[str], base: str, options: PlanOptions) -> NamedKeys:
@@ -198,7 +200,8 @@ def named_keys(keys: Sequence[str], base: str, options: PlanOptions) -> NamedKey
     singles = tuple(
         key for key in ours if not in_a_composite(key) and not any(key[len(base) :].startswith(d) for d in directories)
     )
-    return NamedKeys(singles, directories)
+    outside = tuple(sorted({key for key in keys if not key.startswith(base)}))
+    return NamedKeys(singles, directories, outside)
 
 
 def plan_registration(

@@ -43,7 +43,6 @@ from prefect_encord.planning.objects import (
     as_utc,
     folder_prefix,
     is_modified_since,
-    is_selected,
 )
 from prefect_encord.planning.outcomes import BucketRegistration, JobResult, JobSummary
 from prefect_encord.planning.specs import (
@@ -196,6 +195,11 @@ def register_bucket(
     base = folder_prefix(storage.prefix)
     named = named_keys(keys, base, options) if keys is not None else None
     missing: list[str] = []  # named keys that do not exist (any more)
+    if named is not None and named.outside:
+        run_logger(__name__).warning(
+            "%d of the %d keys given are not under %s, so not this block's to register; first: %s",
+            len(named.outside), len(keys or ()), storage.root_url + base, ", ".join(named.outside[:5]),
+        )  # fmt: skip
     newest: datetime | None = None
     skipped: list[Skipped] = []
     listed_records: dict[str, ObjectRecord] = {}  # listed, not yet planned into a unit: a few directories' worth
@@ -206,7 +210,7 @@ def register_bucket(
         if named is None:
             yield from storage.list_objects(include, exclude, modified_since, fan_out=LISTING_FAN_OUT)
             return
-        wanted = [key for key in named.singles if is_selected(key[len(base) :], include, exclude)]
+        wanted = [key for key in named.singles if in_selection(key, base, include, exclude)]
         for key, found in storage.stat_objects(wanted):
             if found is None:
                 missing.append(key)

@@ -308,6 +308,7 @@ def test_named_keys_are_looked_up_alone_unless_their_directory_makes_one_unit() 
     single = named_keys(keys, "raw/", PlanOptions())
     assert single.singles == ("raw/cams/a.png", "raw/clips/b.mp4", "raw/d.pdf")
     assert single.directories == ("scans/",)  # a DICOM series is its directory; elsewhere/ is not the block's
+    assert single.outside == ("elsewhere/c.png",)  # named, so the run can say it left it out
 
     grouped = named_keys([*keys, "raw/scans/notes.txt"], "raw/", PlanOptions(images="group"))
     assert grouped.directories == ("cams/", "scans/")
