@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 from encord import EncordUserClient
+from encord_sandbox.bucket_notifier import S3Notifier
 from encord_sandbox.emulators import free_port
 from prefect.settings import PREFECT_API_URL
 
@@ -202,6 +203,14 @@ def test_the_main_commands_and_a_bucket_ingest_as_the_readme_shows(prefect_harne
     relay = newcomer.start(readme.command("prefect-encord webhook-relay").replace("8787", str(relay_port)))
     wait_until_answering(f"http://127.0.0.1:{relay_port}/healthz", relay, "the webhook relay")
     assert httpx.get(f"http://127.0.0.1:{relay_port}/healthz").status_code == 200
+
+    # The wiring section, against that relay and bucket; moto sends no notifications, so S3Notifier plays S3.
+    by_hand = newcomer.run(readme.command("curl -sS -X POST").replace("8787", str(relay_port)))
+    assert json.loads(by_hand) == {"accepted": 1, "new": 0, "probes": 1}, by_hand
+    notifications = f"http://127.0.0.1:{relay_port}/buckets/notifications"
+    with S3Notifier(f"http://127.0.0.1:{s3_port}", "raw", notifications):
+        wired = newcomer.run(readme.command("prefect-encord check-notifications"))
+    assert re.search(r"reached Prefect through the relay in [\d.]+ s", wired), wired
 
 
 def test_the_sandbox_commands(newcomer: Newcomer) -> None:

@@ -105,6 +105,27 @@ def _relay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_notifications(args: argparse.Namespace) -> int:
+    from prefect_encord.blocks import load_cloud_block
+    from prefect_encord.cli.notification_check import check_notifications
+    from prefect_encord.events.names import BUCKET_PROBE_EVENT
+
+    probe = check_notifications(load_cloud_block(args.bucket_block), args.timeout)
+    if probe.arrived:
+        print(f"the notification of {probe.url} reached Prefect through the relay in {probe.seconds:.1f} s: "
+              "the bucket is wired (new objects will start ingest-on-upload the same way)")  # fmt: skip
+        return 0
+    print(
+        f"no notification of {probe.url} reached Prefect within {args.timeout:g} s (no {BUCKET_PROBE_EVENT} event "
+        "for it). Check, in order: the bucket sends object-created notifications (S3 to SNS or EventBridge, GCS "
+        "to Pub/Sub, Azure to Event Grid) to the relay's URL ending /buckets/notifications?token=..., with the "
+        "relay's PREFECT_ENCORD_RELAY_TOKEN; its prefix filter, if any, covers this key; an SNS subscription is "
+        "confirmed; the relay's /healthz counts no refused messages; the relay's PREFECT_API_URL is this one's",
+        file=sys.stderr,
+    )
+    return 1
+
+
 @contextlib.contextmanager
 def main_command_credentials(args: argparse.Namespace) -> Iterator[EncordCredentials]:
     from prefect_encord.cli import ingest_command as main_command
@@ -157,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--port", type=int, default=8787)
     relay.add_argument("--within", type=float, default=30.0, help="seconds a notified key waits for others (30)")
     relay.set_defaults(run=_relay)
+
+    check = commands.add_parser(
+        "check-notifications",
+        help="test a bucket's wiring to the relay: a probe object in, its Prefect event back (nothing ingested)",
+        parents=[common],
+    )
+    check.add_argument("--bucket-block", required=True, help="saved cloud block of the bucket, e.g. "
+                       "encord-s3-integration/raw")  # fmt: skip
+    check.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the notification (120)")
+    check.set_defaults(run=_check_notifications)
     return parser
 
 

@@ -52,6 +52,11 @@ names the bucket (``cloud``, ``bucket``) and up to 1,000 keys (``object_keys``: 
 template would read as the dict's method) (resource: :func:`bucket_resource`). A deployment that ingests those
 keys triggers on it (see :mod:`prefect_encord.events.bucket_notifications`)."""
 
+BUCKET_PROBE_EVENT = "prefect-encord.bucket.probe-received"
+"""A bucket's notification of a probe object (``prefect-encord check-notifications``) reached the relay: the wiring
+from the bucket to Prefect works. Resource ``prefect-encord.probe.<probe id>``, related to :func:`bucket_resource`;
+payload ``cloud``, ``bucket``, ``key``, ``change``. Nothing triggers on it: a probe is never ingested."""
+
 
 def resource(kind: str, identifier: str, name: str | None = None) -> dict[str, str]:
     """``{"prefect.resource.id": "encord.<kind>.<identifier>", "prefect.resource.role": kind}`` (+ name)."""

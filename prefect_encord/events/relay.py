@@ -57,6 +57,7 @@ import uuid
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
+from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -78,6 +79,7 @@ from prefect_encord.events.names import (
     label_row_resource,
     project_resource,
 )
+from prefect_encord.events.notification_probe import emit_probe
 from prefect_encord.events.sns_signatures import SignatureRefused, SnsVerifier
 from prefect_encord.planning.bounded_json import BodyRefused, check_depth, check_size
 from prefect_encord.planning.notifications import (
@@ -86,6 +88,7 @@ from prefect_encord.planning.notifications import (
     ValidationRequest,
     parse_notification,
 )
+from prefect_encord.planning.objects import is_probe
 from prefect_encord.planning.sns_messages import is_sns_message, is_sns_url
 
 logger = logging.getLogger(__name__)
@@ -242,8 +245,11 @@ def _notification(body: bytes, batcher: NotificationBatcher, sns: SnsVerifier, r
     if isinstance(parsed, SubscriptionConfirmation):
         _confirm(parsed)
         return JSONResponse({"confirmed": parsed.topic_arn})
-    news = batcher.add(parsed)
-    return JSONResponse(status_code=202, content={"accepted": len(parsed), "new": news})
+    probes = [notice for notice in parsed if is_probe(notice.key)]
+    for probe in probes:  # announced at once and never batched: a probe is not ingested
+        _outside_any_run(partial(emit_probe, probe))
+    news = batcher.add(notice for notice in parsed if not is_probe(notice.key))
+    return JSONResponse(status_code=202, content={"accepted": len(parsed), "new": news, "probes": len(probes)})
 
 
 def _confirm(confirmation: SubscriptionConfirmation) -> None:

@@ -49,6 +49,16 @@ def folder_prefix(prefix: str) -> str:
     return f"{stripped}/" if stripped else ""
 
 
+#: The directory ``prefect-encord check-notifications`` writes its probe objects into (under the block's prefix):
+#: never listed for ingest, and the relay announces their notifications as probes, never as changes to ingest.
+PROBE_DIRECTORY = ".prefect-encord-probe"
+
+
+def is_probe(key: str) -> bool:
+    """Whether ``key`` is a notification probe's object (in a :data:`PROBE_DIRECTORY` at any depth)."""
+    return PROBE_DIRECTORY in key.split("/")[:-1]
+
+
 def is_selected(
     relative_key: str,
     include: Sequence[str] = (),
@@ -58,8 +68,10 @@ def is_selected(
 
     Patterns use ``fnmatch`` case-sensitively, as object keys are case-sensitive; ``*`` also crosses
     ``/``, so ``*.png`` selects PNGs at any depth. No include pattern means everything is included;
-    an exclude pattern always wins.
+    an exclude pattern always wins. A notification probe's object is never selected.
     """
+    if is_probe(relative_key):
+        return False
     if include and not any(fnmatch.fnmatchcase(relative_key, pattern) for pattern in include):
         return False
     return not any(fnmatch.fnmatchcase(relative_key, pattern) for pattern in exclude)

@@ -6,7 +6,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from prefect_encord.planning.objects import as_utc, folder_prefix, is_modified_since, is_selected, key_directories
+from prefect_encord.planning.objects import (
+    as_utc,
+    folder_prefix,
+    is_modified_since,
+    is_probe,
+    is_selected,
+    key_directories,
+)
 
 NOON = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -61,3 +68,10 @@ def test_the_directories_to_list_for_notified_keys() -> None:
     assert key_directories(keys[:4], "cams/") == ["a/", "c/"]
     assert key_directories(["x.png"], "") == [""]
     assert key_directories(["other/5.png"], "cams/") == []
+
+
+def test_a_notification_probe_is_never_selected_at_any_depth() -> None:
+    assert is_probe(".prefect-encord-probe/1.txt") and is_probe("cams/.prefect-encord-probe/1.txt")
+    assert not is_probe("cams/.prefect-encord-probe") and not is_probe("cams/prefect-encord-probe/1.txt")
+    assert not is_selected(".prefect-encord-probe/1.txt") and not is_selected(".prefect-encord-probe/1.txt", ["*"])
+    assert is_selected("cams/1.png")
