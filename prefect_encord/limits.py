@@ -38,3 +38,7 @@ SPLIT_PERCENTAGE_RANGE = (5.0, 95.0)
 
 CAROUSEL_SIZE_RANGE = (10.0, 70.0)
 """A carousel layout's ``carousel_size``, inclusive (Encord's data groups documentation)."""
+
+SIDECAR_SUFFIX_LENGTH = (1, 128)
+"""Characters of a metadata sidecar's suffix, inclusive (Encord's cloud-synced folders, "Metadata sidecars":
+``SidecarMatcherSuffix(suffix=...)``, 1 to 128 characters; ``.metadata.json`` by default)."""

@@ -127,6 +127,8 @@ class EncordS3Integration(CloudStorageIntegration):
                     # Stores on an IP or a private host name only understand path-style requests.
                     s3={"addressing_style": "path" if endpoint else "auto"},
                     retries={"mode": "standard"},
+                    # Lookups, sidecar reads and a fanned-out listing share the client: 10 (the default) is too few.
+                    max_pool_connections=32,
                 ),
             )
             self._client_cache = session.client("s3", **params)

@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--refresh-inventory", action="store_true", default=None, help="send every object again (Encord skips dups)"
     )
+    parser.add_argument(
+        "--sidecars", metavar="SUFFIX", help="objects named like another plus SUFFIX (e.g. .metadata.json) are its "
+        "metadata, not items",
+    )  # fmt: skip
     parser.add_argument("--folder", default=None, help="storage folder path (default: ingest/<source name>)")
     parser.add_argument("--schema", help="metadata schema file (JSON/YAML) to apply additively")
     parser.add_argument("--manifest", help="metadata manifest (CSV/JSON/JSONL/Parquet) to import")
@@ -45,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metadata-mode", choices=["merge", "overwrite"], help="how --manifest updates (default: merge)"
     )
     parser.add_argument(
-        "--allow-unknown-keys", action="store_true", default=None, help="write manifest columns the schema lacks"
-    )
+        "--allow-unknown-keys", action="store_true", default=None,
+        help="write manifest columns or sidecar keys the schema lacks",
+    )  # fmt: skip
     parser.add_argument("--group-pattern", help=r"regex with named groups key/role, e.g. '(?P<key>s\d+)_(?P<role>a|b)'")
     parser.add_argument("--layout", choices=["grid", "carousel"], help="layout of every data group (default: grid)")
     parser.add_argument("--dataset", help="dataset title to link into (created if missing)")
@@ -101,9 +106,14 @@ def usage_problems(args: argparse.Namespace) -> list[str]:
         ("--include", "--bucket-block", args.include and args.bucket_block is None),
         ("--on-vanished", "--bucket-block", args.on_vanished is not None and args.bucket_block is None),
         ("--refresh-inventory", "--bucket-block", args.refresh_inventory and args.bucket_block is None),
+        ("--sidecars", "--bucket-block", args.sidecars is not None and args.bucket_block is None),
         ("--max-deletions", "--on-vanished delete", args.max_deletions is not None and args.on_vanished != "delete"),
         ("--metadata-mode", "--manifest", own_data and args.metadata_mode is not None and args.manifest is None),
-        ("--allow-unknown-keys", "--manifest", own_data and args.allow_unknown_keys and args.manifest is None),
+        (
+            "--allow-unknown-keys",
+            "--manifest or --sidecars",
+            own_data and args.allow_unknown_keys and args.manifest is None and args.sidecars is None,
+        ),
         ("--layout", "--group-pattern", own_data and args.layout is not None and args.group_pattern is None),
         ("--project", "--dataset", own_data and args.project is not None and args.dataset is None),
     )
@@ -216,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
                 on_vanished=args.on_vanished or "report",
                 max_deletions=100 if args.max_deletions is None else args.max_deletions,
                 refresh_inventory=bool(args.refresh_inventory),
+                sidecar_suffix=args.sidecars or "",
+                sidecar_unknown_keys=bool(args.allow_unknown_keys),
             )
             if args.bucket_block
             else LocalSource(directory=str(Path(args.source).resolve()))

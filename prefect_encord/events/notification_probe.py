@@ -15,6 +15,7 @@ from prefect.events import emit_event
 from prefect_encord.events.names import BUCKET_PROBE_EVENT, bucket_resource
 from prefect_encord.planning.notifications import ObjectNotice
 
+
 def probe_resource(probe_id: str) -> dict[str, str]:
     """``prefect-encord.probe.<probe id>``: the resource of a probe's event, which the checker looks for."""
     return {"prefect.resource.id": f"prefect-encord.probe.{probe_id}", "prefect.resource.role": "probe"}

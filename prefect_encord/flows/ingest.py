@@ -34,7 +34,14 @@ from prefect_encord.events.reporting import (
     artifact_key,
     check_max_failures,
 )
-from prefect_encord.flows.ingest_summary import IngestSummary, count_files, files_progress, next_step, summary_lines
+from prefect_encord.flows.ingest_summary import (
+    IngestSummary,
+    count_files,
+    files_progress,
+    next_step,
+    report_sidecars,
+    summary_lines,
+)
 from prefect_encord.flows.parameters import (
     CloudSource,
     DatasetStep,
@@ -227,6 +234,8 @@ def _ingest_files(
         credentials, source.block, folder_uuid, include=source.include, exclude=source.exclude,
         modified_since=source.modified_since, item_map=ledger.item_map_path, progress=report.step_progress("ingest"),
         refresh_inventory=source.refresh_inventory, keys=source.object_keys or None,
+        sidecar_suffix=source.sidecar_suffix, sidecar_mode=source.sidecar_mode,
+        sidecar_unknown_keys=source.sidecar_unknown_keys,
     ).result()  # fmt: skip
     item_map = registered.item_map
     crash_point("ingest.after-files")
@@ -243,6 +252,8 @@ def _ingest_files(
     report.record(Outcome(FILES, url, "changed", f"overwritten in the bucket since it became item {item}, which "
                           "is kept as it is") for url, item in registered.changed)  # fmt: skip
     _handle_vanished(credentials, source, folder_uuid, registered.vanished, ledger, report)
+    if registered.sidecars is not None:
+        report_sidecars(registered.sidecars, report, summary)
     count_files(report, summary)
     report.step_done("ingest", files_progress(summary, "registered"))
     return item_map

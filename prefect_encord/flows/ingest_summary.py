@@ -1,4 +1,5 @@
-"""What an ingest run reports: the summary it returns and the lines a person reads at its end."""
+"""What an ingest run reports: the summary it returns, the lines a person reads at its end, and the outcomes of
+the steps the flow does not run itself (the sidecars a registration applied)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
-from prefect_encord.events.reporting import (
-    FILES,
-    RunReport,
-)
+from prefect_encord.events.reporting import FILES, METADATA_ITEMS, Outcome, RunReport
+from prefect_encord.planning.sidecars import SidecarOutcome
 
 #: How many changed or vanished sources the summary names; the receipt and the item map name every one.
 NAMED_SOURCES = 100
@@ -98,3 +97,15 @@ def summary_lines(summary: IngestSummary) -> list[str]:
     if summary.project_hash:
         lines.append(f"- project **{summary.project_title}** (`{summary.project_hash}`)")
     return lines
+
+
+def report_sidecars(outcome: SidecarOutcome, report: RunReport, summary: IngestSummary) -> None:
+    """Name each sidecar that failed or waits for its object's item; count the items sidecars updated."""
+    report.record([Outcome(METADATA_ITEMS, "sidecars", "updated", "from their sidecars", count=outcome.updated)])
+    report.record([Outcome(METADATA_ITEMS, "sidecars", "skipped", "as their sidecars say", count=outcome.unchanged)])
+    report.record(Outcome(METADATA_ITEMS, url, "failed", f"sidecar not applied: {why}")
+                  for url, why in outcome.failed.items())  # fmt: skip
+    report.record(Outcome(METADATA_ITEMS, url, "skipped", f"sidecar kept for later: its object {target} has "
+                          "no item (not registered, or in a group)")
+                  for url, target in outcome.orphaned.items())  # fmt: skip
+    summary.metadata_updated = report.count(METADATA_ITEMS, "updated")

@@ -20,6 +20,7 @@ from prefect_encord.planning.grouping import GroupsFile, KeyPattern
 from prefect_encord.planning.layouts import CarouselLayout, GridLayout, LayoutFile, RolesLayout
 from prefect_encord.planning.manifest_readers import check_readable
 from prefect_encord.planning.parameter_models import ParameterModel
+from prefect_encord.planning.sidecars import check_suffix
 from prefect_encord.state.settings import local_directory
 
 
@@ -71,6 +72,29 @@ class CloudSource(ParameterModel):
         description="With on_vanished=delete, delete nothing and fail the step if more items than this vanished "
         "(a wrong prefix or an emptied bucket must not empty the folder).",
     )
+
+    sidecar_suffix: str = Field(
+        default="",
+        description="Read an object named like another plus this suffix, e.g. '.metadata.json' as Encord's "
+        "cloud sync does ('x.jpg.metadata.json' for 'x.jpg'), as that object's custom metadata, checked against "
+        "the metadata schema; it is not registered itself, and is read again only when it changes. Empty: off.",
+    )
+    sidecar_mode: Literal["merge", "overwrite"] = Field(
+        default="merge",
+        description="merge sets the keys a sidecar gives and keeps the item's others; overwrite makes the item's "
+        "metadata exactly the sidecar's.",
+    )
+    sidecar_unknown_keys: bool = Field(
+        default=False,
+        description="Write sidecar keys the metadata schema does not declare (unchecked); off, a sidecar with one "
+        "is reported and not applied, since it is most often a typo.",
+    )
+
+    @field_validator("sidecar_suffix")
+    @classmethod
+    def _usable_suffix(cls, suffix: str) -> str:
+        """Refuse, before the run writes anything, a suffix Encord would not take (1 to 128 characters, no '/')."""
+        return check_suffix(suffix) if suffix else suffix
 
     @model_validator(mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from datetime import datetime
 from encord.orm.storage import UploadLongPollingState
 
 from prefect_encord.planning.objects import Skipped, as_utc
+from prefect_encord.planning.sidecars import SidecarOutcome
 from prefect_encord.planning.specs import Entry
 from prefect_encord.state.item_map import ItemMap
 
@@ -176,6 +177,8 @@ class BucketRegistration:
     changed: tuple[tuple[str, str], ...] = ()
     #: (URL, item) of registered units a complete listing no longer lists: deleted from the bucket.
     vanished: tuple[tuple[str, str], ...] = ()
+    #: What the metadata sidecars did (a registration given a sidecar suffix), else None.
+    sidecars: SidecarOutcome | None = None
 
     @property
     def created(self) -> dict[str, str]:

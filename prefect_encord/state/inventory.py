@@ -4,7 +4,9 @@ Encord only what changed.
 One SQLite file per *scope* (Encord folder, cloud integration, and the bucket URL and prefix listed), under
 ``$PREFECT_HOME/encord/inventory`` (``PREFECT_INTEGRATIONS_ENCORD_INVENTORY_DIRECTORY`` overrides it). A row
 per registered unit: its identity URL, the object key, the unit's fingerprint (see
-:mod:`prefect_encord.planning.changes`), its Encord item, and the last run that listed it.
+:mod:`prefect_encord.planning.changes`), its Encord item, and the last run that listed it; and a row per metadata
+sidecar listed (:mod:`prefect_encord.planning.sidecars`): its URL and key, the URL of the object it describes,
+its fingerprint as listed and the fingerprint last applied, so that only a new or changed sidecar is read.
 
 **A cache, never the truth.** Rows are written from Encord's own answers: once a job has settled, each unit
 it created or found already registered (``skip_duplicate_urls``) is recorded with the item Encord named. A
@@ -32,6 +34,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 from prefect_encord.blocks.storage import CloudStorageIntegration
 from prefect_encord.planning.changes import Known
@@ -51,6 +54,13 @@ CREATE TABLE IF NOT EXISTS units (
     item TEXT NOT NULL,
     seen TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sidecars (
+    url TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    target TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    applied TEXT
+) WITHOUT ROWID;
 """
 
 
@@ -65,6 +75,15 @@ def forget_units(folder_uuid: str, storage: CloudStorageIntegration, urls: Seque
     """Drop units from the scope's inventory once their items are gone from Encord."""
     with Inventory(default_path(folder_uuid, storage)) as inventory:
         inventory.forget(urls)
+
+
+class PendingSidecar(NamedTuple):
+    """A sidecar to read and apply: its URL and key, its object's URL, its fingerprint as last listed."""
+
+    url: str
+    key: str
+    target: str
+    fingerprint: str
 
 
 class Inventory:
@@ -122,6 +141,7 @@ class Inventory:
         """Forget every unit: the next registration submits everything, and Encord's answers refill it."""
         with self._transaction():
             self._db.execute("DELETE FROM units")
+            self._db.execute("DELETE FROM sidecars")
 
     def known(self, urls: Sequence[str]) -> dict[str, Known]:
         """The rows of those ``urls`` the inventory holds."""
@@ -157,6 +177,34 @@ class Inventory:
         """Drop the rows of units that are gone from Encord."""
         with self._transaction():
             self._db.executemany("DELETE FROM units WHERE url = ?", ((url,) for url in urls))
+
+    def note_sidecars(self, rows: Iterable[tuple[str, str, str, str]]) -> None:
+        """Write ``(url, key, target URL, fingerprint)`` of sidecars as listed; what was applied is kept."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO sidecars (url, key, target, fingerprint) VALUES (?, ?, ?, ?) ON CONFLICT(url) DO UPDATE "
+                "SET key = excluded.key, target = excluded.target, fingerprint = excluded.fingerprint",
+                rows,
+            )
+
+    def pending_sidecars(self, batch: int) -> Iterator[list[PendingSidecar]]:
+        """Sidecars never applied, or changed since, ``batch`` at a time in URL order (read as they are applied)."""
+        after = ""
+        query = ("SELECT url, key, target, fingerprint FROM sidecars WHERE url > ? AND (applied IS NULL "
+                 "OR applied != fingerprint) ORDER BY url LIMIT ?")  # fmt: skip
+        while rows := [PendingSidecar(*row) for row in self._db.execute(query, (after, batch))]:
+            yield rows
+            after = rows[-1].url
+
+    def applied_sidecars(self, rows: Iterable[tuple[str, str]]) -> None:
+        """Record ``(url, fingerprint)`` of sidecars applied (or found to change nothing)."""
+        with self._transaction():
+            self._db.executemany("UPDATE sidecars SET applied = ? WHERE url = ?", ((f, url) for url, f in rows))
+
+    def forget_sidecars(self, urls: Iterable[str]) -> None:
+        """Drop sidecars gone from the bucket."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM sidecars WHERE url = ?", ((url,) for url in urls))
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

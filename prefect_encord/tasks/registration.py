@@ -37,6 +37,7 @@ from prefect_encord.jobs.engine import StartedJob
 from prefect_encord.jobs.finishing import finish_earlier_jobs
 from prefect_encord.limits import MAX_BULK_ITEMS
 from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
+from prefect_encord.planning.metadata_values import ImportMode
 from prefect_encord.planning.objects import (
     ObjectRecord,
     Skipped,
@@ -45,6 +46,7 @@ from prefect_encord.planning.objects import (
     is_modified_since,
 )
 from prefect_encord.planning.outcomes import BucketRegistration, JobResult, JobSummary
+from prefect_encord.planning.sidecars import check_suffix, sidecar_fingerprint, sidecar_target
 from prefect_encord.planning.specs import (
     DEFAULT_JOB_SIZE,
     Entry,
@@ -63,6 +65,7 @@ from prefect_encord.state.job_ledger import JobLedger
 from prefect_encord.state.locks import exclusive
 from prefect_encord.tasks.dicom_headers import read_dicom_headers
 from prefect_encord.tasks.registrar import DEFAULT_TIMEOUT_SECONDS, DEFAULT_UNIT_RETRIES, Registrar
+from prefect_encord.tasks.sidecars import apply_sidecars
 
 #: Jobs submitted ahead of the one being polled: Encord works on them meanwhile, memory stays bounded.
 DEFAULT_MAX_IN_FLIGHT = 4
@@ -147,6 +150,9 @@ def register_bucket(
     use_inventory: bool = True,
     refresh_inventory: bool = False,
     keys: Sequence[str] | None = None,
+    sidecar_suffix: str = "",
+    sidecar_mode: ImportMode = "merge",
+    sidecar_unknown_keys: bool = False,
 ) -> BucketRegistration:
     """List a bucket, plan its registration, and register it in jobs of ``job_size`` units.
 
@@ -181,6 +187,14 @@ def register_bucket(
         keys: Only these objects (full object keys, as bucket notifications name them): each is looked up on its
             own, nothing listed, except the directories whose objects form one unit (images grouped, DICOM
             series), listed whole; a key that no longer exists counts as vanished. None lists the whole prefix.
+        sidecar_suffix: Objects whose key is another's plus this suffix (e.g. ``.metadata.json``) are that
+            object's metadata sidecars (see :mod:`prefect_encord.planning.sidecars`): never registered, selected
+            with their object, applied to its item once it exists (with ``sidecar_mode``), and only when new or
+            changed. A named key brings its sidecar along. Empty: no sidecars.
+        sidecar_mode: ``merge`` sets the keys a sidecar gives and keeps the item's others; ``overwrite`` makes the
+            item's metadata exactly the sidecar's.
+        sidecar_unknown_keys: Write sidecar keys the metadata schema does not declare, unchecked; by default a
+            sidecar with one is reported and not applied.
 
     Returns:
         The jobs' outcomes in counts and failures, the item map, the objects skipped with reasons, and the
@@ -188,6 +202,7 @@ def register_bucket(
     """
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight {max_in_flight} must be at least 1")
+    suffix = check_suffix(sidecar_suffix) if sidecar_suffix else ""
     options = options or PlanOptions()
     registrar = _registrar(
         credentials, folder_uuid, storage.integration, ledger_dir, upsert_metadata, timeout_seconds, unit_retries
@@ -203,25 +218,42 @@ def register_bucket(
     newest: datetime | None = None
     skipped: list[Skipped] = []
     listed_records: dict[str, ObjectRecord] = {}  # listed, not yet planned into a unit: a few directories' worth
+    sidecars: list[tuple[str, str, str, str]] = []  # listed, not yet noted in the inventory: up to 1,000
+    # With sidecars, the listing's patterns are applied here, so that a sidecar goes with its object.
+    filters: tuple[Sequence[str], Sequence[str]] = ((), ()) if suffix else (include, exclude)
     matched = 0
+
+    def selected(key: str) -> bool:
+        """A listing's rule, where a sidecar is selected with the object it describes."""
+        return in_selection(sidecar_target(key, suffix) or key, base, include, exclude)
 
     def objects() -> Iterator[ObjectRecord]:
         """The listing, or for named keys each looked up on its own and only composites' directories listed."""
         if named is None:
-            yield from storage.list_objects(include, exclude, modified_since, fan_out=LISTING_FAN_OUT)
+            listing = storage.list_objects(*filters, modified_since, fan_out=LISTING_FAN_OUT)
+            yield from (record for record in listing if not suffix or selected(record.key))
             return
-        wanted = [key for key in named.singles if in_selection(key, base, include, exclude)]
-        for key, found in storage.stat_objects(wanted):
+        wanted = [key for key in named.singles if selected(key)]
+        companions = {key + suffix for key in wanted if suffix and not sidecar_target(key, suffix)} - set(wanted)
+        for key, found in storage.stat_objects([*wanted, *sorted(companions)]):
             if found is None:
-                missing.append(key)
+                missing.extend([] if key in companions else [key])
             elif is_modified_since(found.last_modified, modified_since):
                 yield found
         if named.directories:
-            yield from storage.list_objects(include, exclude, modified_since, within=named.directories)
+            listing = storage.list_objects(*filters, modified_since, within=named.directories)
+            yield from (record for record in listing if not suffix or selected(record.key))
 
     def listed() -> Iterator[ObjectRecord]:
         nonlocal newest, matched
         for record in objects():
+            target = sidecar_target(record.key, suffix)
+            if target is not None:  # not an item: noted, and applied once its object's item exists
+                sidecars.append((record.url, record.key, storage.object_url(target), sidecar_fingerprint(record)))
+                if len(sidecars) >= MAX_BULK_ITEMS:
+                    inventory.note_sidecars(sidecars)
+                    sidecars.clear()
+                continue
             matched += 1
             if record.last_modified is not None and (newest is None or as_utc(record.last_modified) > newest):
                 newest = as_utc(record.last_modified)
@@ -324,6 +356,12 @@ def register_bucket(
             gone = [k for k in inventory.unseen(run) if in_selection(k.key, base, include, exclude)
                     and any(k.key.startswith(prefix) for prefix in prefixes)] if prefixes else []  # fmt: skip
             gone += inventory.known([storage.object_url(key) for key in missing]).values()
+        inventory.note_sidecars(sidecars)
+        applied = (
+            apply_sidecars(registrar.client, registrar.folder, storage, inventory, sidecar_mode, sidecar_unknown_keys)
+            if suffix and not stopped
+            else None
+        )
         writer.note({k.url: k.item for k in changed}, "changed")
         writer.note({k.url: k.item for k in gone}, "vanished")
         written = writer.close()
@@ -347,4 +385,5 @@ def register_bucket(
         unchanged=unchanged,
         changed=tuple((k.url, k.item) for k in changed),
         vanished=tuple((k.url, k.item) for k in gone),
+        sidecars=applied,
     )

@@ -30,6 +30,8 @@ REFUSED = {
     "project-without-a-dataset": (["dir", "--project", "p"], "--project needs --dataset"),
     "on-vanished-without-a-bucket": (["dir", "--on-vanished", "delete"], "--on-vanished needs --bucket-block"),
     "refresh-inventory-without-a-bucket": (["dir", "--refresh-inventory"], "--refresh-inventory needs --bucket-block"),
+    "sidecars-without-a-bucket": (["dir", "--sidecars", ".metadata.json"], "--sidecars needs --bucket-block"),
+    "unknown-keys-without-a-manifest": (["dir", "--allow-unknown-keys"], "--allow-unknown-keys needs --manifest or"),
     "max-deletions-without-deleting": (
         ["--bucket-block", "encord-s3-integration/raw", "--max-deletions", "5"],
         "--max-deletions needs --on-vanished delete",

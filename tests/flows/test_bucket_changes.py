@@ -6,6 +6,7 @@ Real parts: the flow under a real Prefect API, the S3 emulator, the sandbox read
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from prefect_encord.flows.ingest_summary import IngestSummary
 from prefect_encord.flows.parameters import CloudSource
 from prefect_encord.state.item_map import ItemMap
 from prefect_encord.state.run_ledger import load
+from prefect_encord.tasks.metadata_schema import apply_metadata_schema
 from prefect_encord.testing import credentials_block
 from tests.integration_buckets import add_sandbox_integration, new_bucket
 
@@ -82,3 +84,30 @@ def test_deleted_objects_are_reported_then_deleted_within_the_limit(
     assert _items(sandbox, first.folder_uuid) == 4
     after = run(on_vanished="delete")
     assert (after.deleted, after.vanished, after.changed, after.already_present) == (0, 0, 0, 4)  # reported once
+
+
+def test_sidecars_describe_their_objects_and_a_bad_one_is_named_in_the_run(
+    prefect_harness: None, sandbox: Sandbox, request: pytest.FixtureRequest
+) -> None:
+    key = f"shift-{uuid.uuid4().hex[:6]}"
+    apply_metadata_schema.fn(credentials_block(sandbox), {key: "number"})
+    files = {"cams/a.png": samples.png(color=(1, 1, 1)), "cams/a.png.meta": json.dumps({key: 2}).encode(),
+             "cams/b.png": samples.png(color=(2, 2, 2)), "cams/b.png.meta": b'{"shfit": 1}'}  # fmt: skip
+    block = new_bucket("s3", request, files, integration=add_sandbox_integration(sandbox, "s3", request))
+
+    state = ingest(CloudSource(block=block, sidecar_suffix=".meta"), f"sidecars/{key}", max_failures=1,
+                   credentials=credentials_block(sandbox), return_state=True)  # fmt: skip
+
+    summary = state.result()
+    assert isinstance(summary, IngestSummary) and state.name == "Completed with failures", state
+    assert (summary.created, summary.metadata_updated) == (2, 1)  # the sidecars are not items
+    assert summary.failures == 1 and state.message is not None and "1 in metadata items" in state.message, state
+    failed_row = next(line for line in summary.markdown.splitlines() if "cams/b.png.meta" in line)
+    assert "sidecar not applied: key 'shfit'" in failed_row, summary.markdown  # the sidecar, named, and why
+    items = sandbox.backend.store.query(
+        "SELECT name, client_metadata FROM items WHERE folder = ? ORDER BY name", (summary.folder_uuid,)
+    )
+    assert [(row["name"], json.loads(row["client_metadata"])) for row in items] == [
+        ("cams/a.png", {key: 2}),
+        ("cams/b.png", {}),
+    ]
