@@ -234,6 +234,7 @@ def test_the_sandbox_commands(newcomer: Newcomer) -> None:
         ("scale.py", "--objects 2000"),
         ("chaos_report.py", "--files 20 --local 4"),
         ("cli_latency.py", "--repeat 1"),
+        ("event_driven.py", "--uploads 3 --gap 0 --burst 30 --within 2"),
     ],
 )
 def test_each_benchmark_runs_at_a_smaller_size(benchmark: str, smaller: str) -> None:

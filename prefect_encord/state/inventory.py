@@ -6,7 +6,9 @@ One SQLite file per *scope* (Encord folder, cloud integration, and the bucket UR
 per registered unit: its identity URL, the object key, the unit's fingerprint (see
 :mod:`prefect_encord.planning.changes`), its Encord item, and the last run that listed it; and a row per metadata
 sidecar listed (:mod:`prefect_encord.planning.sidecars`): its URL and key, the URL of the object it describes,
-its fingerprint as listed and the fingerprint last applied, so that only a new or changed sidecar is read.
+its fingerprint as listed and the fingerprint last applied, so that only a new or changed sidecar is read; and
+a row per unit whose object vanished and whose item was moved to an archive folder (``on_vanished="archive"``):
+the unit's row as it was, and that folder, so that the item is moved back if the object returns.
 
 **A cache, never the truth.** Rows are written from Encord's own answers: once a job has settled, each unit
 it created or found already registered (``skip_duplicate_urls``) is recorded with the item Encord named. A
@@ -54,6 +56,13 @@ CREATE TABLE IF NOT EXISTS units (
     item TEXT NOT NULL,
     seen TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS archived (
+    url TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    fingerprint TEXT,
+    item TEXT NOT NULL,
+    folder TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sidecars (
     url TEXT PRIMARY KEY,
     key TEXT NOT NULL,
@@ -75,6 +84,12 @@ def forget_units(folder_uuid: str, storage: CloudStorageIntegration, urls: Seque
     """Drop units from the scope's inventory once their items are gone from Encord."""
     with Inventory(default_path(folder_uuid, storage)) as inventory:
         inventory.forget(urls)
+
+
+def archive_units(folder_uuid: str, storage: CloudStorageIntegration, urls: Sequence[str], archive: str) -> None:
+    """Mark units archived once their items are in the ``archive`` folder."""
+    with Inventory(default_path(folder_uuid, storage)) as inventory:
+        inventory.archive(urls, archive)
 
 
 class PendingSidecar(NamedTuple):
@@ -138,7 +153,8 @@ class Inventory:
         self._db.close()
 
     def clear(self) -> None:
-        """Forget every unit: the next registration submits everything, and Encord's answers refill it."""
+        """Forget every unit: the next registration submits everything, and Encord's answers refill it. Archived
+        units are kept: without them a returning object would get a second item beside its archived one."""
         with self._transaction():
             self._db.execute("DELETE FROM units")
             self._db.execute("DELETE FROM sidecars")
@@ -177,6 +193,35 @@ class Inventory:
         """Drop the rows of units that are gone from Encord."""
         with self._transaction():
             self._db.executemany("DELETE FROM units WHERE url = ?", ((url,) for url in urls))
+
+    def archive(self, urls: Sequence[str], folder: str) -> None:
+        """Move the rows of ``urls`` from the live units to the archived ones, their items now in ``folder``."""
+        with self._transaction():
+            for start in range(0, len(urls), _QUERY_BATCH):
+                batch = urls[start : start + _QUERY_BATCH]
+                marks = ",".join("?" * len(batch))
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO archived SELECT url, key, fingerprint, item, ? FROM units "  # noqa: S608
+                    f"WHERE url IN ({marks})",
+                    (folder, *batch),
+                )
+                self._db.execute(f"DELETE FROM units WHERE url IN ({marks})", batch)  # noqa: S608 - marks only
+
+    def archived(self, urls: Sequence[str]) -> dict[str, tuple[Known, str]]:
+        """The archived rows of those ``urls``, each with the folder its item was moved to."""
+        found: dict[str, tuple[Known, str]] = {}
+        for start in range(0, len(urls), _QUERY_BATCH):
+            batch = urls[start : start + _QUERY_BATCH]
+            marks = ",".join("?" * len(batch))
+            query = f"SELECT url, key, item, fingerprint, folder FROM archived WHERE url IN ({marks})"  # noqa: S608
+            for url, key, item, fingerprint, folder in self._db.execute(query, batch):
+                found[url] = (Known(url=url, key=key, item=item, fingerprint=fingerprint), folder)
+        return found
+
+    def unarchive(self, urls: Iterable[str]) -> None:
+        """Drop archived rows: their items are back in the folder (recorded as units again) or gone."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM archived WHERE url = ?", ((url,) for url in urls))
 
     def note_sidecars(self, rows: Iterable[tuple[str, str, str, str]]) -> None:
         """Write ``(url, key, target URL, fingerprint)`` of sidecars as listed; what was applied is kept."""

@@ -29,5 +29,9 @@ MAX_ROWS_PER_CALL = 1000
 MAX_ITEMS_PER_DELETE = 1000
 """Storage items per bulk delete (the SDK sends ``StorageFolder.delete_items`` in bundles of this size)."""
 
+MAX_ITEMS_PER_MOVE = 1000
+"""Storage items per move (``StorageFolder.move_items_to_folder``). Encord documents no bound; the sandbox takes
+what a bulk delete takes."""
+
 PROJECTS_PAGE_SIZE = 100
 """Projects per page of a project listing (the SDK's default page for ``list_projects``)."""

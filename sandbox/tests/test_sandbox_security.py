@@ -330,6 +330,18 @@ CASES: dict[tuple[str, str], Callable[[Estate], list[Attempt]]] = {
         Attempt("POST", f"{STORAGE}/folders/{e.folder}/items/delete", {"childUuids": [e.group]}),
         Attempt("POST", f"{STORAGE}/folders/{e.theirs['folder']}/items/delete", {"childUuids": [e.group, e.item]}),
     ],
+    ("POST", f"{STORAGE}/folders/{{folder_uuid}}/items/move"): lambda e: [
+        Attempt(
+            "POST",
+            f"{STORAGE}/folders/{e.folder}/items/move",
+            {"itemUuids": [e.item], "newParentUuid": e.theirs["folder"]},
+        ),
+        Attempt(
+            "POST",
+            f"{STORAGE}/folders/{e.theirs['folder']}/items/move",
+            {"itemUuids": [e.theirs["item"]], "newParentUuid": e.folder},
+        ),
+    ],  # fmt: skip
     ("GET", f"{V2}/cloud-integrations"): lambda e: [
         Attempt("GET", f"{V2}/cloud-integrations?filterIntegrationUuids={e.integration}", refused=None),
     ],

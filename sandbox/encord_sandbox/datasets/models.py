@@ -21,7 +21,7 @@ from typing import Any
 from encord_sandbox.db import Database, chunked, new_uuid, now_iso
 from encord_sandbox.errors import Conflict, InvalidArgument, NotFound, parse_uuid
 from encord_sandbox.organisation import access
-from encord_sandbox.storage import deletion
+from encord_sandbox.storage import deletion, moves
 from encord_sandbox.storage import models as storage_models
 
 DDL = """
@@ -62,9 +62,12 @@ UNITS_DELETED = "data_units.deleted"
 
 
 def register_cascades(store: Database) -> None:
-    """Deleted items take their data units along; a dataset's backing folder cannot be deleted."""
+    """Deleted items take their data units along; a dataset's backing folder cannot be deleted; items leave a
+    mirror dataset (one backed by their folder) only when the mover allows it, and then their units go."""
     store.cascades.subscribe(deletion.ITEMS_DELETED, lambda db, items: _unlink_items(store, db, items))
     store.cascades.subscribe(deletion.FOLDER_DELETING, _refuse_backing_folder)
+    store.cascades.subscribe(moves.ITEMS_LEAVING, _refuse_leaving_mirror)
+    store.cascades.subscribe(moves.MIRRORED_ITEMS_LEAVING, lambda db, items: _leave_mirror(store, db, items))
 
 
 def _unlink_items(store: Database, db: sqlite3.Connection, item_uuids: Sequence[str]) -> dict[str, list[str]]:
@@ -85,6 +88,31 @@ def _refuse_backing_folder(db: sqlite3.Connection, folders: Sequence[str]) -> di
         if backed is not None:
             raise InvalidArgument(f"folder {folder} is the backing folder of dataset {backed['hash']}")
     return {}
+
+
+def _refuse_leaving_mirror(db: sqlite3.Connection, folders: Sequence[str]) -> dict[str, list[str]]:
+    for folder in folders:
+        backed = db.execute("SELECT hash FROM datasets WHERE backing_folder = ?", (folder,)).fetchone()
+        if backed is not None:
+            raise InvalidArgument(
+                f"folder {folder} backs the mirror dataset {backed['hash']}: moving its items removes them from "
+                "that dataset; allow mirror dataset changes to move them"
+            )
+    return {}
+
+
+def _leave_mirror(store: Database, db: sqlite3.Connection, item_uuids: Sequence[str]) -> dict[str, list[str]]:
+    """Remove the units of moving items from the mirror dataset of the folder they leave, with their labels."""
+    rows = chunked(
+        db,
+        "SELECT u.hash FROM data_units u JOIN items i ON i.uuid = u.item_uuid JOIN datasets d ON d.hash = u.dataset "
+        "AND d.backing_folder = i.folder WHERE u.item_uuid IN ({marks})",
+        item_uuids,
+    )
+    unit_hashes = sorted({r["hash"] for r in rows})
+    removed = {"data_units": unit_hashes, **store.cascades.publish(db, UNITS_DELETED, unit_hashes)}
+    chunked(db, "DELETE FROM data_units WHERE hash IN ({marks})", unit_hashes)
+    return removed
 
 
 def create(store: Database, user: str, title: Any, description: str, backing_folder: bool) -> tuple[str, str | None]:

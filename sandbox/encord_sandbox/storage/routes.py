@@ -15,10 +15,10 @@ from encord_sandbox.deps import Authenticated, Caller, backend_of, flag, order, 
 from encord_sandbox.errors import InvalidArgument, parse_uuid
 from encord_sandbox.jobs import models as job_models
 from encord_sandbox.jobs.specs import parse_job_request
-from encord_sandbox.limits import MAX_ITEMS_PER_DELETE
+from encord_sandbox.limits import MAX_ITEMS_PER_DELETE, MAX_ITEMS_PER_MOVE
 from encord_sandbox.organisation import models as organisation_models
 from encord_sandbox.organisation.metadata_schema import check_values
-from encord_sandbox.storage import deletion
+from encord_sandbox.storage import deletion, moves
 from encord_sandbox.storage import models as storage_models
 from encord_sandbox.storage import responses as wire
 from encord_sandbox.storage.groups import plan_group
@@ -369,6 +369,20 @@ def delete_items(folder_uuid: str, request: Request, caller: Caller = Authentica
     removed = deletion.delete_items(backend.store, caller.user, folder_uuid, uuids, remove_frames)
     _drop_blobs(backend, removed.blob_keys)
     return {"removedItemsCount": len(removed.removed_items), "removedFoldersCount": 0}
+
+
+@router.post("/folders/{folder_uuid}/items/move")
+def move_items(folder_uuid: str, request: Request, caller: Caller = Authenticated) -> None:
+    """``StorageFolder.move_items_to_folder()`` / ``StorageItem.move_to_folder()`` (see :mod:`.moves`)."""
+    body = _object(caller.json(), "body")
+    uuids, allow = body.get("itemUuids"), body.get("allowSyncedDatasetMove", False)
+    if not isinstance(uuids, list) or not uuids:
+        raise InvalidArgument("itemUuids must be a non-empty list of item UUIDs")
+    if len(uuids) > MAX_ITEMS_PER_MOVE:
+        raise InvalidArgument(f"{len(uuids)} items in one call; the limit is {MAX_ITEMS_PER_MOVE}")
+    if not isinstance(allow, bool):
+        raise InvalidArgument(f"allowSyncedDatasetMove {allow!r} must be true or false")
+    moves.move_items(backend_of(request).store, caller.user, folder_uuid, uuids, body.get("newParentUuid"), allow)
 
 
 @router.delete("/folders/{folder_uuid}")
