@@ -116,9 +116,6 @@ class EncordAzureIntegration(CloudStorageIntegration):
         scheme, netloc, path, _, _ = urlsplit(self._service().url)
         return urlunsplit((scheme, netloc, f"{path.rstrip('/')}/{self.container_name}/", "", ""))
 
-    def object_url(self, key: str) -> str:
-        return self.root_url + quote(key)
-
     def _listing(
         self, prefix: str, page_size: int, delimiter: str | None
     ) -> Iterator[tuple[list[ObjectRecord], list[str]]]:

@@ -101,9 +101,6 @@ class EncordGcsIntegration(CloudStorageIntegration):
     def root_url(self) -> str:
         return f"{self._endpoint()}/{self.bucket}/"
 
-    def object_url(self, key: str) -> str:
-        return self.root_url + quote(key)
-
     def _listing(
         self, prefix: str, page_size: int, delimiter: str | None
     ) -> Iterator[tuple[list[ObjectRecord], list[str]]]:

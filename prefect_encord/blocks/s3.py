@@ -146,9 +146,6 @@ class EncordS3Integration(CloudStorageIntegration):
             return f"https://{host}/{self.bucket_name}/"
         return f"https://{self.bucket_name}.{host}/"
 
-    def object_url(self, key: str) -> str:
-        return self.root_url + quote(key)
-
     def _listing(
         self, prefix: str, page_size: int, delimiter: str | None
     ) -> Iterator[tuple[list[ObjectRecord], list[str]]]:

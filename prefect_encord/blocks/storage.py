@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field
@@ -132,9 +132,13 @@ class CloudStorageIntegration(Block, ABC):
     def root_url(self) -> str:
         """The URL of the bucket's root, ending in ``/``, in the form the Encord integration expects."""
 
-    @abstractmethod
     def object_url(self, key: str) -> str:
-        """The URL Encord registers and fetches for the object ``key``."""
+        """The URL Encord registers and fetches for the object ``key``: the root's, then the key, percent-encoded."""
+        return self.root_url + quote(key)
+
+    def key_of(self, url: str) -> str | None:
+        """The key of the object whose URL is ``url`` (:meth:`object_url`'s inverse), None for another bucket's."""
+        return unquote(url[len(self.root_url) :]) if url.startswith(self.root_url) else None
 
     @abstractmethod
     def _listing(

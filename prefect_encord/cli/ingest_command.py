@@ -32,9 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bucket-block", help="a saved cloud integration block, e.g. encord-s3-integration/raw")
     parser.add_argument("--include", action="append", default=[], help="glob of keys to register (repeatable)")
     parser.add_argument(
-        "--on-vanished", choices=["report", "delete"], help="items of objects deleted from the bucket (default: report)"
+        "--on-vanished",
+        choices=["report", "archive", "delete"],
+        help="items of objects deleted from the bucket (default: report)",
     )
-    parser.add_argument("--max-deletions", type=_count, help="with --on-vanished delete: at most this many (100)")
+    parser.add_argument(
+        "--on-changed",
+        choices=["report", "replace"],
+        help="items of objects overwritten in the bucket (default: report)",
+    )
+    parser.add_argument(
+        "--max-deletions", type=_count, help="with --on-vanished archive/delete: at most this many (100)"
+    )
     parser.add_argument(
         "--refresh-inventory", action="store_true", default=None, help="send every object again (Encord skips dups)"
     )
@@ -105,9 +114,14 @@ def usage_problems(args: argparse.Namespace) -> list[str]:
     needs = (
         ("--include", "--bucket-block", args.include and args.bucket_block is None),
         ("--on-vanished", "--bucket-block", args.on_vanished is not None and args.bucket_block is None),
+        ("--on-changed", "--bucket-block", args.on_changed is not None and args.bucket_block is None),
         ("--refresh-inventory", "--bucket-block", args.refresh_inventory and args.bucket_block is None),
         ("--sidecars", "--bucket-block", args.sidecars is not None and args.bucket_block is None),
-        ("--max-deletions", "--on-vanished delete", args.max_deletions is not None and args.on_vanished != "delete"),
+        (
+            "--max-deletions",
+            "--on-vanished archive or delete",
+            args.max_deletions is not None and args.on_vanished not in ("archive", "delete"),
+        ),
         ("--metadata-mode", "--manifest", own_data and args.metadata_mode is not None and args.manifest is None),
         (
             "--allow-unknown-keys",
@@ -224,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
                 block=load_cloud_block(args.bucket_block),
                 include=args.include,
                 on_vanished=args.on_vanished or "report",
+                on_changed=args.on_changed or "report",
                 max_deletions=100 if args.max_deletions is None else args.max_deletions,
                 refresh_inventory=bool(args.refresh_inventory),
                 sidecar_suffix=args.sidecars or "",
@@ -268,9 +283,12 @@ def run(args: argparse.Namespace) -> int:
         console.print(Markdown(summary.markdown))
         for line in count_lines(summary.counts):
             console.print(line, highlight=False)
+        gone = summary.vanished + summary.archived + summary.deleted
         for what, named, count in (
             ("changed since ingested (their items kept)", summary.changed_sources, summary.changed),
-            ("deleted from the bucket", summary.vanished_sources, summary.vanished + summary.deleted),
+            ("changed since ingested (their items replaced)", summary.changed_sources, summary.replaced),
+            ("deleted from the bucket", summary.vanished_sources, gone),
+            ("back in the bucket (their items restored)", summary.restored_sources, summary.restored),
         ):
             if count:
                 console.print(_named(what, named, count), highlight=False)

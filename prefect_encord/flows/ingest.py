@@ -12,7 +12,7 @@ before writing, and links skip what is already linked. Every mutation is bracket
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect import flow
@@ -34,6 +34,7 @@ from prefect_encord.events.reporting import (
     artifact_key,
     check_max_failures,
 )
+from prefect_encord.flows.bucket_changes import settle_changed, settle_vanished
 from prefect_encord.flows.ingest_summary import (
     IngestSummary,
     count_files,
@@ -57,12 +58,10 @@ from prefect_encord.planning.manifest_readers import read_manifest
 from prefect_encord.planning.schema_sources import schema_from_file
 from prefect_encord.runtime.crashpoints import crash_point
 from prefect_encord.runtime.interrupts import Stopped, stop_requested
-from prefect_encord.state.inventory import forget_units
 from prefect_encord.state.item_map import ItemMap
 from prefect_encord.state.run_ledger import RunLedger
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
-from prefect_encord.tasks.deletion import delete_items
 from prefect_encord.tasks.folders import ensure_folder, folder_path_segments
 from prefect_encord.tasks.local_files import source_root
 from prefect_encord.tasks.metadata import import_metadata
@@ -240,51 +239,26 @@ def _ingest_files(
     item_map = registered.item_map
     crash_point("ingest.after-files")
     ledger.after(jobs=[job.job_id for job in registered.jobs], changed=dict(registered.changed),
-                 vanished=dict(registered.vanished))  # fmt: skip
+                 vanished=dict(registered.vanished), restored=dict(registered.restored))  # fmt: skip
     summary.name_sources(
-        changed=[url for url, _ in registered.changed], vanished=[url for url, _ in registered.vanished]
-    )
+        changed=[url for url, _ in registered.changed], vanished=[url for url, _ in registered.vanished],
+        restored=[url for url, _ in registered.restored],
+    )  # fmt: skip
     changed = {url for url, _ in registered.changed}
+    restored = dict(registered.restored)
     report.record(Outcome(FILES, m.source, "created" if m.status == "created" else "skipped", f"item {m.item}")
-                  for m in item_map if m.source not in changed)  # fmt: skip
+                  for m in item_map if m.source not in changed and m.source not in restored)  # fmt: skip
+    report.record(Outcome(FILES, url, "restored", f"back in the bucket: item {item} moved back from the archive")
+                  for url, item in restored.items())  # fmt: skip
     report.record(Outcome(FILES, f.urls[0] if f.urls else "?", "failed", f.error) for f in registered.unit_errors)
     report.record(Outcome(FILES, s.url, "failed", f"not registered: {s.reason}") for s in registered.skipped)
-    report.record(Outcome(FILES, url, "changed", f"overwritten in the bucket since it became item {item}, which "
-                          "is kept as it is") for url, item in registered.changed)  # fmt: skip
-    _handle_vanished(credentials, source, folder_uuid, registered.vanished, ledger, report)
+    settle_changed(credentials, source, folder_uuid, registered.changed, ledger, report)
+    settle_vanished(credentials, source, (folder_uuid, summary.folder_path), registered.vanished, ledger, report)
     if registered.sidecars is not None:
         report_sidecars(registered.sidecars, report, summary)
     count_files(report, summary)
     report.step_done("ingest", files_progress(summary, "registered"))
     return item_map
-
-
-def _handle_vanished(
-    credentials: EncordCredentials,
-    source: CloudSource,
-    folder_uuid: str,
-    vanished: Sequence[tuple[str, str]],
-    ledger: RunLedger,
-    report: RunReport,
-) -> None:
-    """Report the items of objects gone from the bucket; delete them if asked, within ``max_deletions``."""
-    if source.on_vanished == "report" or not vanished:
-        report.record(Outcome(FILES, url, "vanished", f"deleted from the bucket; its item {item} is kept "
-                              "(on_vanished='delete' deletes it)") for url, item in vanished)  # fmt: skip
-        return
-    if len(vanished) > source.max_deletions:
-        report.record(Outcome(FILES, url, "failed", f"deleted from the bucket, but {len(vanished)} vanished, more "
-                              f"than max_deletions={source.max_deletions}: item {item} not deleted")
-                      for url, item in vanished)  # fmt: skip
-        return
-    ledger.before(f"delete {len(vanished)} items of objects deleted from {source.block.root_url}")
-    result = delete_items(credentials, [item for _, item in vanished], folder_uuids=[folder_uuid])
-    gone = set(result.deleted) | set(result.already_deleted)
-    forget_units(folder_uuid, source.block, [url for url, item in vanished if item in gone])
-    report.record(Outcome(FILES, url, "deleted" if item in gone else "failed",
-                          f"item {item}: its object was deleted from the bucket" if item in gone
-                          else f"item {item} could not be deleted: {result.failed.get(item, '?')}")
-                  for url, item in vanished)  # fmt: skip
 
 
 def _group(

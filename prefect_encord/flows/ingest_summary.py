@@ -26,6 +26,9 @@ class IngestSummary(BaseModel):
     changed: int = Field(default=0, description="Bucket objects overwritten since registered (items kept).")
     vanished: int = Field(default=0, description="Bucket objects deleted since registered whose items were kept.")
     deleted: int = Field(default=0, description="Items deleted because their objects were deleted from the bucket.")
+    replaced: int = Field(default=0, description="Items replaced because their objects were overwritten.")
+    archived: int = Field(default=0, description="Items moved to the archive folder: their objects were deleted.")
+    restored: int = Field(default=0, description="Archived items moved back: their objects are in the bucket again.")
     changed_sources: list[str] = Field(
         default_factory=list,
         description=f"The first {NAMED_SOURCES} files found changed (``changed`` counts them all); every one is in the "
@@ -33,8 +36,12 @@ class IngestSummary(BaseModel):
     )
     vanished_sources: list[str] = Field(
         default_factory=list,
-        description=f"The first {NAMED_SOURCES} objects found deleted from the bucket (``vanished`` and ``deleted`` "
-        "count them); every one is in the run's receipt and item map.",
+        description=f"The first {NAMED_SOURCES} objects found deleted from the bucket (``vanished``, ``archived`` and "
+        "``deleted`` count them); every one is in the run's receipt and item map.",
+    )
+    restored_sources: list[str] = Field(
+        default_factory=list,
+        description=f"The first {NAMED_SOURCES} objects back in the bucket whose archived items were restored.",
     )
     failures: int = Field(default=0, description="Failures of every step: files, metadata, groups, links.")
     groups_created: int = 0
@@ -53,10 +60,13 @@ class IngestSummary(BaseModel):
     )
     markdown: str = ""
 
-    def name_sources(self, changed: Sequence[str] = (), vanished: Sequence[str] = ()) -> None:
-        """Name the first of the sources found changed or vanished (the receipt and item map hold them all)."""
+    def name_sources(
+        self, changed: Sequence[str] = (), vanished: Sequence[str] = (), restored: Sequence[str] = ()
+    ) -> None:
+        """Name the first of the sources found changed, vanished or back (the receipt and item map hold them all)."""
         self.changed_sources = list(changed[:NAMED_SOURCES])
         self.vanished_sources = list(vanished[:NAMED_SOURCES])
+        self.restored_sources = list(restored[:NAMED_SOURCES])
 
 
 def count_files(report: RunReport, summary: IngestSummary) -> None:
@@ -67,6 +77,9 @@ def count_files(report: RunReport, summary: IngestSummary) -> None:
     summary.changed = report.count(FILES, "changed")
     summary.vanished = report.count(FILES, "vanished")
     summary.deleted = report.count(FILES, "deleted")
+    summary.replaced = report.count(FILES, "replaced")
+    summary.archived = report.count(FILES, "archived")
+    summary.restored = report.count(FILES, "restored")
 
 
 def files_progress(summary: IngestSummary, verb: str) -> str:

@@ -61,16 +61,33 @@ class CloudSource(ParameterModel):
         description="Send every object to Encord again (it skips what it holds) instead of only those the "
         "inventory of earlier runs lacks: for when items may have been deleted in Encord itself.",
     )
-    on_vanished: Literal["report", "delete"] = Field(
+    on_changed: Literal["report", "replace"] = Field(
+        default="report",
+        description="What to do with the items of objects overwritten in the bucket since they were registered: "
+        "report them (the item keeps pointing at the changed bytes), or replace them (the old item deleted, the "
+        "object registered anew, as Encord's cloud sync updates a changed file).",
+    )
+    replace_labelled_items: bool = Field(
+        default=False,
+        description="With on_changed=replace, also replace items that carry labels (their labels are lost); off, "
+        "such an item is kept and reported as failed.",
+    )
+    on_vanished: Literal["report", "archive", "delete"] = Field(
         default="report",
         description="What to do with the items of objects deleted from the bucket since they were registered: "
-        "report them (a dry run of delete), or delete them from Encord, with their labels.",
+        "report them; archive them (moved to the archive folder with their labels, and back if the object "
+        "returns); or delete them from Encord, with their labels.",
+    )
+    archive_folder: str = Field(
+        default="",
+        description="Folder path the items of vanished objects are moved to with on_vanished=archive; empty: "
+        "'archive' inside the ingest's folder.",
     )
     max_deletions: int = Field(
         default=100,
         ge=0,
-        description="With on_vanished=delete, delete nothing and fail the step if more items than this vanished "
-        "(a wrong prefix or an emptied bucket must not empty the folder).",
+        description="With on_vanished=archive or delete, do nothing and fail the step if more items than this "
+        "vanished (a wrong prefix or an emptied bucket must not empty the folder).",
     )
 
     sidecar_suffix: str = Field(

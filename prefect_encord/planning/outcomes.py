@@ -177,6 +177,8 @@ class BucketRegistration:
     changed: tuple[tuple[str, str], ...] = ()
     #: (URL, item) of registered units a complete listing no longer lists: deleted from the bucket.
     vanished: tuple[tuple[str, str], ...] = ()
+    #: (URL, item) of units whose objects returned to the bucket: their archived items moved back into the folder.
+    restored: tuple[tuple[str, str], ...] = ()
     #: What the metadata sidecars did (a registration given a sidecar suffix), else None.
     sidecars: SidecarOutcome | None = None
 

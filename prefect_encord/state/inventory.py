@@ -86,6 +86,13 @@ def forget_units(folder_uuid: str, storage: CloudStorageIntegration, urls: Seque
         inventory.forget(urls)
 
 
+def unsettle_units(folder_uuid: str, storage: CloudStorageIntegration, urls: Sequence[str]) -> None:
+    """Forget the fingerprints of units whose change was not acted on (a replacement refused or failed): the next
+    run finds them changed again, instead of taking the new bytes as the ones the item was made from."""
+    with Inventory(default_path(folder_uuid, storage)) as inventory:
+        inventory.unsettle(urls)
+
+
 def archive_units(folder_uuid: str, storage: CloudStorageIntegration, urls: Sequence[str], archive: str) -> None:
     """Mark units archived once their items are in the ``archive`` folder."""
     with Inventory(default_path(folder_uuid, storage)) as inventory:
@@ -188,6 +195,11 @@ class Inventory:
         query = "SELECT url, key, item, fingerprint FROM units WHERE seen != ? ORDER BY url"
         for url, key, item, fingerprint in self._db.execute(query, (run,)):
             yield Known(url=url, key=key, item=item, fingerprint=fingerprint)
+
+    def unsettle(self, urls: Iterable[str]) -> None:
+        """Forget the fingerprints of units: compared as changed by the next listing that finds their objects."""
+        with self._transaction():
+            self._db.executemany("UPDATE units SET fingerprint = NULL WHERE url = ?", ((url,) for url in urls))
 
     def forget(self, urls: Iterable[str]) -> None:
         """Drop the rows of units that are gone from Encord."""

@@ -41,8 +41,9 @@ from prefect_encord.state.durable_files import naming
 from prefect_encord.state.settings import local_directory
 
 Status = Literal["created", "present"]
-#: What a note says of a source: overwritten since its item was made (kept), or deleted from its bucket.
-Note = Literal["changed", "vanished"]
+#: What a note says of a source: overwritten since its item was made, deleted from its bucket, its item moved to
+#: the archive folder, moved back from it (the object returned), or replaced by a new item (``item`` the new one).
+Note = Literal["changed", "vanished", "archived", "restored", "replaced"]
 #: The life of a data job in the journal: body in the ledger, start asked → id known → items in the map.
 JobEvent = Literal["starting", "started", "settled"]
 

@@ -57,10 +57,19 @@ class Receipt(BaseModel):
     )
     sources_changed: dict[str, str] = Field(
         default_factory=dict,
-        description="Source (path or URL) → item of each file overwritten since its item was made; the item kept.",
+        description="Source (path or URL) → item of each file overwritten since its item was made (the item it had).",
     )
     sources_vanished: dict[str, str] = Field(
         default_factory=dict, description="URL → item of each object deleted from its bucket since it was registered."
+    )
+    sources_restored: dict[str, str] = Field(
+        default_factory=dict, description="URL → item of each object back in its bucket, its item moved back."
+    )
+    sources_replaced: dict[str, str] = Field(
+        default_factory=dict, description="URL → new item of each overwritten object whose item was replaced."
+    )
+    sources_archived: dict[str, str] = Field(
+        default_factory=dict, description="URL → item of each vanished object whose item was moved to the archive."
     )
     schema_keys_added: list[str] = Field(
         default_factory=list, description="Metadata schema keys this run added to the organisation's schema."
@@ -113,10 +122,14 @@ class RunLedger:
         schema_declared: Iterable[str] = (),
         changed: Mapping[str, str] | None = None,
         vanished: Mapping[str, str] | None = None,
+        restored: Mapping[str, str] | None = None,
+        replaced: Mapping[str, str] | None = None,
+        archived: Mapping[str, str] | None = None,
     ) -> None:
         """Record what a step did: jobs, and what it created (groups, folders, datasets, projects, schema keys),
         linked (items into ``dataset``) or attached (``(project, dataset)``), and the sources it found
-        ``changed`` or ``vanished`` (source → item)."""
+        ``changed`` or ``vanished``, and what became of them: ``restored``, ``replaced`` (the new item) or
+        ``archived`` (source → item)."""
         receipt = self.receipt
         _extend(receipt.jobs, jobs)
         _extend(receipt.groups_created, groups)
@@ -131,6 +144,9 @@ class RunLedger:
         _extend(receipt.schema_keys_declared, schema_declared)
         receipt.sources_changed.update(changed or {})
         receipt.sources_vanished.update(vanished or {})
+        receipt.sources_restored.update(restored or {})
+        receipt.sources_replaced.update(replaced or {})
+        receipt.sources_archived.update(archived or {})
         self._write()
 
     def finish(self) -> None:

@@ -1,5 +1,9 @@
 """Move items into a folder, idempotently: what archiving an object's item, and restoring it, needs.
 
+Archiving (``on_vanished="archive"``) moves the items of objects deleted from the bucket into an archive folder and
+marks their units archived in the inventory; :func:`restore_archived` moves an item back when a listing finds its
+object again, so a returning object never gets a second item.
+
 Encord moves items that sit directly in one folder (``POST storage/folders/{folder}/items/move``,
 ``StorageFolder.move_items_to_folder``), all of a call or none. So each item's folder is looked up first (one bulk
 read per 1,000), the items are moved from each folder they are in, and a refused batch is halved until the
@@ -21,6 +25,8 @@ from encord.exceptions import AuthorisationError, InvalidArgumentsError, Resourc
 from encord.storage import StorageFolder
 
 from prefect_encord.limits import MAX_BULK_ITEMS
+from prefect_encord.planning.changes import Known
+from prefect_encord.state.inventory import Inventory
 from prefect_encord.tasks.isolation import send_isolating
 
 
@@ -73,3 +79,32 @@ def _move_from(folder: StorageFolder, members: list[str], target: UUID, result: 
         result.failed[item] = str(exc)
 
     send_isolating(members, move, (InvalidArgumentsError, AuthorisationError, ResourceNotFoundError), refused)
+
+
+@dataclass
+class Restored:
+    """Archived units whose objects are listed again: back in the folder (URL → their row, now live again), or
+    not (URL → why); the others were deleted from Encord meanwhile and are registered anew."""
+
+    back: dict[str, Known] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def restore_archived(
+    client: EncordUserClient, inventory: Inventory, folder_uuid: str, urls: Sequence[str], run: str
+) -> Restored:
+    """Move the archived items of the objects ``urls`` back into ``folder_uuid`` (only those archived: a lookup in
+    the inventory, no request otherwise) and make their units live again, as ``run`` saw them."""
+    restored = Restored()
+    archived = inventory.archived(urls)
+    if not archived:
+        return restored
+    by_item = {known.item: url for url, (known, _) in archived.items()}
+    moved = move_items(client, list(by_item), folder_uuid)
+    back = [archived[by_item[item]][0] for item in moved.in_place]
+    inventory.record(((k.url, k.key, k.fingerprint, k.item) for k in back), run)
+    inventory.unarchive([*(k.url for k in back), *(by_item[item] for item in moved.missing)])
+    restored.back = {k.url: k for k in back}
+    restored.failed = {by_item[item]: f"its archived item {item} was not moved back: {why}"
+                       for item, why in moved.failed.items()}  # fmt: skip
+    return restored

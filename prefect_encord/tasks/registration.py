@@ -64,6 +64,7 @@ from prefect_encord.state.item_map import default_path as default_item_map
 from prefect_encord.state.job_ledger import JobLedger
 from prefect_encord.state.locks import exclusive
 from prefect_encord.tasks.dicom_headers import read_dicom_headers
+from prefect_encord.tasks.moves import restore_archived
 from prefect_encord.tasks.registrar import DEFAULT_TIMEOUT_SECONDS, DEFAULT_UNIT_RETRIES, Registrar
 from prefect_encord.tasks.sidecars import apply_sidecars
 
@@ -276,6 +277,7 @@ def register_bucket(
     run = uuid.uuid4().hex
     jobs: list[JobSummary] = []
     changed: list[Known] = []
+    restored: dict[str, str] = {}  # URL -> item moved back from the archive folder
     unchanged = 0
     in_flight: deque[StartedJob[Entry]] = deque()
     identities: dict[str, tuple[str, str | None]] = {}  # URL of a unit sent to Encord -> (key, fingerprint)
@@ -305,9 +307,15 @@ def register_bucket(
                 records = {
                     url: listed_records.pop(url) for entry in batch for url in entry.urls if url in listed_records
                 }
-                known = inventory.known([entry.url for entry in batch]) if use_inventory else {}
+                urls = [entry.url for entry in batch]
+                known = inventory.known(urls) if use_inventory else {}
+                returning = restore_archived(registrar.client, inventory, folder_uuid,
+                                             [url for url in urls if url not in known], run)  # fmt: skip
+                known.update(returning.back)  # back in the folder: compared as the unit they were
+                restored.update({url: k.item for url, k in returning.back.items()})
+                skipped.extend(Skipped(url, why) for url, why in returning.failed.items())
                 present: dict[str, str] = {}
-                for entry in batch:
+                for entry in (entry for entry in batch if entry.url not in returning.failed):
                     current = fingerprint(entry, records)
                     change = classify(current, known.get(entry.url))
                     if change == "new" or upsert_metadata:
@@ -364,6 +372,7 @@ def register_bucket(
         )
         writer.note({k.url: k.item for k in changed}, "changed")
         writer.note({k.url: k.item for k in gone}, "vanished")
+        writer.note(restored, "restored")
         written = writer.close()
     if include and not matched and not stopped:  # most often a misspelt pattern: say so, not "nothing to change"
         run_logger(__name__).warning(
@@ -385,5 +394,6 @@ def register_bucket(
         unchanged=unchanged,
         changed=tuple((k.url, k.item) for k in changed),
         vanished=tuple((k.url, k.item) for k in gone),
+        restored=tuple(restored.items()),
         sidecars=applied,
     )

@@ -30,11 +30,12 @@ REFUSED = {
     "project-without-a-dataset": (["dir", "--project", "p"], "--project needs --dataset"),
     "on-vanished-without-a-bucket": (["dir", "--on-vanished", "delete"], "--on-vanished needs --bucket-block"),
     "refresh-inventory-without-a-bucket": (["dir", "--refresh-inventory"], "--refresh-inventory needs --bucket-block"),
+    "on-changed-without-a-bucket": (["dir", "--on-changed", "replace"], "--on-changed needs --bucket-block"),
     "sidecars-without-a-bucket": (["dir", "--sidecars", ".metadata.json"], "--sidecars needs --bucket-block"),
     "unknown-keys-without-a-manifest": (["dir", "--allow-unknown-keys"], "--allow-unknown-keys needs --manifest or"),
     "max-deletions-without-deleting": (
         ["--bucket-block", "encord-s3-integration/raw", "--max-deletions", "5"],
-        "--max-deletions needs --on-vanished delete",
+        "--max-deletions needs --on-vanished archive or delete",
     ),
     "a-directory-and-a-bucket": (["dir", "--bucket-block", "encord-s3-integration/raw"], "not both"),
     "an-empty-folder": (["dir", "--folder", ""], "--folder is empty"),

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from uuid import UUID
 
 import pytest
+from encord.orm.dataset import DatasetType
 from encord_sandbox import Sandbox, samples
+from prefect.client.schemas.objects import State
 
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.flows.ingest import ingest
@@ -111,3 +114,97 @@ def test_sidecars_describe_their_objects_and_a_bad_one_is_named_in_the_run(
         ("cams/a.png", {key: 2}),
         ("cams/b.png", {}),
     ]
+
+
+def _item_of(sandbox: Sandbox, folder: str, url: str) -> str | None:
+    row = sandbox.backend.store.query_one(
+        "SELECT uuid FROM items WHERE folder = ? AND url = ? AND is_placeholder = 0", (folder, url)
+    )
+    return None if row is None else str(row["uuid"])
+
+
+def test_vanished_objects_are_archived_within_the_limit_and_restored_when_they_return(
+    prefect_harness: None, sandbox: Sandbox, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    files = {f"cams/{n}.png": samples.png(color=(n, 7, 7)) for n in range(5)}
+    block = new_bucket("s3", request, files, integration=add_sandbox_integration(sandbox, "s3", request))
+    assert isinstance(block, EncordS3Integration)
+    credentials, folder_path = credentials_block(sandbox), f"archive/{uuid.uuid4().hex[:8]}"
+
+    def run(**options: object) -> tuple[State[IngestSummary], IngestSummary]:
+        state = ingest(CloudSource(block=block, **options), folder_path, credentials=credentials, return_state=True,
+                       max_failures=10)  # fmt: skip
+        summary = state.result()
+        assert isinstance(summary, IngestSummary)
+        return state, summary
+
+    _, first = run()
+    urls = {n: block.object_url(f"cams/{n}.png") for n in range(5)}
+    items = {n: _item_of(sandbox, first.folder_uuid, urls[n]) for n in range(5)}
+    for n in (1, 2):
+        block.delete_object(f"cams/{n}.png")
+
+    refused_state, refused = run(on_vanished="archive", max_deletions=1)
+    assert refused.failed == 2 and refused.archived == 0 and _items(sandbox, first.folder_uuid) == 5
+    assert refused_state.name == "Completed with failures"
+
+    _, archived = run(on_vanished="archive")
+    archive = sandbox.backend.store.query_one(
+        "SELECT uuid FROM folders WHERE parent = ? AND name = 'archive'", (first.folder_uuid,)
+    )
+    assert archive is not None and archived.archived == 2 and archived.failed == 0
+    assert _items(sandbox, first.folder_uuid) == 3 and _items(sandbox, archive["uuid"]) == 2
+    assert {_item_of(sandbox, archive["uuid"], urls[n]) for n in (1, 2)} == {items[1], items[2]}  # the same items
+    assert sorted(archived.vanished_sources) == sorted([urls[1], urls[2]])
+    assert sorted(ItemMap.read(archived.item_map).notes("archived")) == sorted([urls[1], urls[2]])
+    assert load(archived.run_id, tmp_path / "runs").sources_archived == {urls[n]: items[n] for n in (1, 2)}
+
+    _, quiet = run(on_vanished="archive")
+    assert (quiet.archived, quiet.vanished, quiet.failed) == (0, 0, 0)  # archived once, not again
+
+    block.write_object("cams/1.png", files["cams/1.png"])  # it returns
+    _, back = run(on_vanished="archive")
+    assert (back.restored, back.created, back.restored_sources) == (1, 0, [urls[1]])
+    assert _item_of(sandbox, first.folder_uuid, urls[1]) == items[1]  # moved back, not registered again
+    assert _items(sandbox, first.folder_uuid) == 4 and _items(sandbox, archive["uuid"]) == 1
+    assert ItemMap.read(back.item_map).to_dict()[urls[1]] == items[1]
+    assert load(back.run_id, tmp_path / "runs").sources_restored == {urls[1]: items[1]}
+
+
+def test_overwritten_objects_are_replaced_and_a_labelled_item_only_when_forced(
+    prefect_harness: None, sandbox: Sandbox, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    files = {f"cams/{n}.png": samples.png(color=(n, 5, 5)) for n in range(3)}
+    block = new_bucket("s3", request, files, integration=add_sandbox_integration(sandbox, "s3", request))
+    credentials, folder_path = credentials_block(sandbox), f"replace/{uuid.uuid4().hex[:8]}"
+    first = ingest(CloudSource(block=block), folder_path, credentials=credentials, return_state=True).result()
+    assert isinstance(first, IngestSummary)
+    urls = {n: block.object_url(f"cams/{n}.png") for n in range(3)}
+    old = {n: _item_of(sandbox, first.folder_uuid, urls[n]) for n in range(3)}
+    client = credentials.get_client()
+    dataset = client.create_dataset(f"replace-{uuid.uuid4().hex[:6]}", DatasetType.CORD_STORAGE,
+                                    create_backing_folder=False)  # fmt: skip
+    client.get_dataset(dataset.dataset_hash).link_items([UUID(str(old[2]))])
+    project = client.get_project(client.create_project(f"replace-{uuid.uuid4().hex[:6]}", [dataset.dataset_hash]))
+    (row,) = project.list_label_rows_v2()
+    row.initialise_labels()
+    row.save()  # item 2 now carries a (started) label row
+    for n in (1, 2):
+        block.write_object(f"cams/{n}.png", samples.png(color=(200 + n, 1, 1)))
+
+    state = ingest(CloudSource(block=block, on_changed="replace"), folder_path, credentials=credentials,
+                   return_state=True, max_failures=1)  # fmt: skip
+    summary = state.result()
+    assert isinstance(summary, IngestSummary) and (summary.replaced, summary.failed) == (1, 1), summary.markdown
+    new = _item_of(sandbox, first.folder_uuid, urls[1])
+    assert new is not None and new != old[1] and _items(sandbox, first.folder_uuid) == 3  # one item per object
+    assert _item_of(sandbox, first.folder_uuid, urls[2]) == old[2]  # labelled: kept
+    assert "has labels" in next(line for line in summary.markdown.splitlines() if urls[2] in line)
+    assert ItemMap.read(summary.item_map).notes("replaced") == {urls[1]: new}
+    assert load(summary.run_id, tmp_path / "runs").sources_replaced == {urls[1]: new}
+
+    forced = ingest(CloudSource(block=block, on_changed="replace", replace_labelled_items=True), folder_path,
+                    credentials=credentials, return_state=True).result()  # fmt: skip
+    assert isinstance(forced, IngestSummary) and (forced.replaced, forced.failed) == (1, 0), forced.markdown
+    assert _item_of(sandbox, first.folder_uuid, urls[2]) not in (None, old[2])
+    assert _items(sandbox, first.folder_uuid) == 3
