@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--refresh-inventory", action="store_true", default=None, help="send every object again (Encord skips dups)"
     )
     parser.add_argument(
+        "--dry-run", action="store_true", default=None, help="list and compare, print what the run would do, change "
+        "nothing",
+    )  # fmt: skip
+    parser.add_argument(
         "--sidecars", metavar="SUFFIX", help="objects named like another plus SUFFIX (e.g. .metadata.json) are its "
         "metadata, not items",
     )  # fmt: skip
@@ -115,6 +119,7 @@ def usage_problems(args: argparse.Namespace) -> list[str]:
         ("--include", "--bucket-block", args.include and args.bucket_block is None),
         ("--on-vanished", "--bucket-block", args.on_vanished is not None and args.bucket_block is None),
         ("--on-changed", "--bucket-block", args.on_changed is not None and args.bucket_block is None),
+        ("--dry-run", "--bucket-block", args.dry_run and args.bucket_block is None),
         ("--refresh-inventory", "--bucket-block", args.refresh_inventory and args.bucket_block is None),
         ("--sidecars", "--bucket-block", args.sidecars is not None and args.bucket_block is None),
         (
@@ -239,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
                 include=args.include,
                 on_vanished=args.on_vanished or "report",
                 on_changed=args.on_changed or "report",
+                dry_run=bool(args.dry_run),
                 max_deletions=100 if args.max_deletions is None else args.max_deletions,
                 refresh_inventory=bool(args.refresh_inventory),
                 sidecar_suffix=args.sidecars or "",
@@ -292,9 +298,14 @@ def run(args: argparse.Namespace) -> int:
         ):
             if count:
                 console.print(_named(what, named, count), highlight=False)
-        console.print(f"Run receipt: run id {summary.run_id} (undo with `prefect-encord rollback {summary.run_id}`)")
-        console.print(f"Item map (source → item, one JSON line each): {summary.item_map}")
-        if state.name != "Completed":
+        if summary.item_map:  # a dry run has neither
+            console.print(
+                f"Run receipt: run id {summary.run_id} (undo with `prefect-encord rollback {summary.run_id}`)"
+            )
+            console.print(f"Item map (source → item, one JSON line each): {summary.item_map}")
+        if not summary.item_map:
+            console.print(state.message, highlight=False)  # the dry run's verdict
+        elif state.name != "Completed":
             console.print(f"[bold red]{state.name}[/]: {state.message}")
     # Any failure, in any step, is a non-zero exit: a script must not take a partial run for a good one.
     return 0 if summary.failures == 0 else 1

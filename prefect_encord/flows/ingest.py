@@ -35,6 +35,7 @@ from prefect_encord.events.reporting import (
     check_max_failures,
 )
 from prefect_encord.flows.bucket_changes import settle_changed, settle_vanished
+from prefect_encord.flows.dry_run import plan_ingest
 from prefect_encord.flows.ingest_summary import (
     IngestSummary,
     count_files,
@@ -103,6 +104,8 @@ def ingest(
     check_inputs(source, folder_path, metadata, grouping, max_failures)
     credentials.check_reachable()
     run_id = str(flow_run.get_id() or "local")
+    if isinstance(source, CloudSource) and source.dry_run:
+        return plan_ingest(credentials, source, folder_path, run_id)
     ledger = RunLedger(run_id)
     steps = ["folder", "ingest", *(["metadata"] if metadata else []), *(["groups"] if grouping else [])]
     steps += ["dataset"] if dataset else []

@@ -107,6 +107,12 @@ class CloudSource(ParameterModel):
         "is reported and not applied, since it is most often a typo.",
     )
 
+    dry_run: bool = Field(
+        default=False,
+        description="List and compare only, and report what the run would register, replace, archive, delete and "
+        "restore; nothing in Encord is changed (the metadata, groups and dataset steps are not planned).",
+    )
+
     @field_validator("sidecar_suffix")
     @classmethod
     def _usable_suffix(cls, suffix: str) -> str:

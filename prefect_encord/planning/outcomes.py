@@ -179,6 +179,8 @@ class BucketRegistration:
     vanished: tuple[tuple[str, str], ...] = ()
     #: (URL, item) of units whose objects returned to the bucket: their archived items moved back into the folder.
     restored: tuple[tuple[str, str], ...] = ()
+    #: Units a dry run would have sent Encord (new, or all when upserting metadata); 0 for a real run.
+    planned: int = 0
     #: What the metadata sidecars did (a registration given a sidecar suffix), else None.
     sidecars: SidecarOutcome | None = None
 

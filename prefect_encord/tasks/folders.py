@@ -110,6 +110,18 @@ def ensure_folder(
     return FolderPath(uuid=str(parent.uuid), created=created)
 
 
+@task
+def find_folder(credentials: EncordCredentials, path: str) -> str | None:
+    """The UUID of the folder at ``path``, or None if it (or a folder above it) does not exist; creates nothing."""
+    client = credentials.get_client()
+    parent: StorageFolder | None = None
+    for name in folder_path_segments(path):
+        parent = _find_child(client, parent, name)
+        if parent is None:
+            return None
+    return str(parent.uuid) if parent is not None else None
+
+
 def _find_child(client: EncordUserClient, parent: StorageFolder | None, name: str) -> StorageFolder | None:
     """:func:`_child`, retried: a lookup only reads."""
     return call_with_retries(lambda: _child(client, parent, name), f"looking up {_where(name, parent)}")

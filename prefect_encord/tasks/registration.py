@@ -64,7 +64,7 @@ from prefect_encord.state.item_map import default_path as default_item_map
 from prefect_encord.state.job_ledger import JobLedger
 from prefect_encord.state.locks import exclusive
 from prefect_encord.tasks.dicom_headers import read_dicom_headers
-from prefect_encord.tasks.moves import restore_archived
+from prefect_encord.tasks.moves import Restored, restore_archived
 from prefect_encord.tasks.registrar import DEFAULT_TIMEOUT_SECONDS, DEFAULT_UNIT_RETRIES, Registrar
 from prefect_encord.tasks.sidecars import apply_sidecars
 
@@ -154,6 +154,7 @@ def register_bucket(
     sidecar_suffix: str = "",
     sidecar_mode: ImportMode = "merge",
     sidecar_unknown_keys: bool = False,
+    dry_run: bool = False,
 ) -> BucketRegistration:
     """List a bucket, plan its registration, and register it in jobs of ``job_size`` units.
 
@@ -196,6 +197,9 @@ def register_bucket(
             item's metadata exactly the sidecar's.
         sidecar_unknown_keys: Write sidecar keys the metadata schema does not declare, unchecked; by default a
             sidecar with one is reported and not applied.
+        dry_run: List and compare only: nothing is sent to Encord (``planned`` counts the units that would be,
+            ``restored`` names the archived items that would move back), no earlier job is finished, no sidecar
+            read, and the inventory learns nothing but which units this listing saw.
 
     Returns:
         The jobs' outcomes in counts and failures, the item map, the objects skipped with reasons, and the
@@ -251,7 +255,7 @@ def register_bucket(
             target = sidecar_target(record.key, suffix)
             if target is not None:  # not an item: noted, and applied once its object's item exists
                 sidecars.append((record.url, record.key, storage.object_url(target), sidecar_fingerprint(record)))
-                if len(sidecars) >= MAX_BULK_ITEMS:
+                if len(sidecars) >= MAX_BULK_ITEMS and not dry_run:
                     inventory.note_sidecars(sidecars)
                     sidecars.clear()
                 continue
@@ -278,6 +282,7 @@ def register_bucket(
     jobs: list[JobSummary] = []
     changed: list[Known] = []
     restored: dict[str, str] = {}  # URL -> item moved back from the archive folder
+    planned = 0  # units a dry run would send Encord
     unchanged = 0
     in_flight: deque[StartedJob[Entry]] = deque()
     identities: dict[str, tuple[str, str | None]] = {}  # URL of a unit sent to Encord -> (key, fingerprint)
@@ -287,7 +292,8 @@ def register_bucket(
         ItemMapWriter(item_map if item_map is not None else default_item_map(folder_uuid)) as writer,
         Inventory(inventory_file) as inventory,
     ):
-        finish_earlier_jobs(registrar.client, registrar.folder, registrar.ledger, timeout_seconds)
+        if not dry_run:
+            finish_earlier_jobs(registrar.client, registrar.folder, registrar.ledger, timeout_seconds)
         registrar.writer = writer
         if inventory.moved_aside is not None:
             aside, why = inventory.moved_aside
@@ -309,8 +315,12 @@ def register_bucket(
                 }
                 urls = [entry.url for entry in batch]
                 known = inventory.known(urls) if use_inventory else {}
-                returning = restore_archived(registrar.client, inventory, folder_uuid,
-                                             [url for url in urls if url not in known], run)  # fmt: skip
+                unknown = [url for url in urls if url not in known]
+                returning = (
+                    Restored(back={url: k for url, (k, _) in inventory.archived(unknown).items()})
+                    if dry_run
+                    else restore_archived(registrar.client, inventory, folder_uuid, unknown, run)
+                )
                 known.update(returning.back)  # back in the folder: compared as the unit they were
                 restored.update({url: k.item for url, k in returning.back.items()})
                 skipped.extend(Skipped(url, why) for url, why in returning.failed.items())
@@ -331,7 +341,7 @@ def register_bucket(
                         unchanged += 1
                 writer.write(present, "present")
                 inventory.seen(present, run)
-                inventory.record(adopted, run)
+                inventory.record([] if dry_run else adopted, run)
                 adopted.clear()
 
         def settle_oldest() -> None:
@@ -349,6 +359,9 @@ def register_bucket(
 
         listing_done = stopped = False
         for chunk in chunked(to_register(), job_size):
+            if dry_run:
+                planned += len(chunk)
+                continue
             if stopped := stop_requested():  # Ctrl-C: the rest is not listed; what started is settled below
                 skipped.append(Skipped(storage.root_url, f"{NOT_STARTED} (the listing stopped here)"))
                 break
@@ -364,10 +377,10 @@ def register_bucket(
             gone = [k for k in inventory.unseen(run) if in_selection(k.key, base, include, exclude)
                     and any(k.key.startswith(prefix) for prefix in prefixes)] if prefixes else []  # fmt: skip
             gone += inventory.known([storage.object_url(key) for key in missing]).values()
-        inventory.note_sidecars(sidecars)
+        inventory.note_sidecars([] if dry_run else sidecars)
         applied = (
             apply_sidecars(registrar.client, registrar.folder, storage, inventory, sidecar_mode, sidecar_unknown_keys)
-            if suffix and not stopped
+            if suffix and not stopped and not dry_run
             else None
         )
         writer.note({k.url: k.item for k in changed}, "changed")
@@ -395,5 +408,6 @@ def register_bucket(
         changed=tuple((k.url, k.item) for k in changed),
         vanished=tuple((k.url, k.item) for k in gone),
         restored=tuple(restored.items()),
+        planned=planned,
         sidecars=applied,
     )

@@ -31,6 +31,7 @@ REFUSED = {
     "on-vanished-without-a-bucket": (["dir", "--on-vanished", "delete"], "--on-vanished needs --bucket-block"),
     "refresh-inventory-without-a-bucket": (["dir", "--refresh-inventory"], "--refresh-inventory needs --bucket-block"),
     "on-changed-without-a-bucket": (["dir", "--on-changed", "replace"], "--on-changed needs --bucket-block"),
+    "dry-run-without-a-bucket": (["dir", "--dry-run"], "--dry-run needs --bucket-block"),
     "sidecars-without-a-bucket": (["dir", "--sidecars", ".metadata.json"], "--sidecars needs --bucket-block"),
     "unknown-keys-without-a-manifest": (["dir", "--allow-unknown-keys"], "--allow-unknown-keys needs --manifest or"),
     "max-deletions-without-deleting": (

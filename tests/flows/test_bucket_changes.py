@@ -208,3 +208,43 @@ def test_overwritten_objects_are_replaced_and_a_labelled_item_only_when_forced(
     assert isinstance(forced, IngestSummary) and (forced.replaced, forced.failed) == (1, 0), forced.markdown
     assert _item_of(sandbox, first.folder_uuid, urls[2]) not in (None, old[2])
     assert _items(sandbox, first.folder_uuid) == 3
+
+
+def test_a_dry_run_prints_the_plan_and_changes_nothing(
+    prefect_harness: None, sandbox: Sandbox, request: pytest.FixtureRequest
+) -> None:
+    files = {f"cams/{n}.png": samples.png(color=(n, 3, 3)) for n in range(5)}
+    block = new_bucket("s3", request, files, integration=add_sandbox_integration(sandbox, "s3", request))
+    credentials, folder_path = credentials_block(sandbox), f"plan/{uuid.uuid4().hex[:8]}"
+    options = {"on_changed": "replace", "on_vanished": "archive"}
+
+    def run(**more: object) -> tuple[State[IngestSummary], IngestSummary]:
+        state = ingest(CloudSource(block=block, **options, **more), folder_path, credentials=credentials,
+                       return_state=True)  # fmt: skip
+        summary = state.result()
+        assert isinstance(summary, IngestSummary)
+        return state, summary
+
+    state, unborn = run(dry_run=True)  # the folder does not exist yet: everything would be registered
+    assert unborn.counts == {"files": {"to register": 5}} and unborn.folder_uuid == ""
+    assert state.message == "Dry run, nothing changed: the run would succeed."
+    _, first = run()
+    block.write_object("cams/5.png", samples.png(color=(5, 3, 3)))
+    block.write_object("cams/1.png", samples.png(color=(99, 3, 3)))
+    for n in (2, 3):
+        block.delete_object(f"cams/{n}.png")
+
+    state, plan = run(dry_run=True)
+
+    assert plan.counts == {"files": {"to register": 1, "skipped": 2, "to replace": 1, "to archive": 2}}, plan.counts
+    assert plan.changed_sources == [block.object_url("cams/1.png")] and len(plan.vanished_sources) == 2
+    assert f"- to replace (1): {block.object_url('cams/1.png')}\n" in plan.markdown, plan.markdown
+    assert "- to archive (2): " in plan.markdown
+    assert _items(sandbox, first.folder_uuid) == 5 and state.message is not None and "succeed" in state.message
+    archive = "SELECT uuid FROM folders WHERE parent = ? AND name = 'archive'"
+    assert sandbox.backend.store.query_one(archive, (first.folder_uuid,)) is None  # no archive folder made
+    _, over = run(dry_run=True, max_deletions=1)
+    assert over.counts["files"]["failed"] == 2 and over.failures == 2  # the run would stop there
+
+    _, real = run()  # the plan left the inventory as it was: the real run does what the plan said
+    assert (real.created, real.replaced, real.archived, real.failed) == (1, 1, 2, 0), real.markdown
