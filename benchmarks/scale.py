@@ -308,6 +308,8 @@ class ClientConfig:
     max_in_flight: int
     listing_pass: bool
     inventory_dir: str
+    #: on_changed / on_vanished for a pass run by the ingest flow itself (empty: register_bucket alone)
+    flow_options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -331,6 +333,9 @@ class ClientResult:
     unchanged: int = 0
     changed: int = 0
     vanished: int = 0
+    replaced: int = 0
+    archived: int = 0
+    failed: int = 0
     rss_after_imports: int = 0
     rss_before_register: int = 0
     peak_rss: int = 0
@@ -410,6 +415,13 @@ def run_client(config: ClientConfig, verbose: bool = False) -> ClientResult:
             counter.writes.clear()
         result.rss_before_register = proc_status(os.getpid())["VmRSS"]
         started = time.perf_counter()
+        if config.flow_options:
+            _run_flow(credentials, storage, config, result)
+            result.register_seconds = time.perf_counter() - started
+            result.encord_requests = counter.of(config.domain)
+            result.encord_writes = counter.writes_to(config.domain)
+            result.peak_rss = proc_status(os.getpid())["VmHWM"]
+            return result
         registered = register_bucket.fn(
             credentials,
             storage,
@@ -436,6 +448,22 @@ def run_client(config: ClientConfig, verbose: bool = False) -> ClientResult:
     result.skipped = len(registered.skipped)
     result.peak_rss = proc_status(os.getpid())["VmHWM"]
     return result
+
+
+def _run_flow(credentials: Any, storage: Any, config: ClientConfig, result: ClientResult) -> None:
+    """The ingest flow (a temporary Prefect server of its own) with the pass's on_changed and on_vanished."""
+    from prefect_encord.flows.ingest import ingest
+    from prefect_encord.flows.ingest_summary import IngestSummary
+    from prefect_encord.flows.parameters import CloudSource
+
+    source = CloudSource(block=storage, max_deletions=10**9, **config.flow_options)  # type: ignore[arg-type]
+    state = ingest(source, FOLDER, credentials=credentials, return_state=True, max_failures=10**9)
+    summary = state.result()
+    assert isinstance(summary, IngestSummary)
+    result.folder_uuid = summary.folder_uuid
+    result.created, result.replaced, result.archived = summary.created, summary.replaced, summary.archived
+    result.unchanged, result.failed = summary.already_present, summary.failed
+    result.changed, result.vanished = summary.changed, summary.vanished
 
 
 def client_main(config_json: str, verbose: bool) -> int:
@@ -494,6 +522,17 @@ def check_item_map(path: Path) -> ItemMapCheck:
         items.add(mapped.item)
         lines += 1
     return ItemMapCheck(lines, len(sources), len(items), path.stat().st_size)
+
+
+def count_archived(data_dir: Path, folder_uuid: str) -> int:
+    """Items in the archive folder inside the ingest's folder (``on_vanished="archive"`` moves them there)."""
+    db = sqlite3.connect(f"file:{data_dir / 'sandbox.sqlite3'}?mode=ro", uri=True)
+    try:
+        return int(db.execute(
+            "SELECT count(*) FROM items i JOIN folders f ON i.folder = f.uuid WHERE f.parent = ? "
+            "AND f.name = 'archive' AND i.is_placeholder = 0", (folder_uuid,)).fetchone()[0])  # fmt: skip
+    finally:
+        db.close()
 
 
 def count_items(data_dir: Path) -> int | None:
@@ -699,6 +738,40 @@ def report_changes(args: argparse.Namespace, change: BucketChange, run: ClientRu
     return report_targets("issue #17, re-run after changes", checks)
 
 
+def report_flow_changes(
+    args: argparse.Namespace, change: BucketChange, run: ClientRun, check: SandboxCheck, archived: int
+) -> bool:
+    """The changes pass run by the ingest flow: the new objects created, the overwritten ones replaced or reported,
+    the deleted ones archived (or deleted, or reported), and nothing else sent."""
+    n, result = args.objects, run.result
+    touched = len(change.added) + len(change.overwritten) + len(change.deleted)
+    allowed = 3 * touched / 1000 + 30  # three per 1,000 changed objects, plus the flow's constant reads and writes
+    print(f"\nIngest flow re-run (on_changed={args.on_changed}, on_vanished={args.on_vanished}) after "
+          f"{change.describe()}")  # fmt: skip
+    print(f"  ingest flow        {result.register_seconds:,.1f} s wall; {result.created:,} created, "
+          f"{result.replaced:,} replaced, {result.archived:,} archived, {result.changed:,} reported overwritten, "
+          f"{result.vanished:,} reported vanished, {result.failed:,} failed, {result.unchanged:,} unchanged"
+          )  # fmt: skip
+    print(
+        f"  Encord API         {result.encord_requests:,} requests ({result.encord_writes:,} writes) for "
+        f"{touched:,} changed objects = {1000 * result.encord_requests / touched:.2f} per 1,000 changed"
+    )
+    print(f"  sandbox check      {check.items:,} items in the folder, {check.distinct_urls:,} distinct URLs, "
+          f"{archived:,} in its archive folder")  # fmt: skip
+    expected_items = n + len(change.added) - (len(change.deleted) if args.on_vanished != "report" else 0)
+    checks = [
+        (result.created == len(change.added), f"the {len(change.added):,} new objects created ({result.created:,})"),
+        (result.replaced == (len(change.overwritten) if args.on_changed == "replace" else 0),
+         f"the {len(change.overwritten):,} overwritten ones replaced ({result.replaced:,})"),
+        (archived == result.archived == (len(change.deleted) if args.on_vanished == "archive" else 0),
+         f"the {len(change.deleted):,} deleted ones archived ({result.archived:,}; {archived:,} in the folder)"),
+        (result.failed == 0, f"nothing failed ({result.failed:,})"),
+        (result.encord_requests <= allowed, f"{result.encord_requests:,} Encord requests <= {allowed:,.1f}"),
+        (check.items == check.distinct_urls == expected_items, f"exactly {expected_items:,} items, no duplicates"),
+    ]  # fmt: skip
+    return report_targets("issue #29, re-run after changes, with replace and archive", checks)
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -723,6 +796,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "nothing is added")  # fmt: skip
     parser.add_argument("--changes", action="store_true", help="then add 1 %%, overwrite 0.1 %% and delete 1 %% of "
                         "the objects, register again, and check only those are sent or reported")  # fmt: skip
+    parser.add_argument(
+        "--on-changed",
+        choices=["report", "replace"],
+        default="report",
+        help="with --changes: the ingest flow's on_changed (replace runs the flow, not the task alone)",
+    )
+    parser.add_argument(
+        "--on-vanished",
+        choices=["report", "archive", "delete"],
+        default="report",
+        help="with --changes: the ingest flow's on_vanished (archive or delete runs the flow)",
+    )
     parser.add_argument("--seed-workers", type=int, default=16, help="threads writing the objects (default 16)")
     parser.add_argument("--verbose", action="store_true", help="show the task's log lines (one per job)")
     parser.add_argument("--client", metavar="JSON", help=argparse.SUPPRESS)  # the measured child process
@@ -796,9 +881,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             change = change_bucket(seaweed, args.objects, args.seed_workers)
             print(f"Re-running after {change.describe()}...", flush=True)
             config.item_map = str(work / "item-map-changes.jsonl")
+            if args.on_changed != "report" or args.on_vanished != "report":
+                config.flow_options = {"on_changed": args.on_changed, "on_vanished": args.on_vanished}
             changed = run_client_process(stack, config, sandbox.data_dir, pids, started, args.verbose)
             after = check_sandbox(sandbox.data_dir, changed.result.folder_uuid)
-            passed = report_changes(args, change, changed, after) and passed
+            if config.flow_options:
+                archived = count_archived(sandbox.data_dir, changed.result.folder_uuid)
+                passed = report_flow_changes(args, change, changed, after, archived) and passed
+            else:
+                passed = report_changes(args, change, changed, after) and passed
             restore_bucket(seaweed, change, args.seed_workers)
     print(f"\nAll servers stopped; total {time.perf_counter() - started:,.0f} s including set-up.")
     return 0 if passed else 1

@@ -56,7 +56,7 @@ def settle_changed(
     if not doomed:
         return
     ledger.before(f"replace {len(doomed)} items of objects overwritten in {source.block.root_url}")
-    deleted = delete_items(credentials, doomed, folder_uuids=[folder_uuid])
+    deleted = delete_items(credentials, doomed)  # found by UUID: listing a large folder would cost more
     report.record(Outcome(FILES, urls[item], "failed", f"overwritten in the bucket; its item {item} could not be "
                           f"deleted to replace it: {why}") for item, why in deleted.failed.items())  # fmt: skip
     unsettle_units(folder_uuid, source.block, [urls[item] for item in deleted.failed])
@@ -107,7 +107,7 @@ def settle_vanished(
                  ledger, report)  # fmt: skip
         return
     ledger.before(f"delete {len(vanished)} items of objects deleted from {source.block.root_url}")
-    result = delete_items(credentials, [item for _, item in vanished], folder_uuids=[folder_uuid])
+    result = delete_items(credentials, [item for _, item in vanished])  # by UUID, not by listing the folder
     gone = set(result.deleted) | set(result.already_deleted)
     forget_units(folder_uuid, source.block, [url for url, item in vanished if item in gone])
     report.record(Outcome(FILES, url, "deleted" if item in gone else "failed",
