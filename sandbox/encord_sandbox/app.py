@@ -25,10 +25,12 @@ from encord_sandbox.organisation import routes as organisation_routes
 from encord_sandbox.projects import routes as project_routes
 from encord_sandbox.storage import blob_routes
 from encord_sandbox.storage import routes as storage_routes
+from encord_sandbox.syncs import routes as sync_routes
 
 #: Every area's router; the v1 RPC router last, after the areas registered their RPC handlers on import.
 ROUTERS = (
     storage_routes.router,
+    sync_routes.router,
     blob_routes.router,
     organisation_routes.router,
     dataset_routes.router,

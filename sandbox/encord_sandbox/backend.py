@@ -17,6 +17,7 @@ from encord_sandbox.organisation import access, metadata_schema
 from encord_sandbox.organisation import models as organisation_models
 from encord_sandbox.projects import models as projects
 from encord_sandbox.storage import models as storage_models
+from encord_sandbox.syncs import models as sync_models
 
 #: Each area's tables, created in this order (a later area's tables refer to earlier ones).
 AREA_TABLES = (
@@ -28,6 +29,7 @@ AREA_TABLES = (
     datasets.DDL,
     projects.DDL,
     labels.DDL,
+    sync_models.DDL,
 )
 
 

@@ -27,7 +27,7 @@ from encord_sandbox.emulators import (
     unique_name,
 )
 from encord_sandbox.jobs.fetchers import azure as azure_fetcher
-from encord_sandbox.jobs.fetchers import fetch
+from encord_sandbox.jobs.fetchers import fetch, list_objects
 from encord_sandbox.jobs.fetchers import gcs as gcs_fetcher
 from encord_sandbox.jobs.fetchers import s3 as s3_fetcher
 from encord_sandbox.jobs.integrations import FetchError, IntegrationConfig, parse_object_url
@@ -483,3 +483,28 @@ def _count_calls(cached: Callable[..., object]) -> Callable[[], int]:
     """How many times an lru_cache-wrapped client factory actually built a client since this call."""
     misses = cached.cache_info().misses  # type: ignore[attr-defined]
     return lambda: cached.cache_info().misses - misses  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------------ emulator listings
+
+
+def _listed(config: IntegrationConfig, remote_url: str) -> dict[str, str]:
+    """path -> object URL of every object ``list_objects`` finds, each URL read back through ``fetch``."""
+    found = {path: url for page in list_objects(config, remote_url) for path, url, checksum in page if checksum}
+    for url in found.values():
+        fetch(config, url)  # the URL a cloud-synced folder registers is one the fetcher reads
+    return found
+
+
+def test_listings_under_a_remote_url_on_every_emulator(
+    s3_endpoint: str, s3_bucket: str, gcs_endpoint: str, gcs_bucket: str, azure_connection_string: str,
+    azure_container: str, media_root: Path,
+) -> None:  # fmt: skip
+    assert sorted(_listed(_s3(s3_endpoint), f"s3://{s3_bucket}/dir/")) == ["a b.png"]
+    assert sorted(_listed(_s3(s3_endpoint), f"{s3_endpoint}/{s3_bucket}/")) == ["dir/a b.png", "empty", "q?x#y"]
+    assert sorted(_listed(IntegrationConfig(kind="gcs", gcs_endpoint=gcs_endpoint), f"gs://{gcs_bucket}/")) == [
+        "dir/ü b.png", "empty"]  # fmt: skip
+    blob_endpoint = azure_connection_string.split("BlobEndpoint=")[1].rstrip(";")
+    azure = IntegrationConfig(kind="azure", azure_connection_string=azure_connection_string)
+    assert sorted(_listed(azure, f"{blob_endpoint}/{azure_container}/dir/")) == ["a b.png"]
+    assert "empty.txt" in _listed(_local(media_root), media_root.as_uri() + "/")

@@ -342,6 +342,18 @@ CASES: dict[tuple[str, str], Callable[[Estate], list[Attempt]]] = {
             {"itemUuids": [e.theirs["item"]], "newParentUuid": e.folder},
         ),
     ],  # fmt: skip
+    ("POST", f"{STORAGE}/folders/{{folder_uuid}}/cloud-synced-folder-syncs"): lambda e: [
+        Attempt("POST", f"{STORAGE}/folders/{e.folder}/cloud-synced-folder-syncs"),
+    ],
+    ("GET", f"{STORAGE}/folders/{{folder_uuid}}/cloud-linked-folder-syncs/{{sync_uuid}}/long-polling"): lambda e: [
+        Attempt("GET", f"{STORAGE}/folders/{e.folder}/cloud-linked-folder-syncs/{e.item}/long-polling"),
+    ],
+    ("GET", f"{STORAGE}/folders/{{folder_uuid}}/folder-config"): lambda e: [
+        Attempt("GET", f"{STORAGE}/folders/{e.folder}/folder-config"),
+    ],
+    ("POST", f"{STORAGE}/folders/{{folder_uuid}}/folder-config"): lambda e: [
+        Attempt("POST", f"{STORAGE}/folders/{e.folder}/folder-config", {"metadataIngestion": None}),
+    ],
     ("GET", f"{V2}/cloud-integrations"): lambda e: [
         Attempt("GET", f"{V2}/cloud-integrations?filterIntegrationUuids={e.integration}", refused=None),
     ],
@@ -402,7 +414,7 @@ def test_every_route_has_a_security_case(hardened: Sandbox) -> None:
 def _concrete(template: str, estate: Estate) -> str:
     return template.format(
         folder_uuid=estate.folder, item_uuid=estate.item, job_uuid=estate.job, project_hash=estate.project,
-        ontology_hash=estate.ontology,
+        ontology_hash=estate.ontology, sync_uuid=estate.job,
     )  # fmt: skip
 
 

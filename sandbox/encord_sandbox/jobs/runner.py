@@ -81,6 +81,7 @@ class JobRunner:
         self._chaos = chaos
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-job")
         self._jobs = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-jobs")
+        self._tasks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-syncs")
         self.changed = threading.Condition()
 
     def resume(self) -> None:
@@ -91,7 +92,25 @@ class JobRunner:
     def submit(self, job_uuid: str) -> None:
         self._jobs.submit(self._run_job, job_uuid)
 
+    def run_job(self, job_uuid: str) -> None:
+        """Run a job on the calling thread, its units on the pool, until it settles (a cloud sync's jobs)."""
+        self._run_job(job_uuid)
+
+    def submit_task(self, task: Callable[[], None]) -> None:
+        """Run ``task`` on a thread of its own (a cloud sync, which runs jobs itself); pollers wake at its end."""
+
+        def run() -> None:
+            try:
+                task()
+            except Exception:  # the runner must survive anything a task throws at it
+                logger.exception("a background task failed unexpectedly")
+            finally:
+                self._notify()
+
+        self._tasks.submit(run)
+
     def shutdown(self) -> None:
+        self._tasks.shutdown(wait=False, cancel_futures=True)
         self._jobs.shutdown(wait=False, cancel_futures=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,8 +89,15 @@ def folder(store: Database, user: str, folder_uuid: str) -> sqlite3.Row:
 
 
 def create_folder(
-    store: Database, user: str, name: str, description: str, client_metadata: str | None, parent: str | None
+    store: Database,
+    user: str,
+    name: str,
+    description: str,
+    client_metadata: str | None,
+    parent: str | None,
+    bind: Callable[[sqlite3.Connection, str], None] | None = None,
 ) -> str:
+    """Create a folder; ``bind(db, folder_uuid)``, in the same transaction, makes it cloud-synced."""
     if not name or not name.strip():
         raise InvalidArgument(f"folder name {name!r} must not be empty")
     if client_metadata is not None:
@@ -105,6 +112,8 @@ def create_folder(
             "INSERT INTO folders VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (folder_uuid, parent, name, description, client_metadata, user, stamp, stamp),
         )
+        if bind is not None:
+            bind(db, folder_uuid)
     return folder_uuid
 
 

@@ -18,6 +18,7 @@ from encord_sandbox.errors import InvalidArgument
 from encord_sandbox.jobs.runner import ACTIONS
 from encord_sandbox.organisation import models as organisation_models
 from encord_sandbox.storage import models as storage_models
+from encord_sandbox.syncs import models as sync_models
 
 SignUrl = Callable[[sqlite3.Row], "str | None"]
 
@@ -57,10 +58,15 @@ def folder(store: Database, row: sqlite3.Row) -> dict[str, Any]:
             {"uuid": r["uuid"], "parentUuid": r["parent"], "name": r["name"], "syncedDatasetHash": None}
             for r in storage_models.path_to_root(store, row["uuid"])
         ],
-        "folderType": "generic",
-        "integrationHash": None,
-        "remoteUrl": None,
+        **_cloud_binding(store, row["uuid"]),
     }
+
+
+def _cloud_binding(store: Database, folder_uuid: str) -> dict[str, Any]:
+    bound = sync_models.bound(store, folder_uuid)
+    if bound is None:
+        return {"folderType": "generic", "integrationHash": None, "remoteUrl": None}
+    return {"folderType": "cloudLinked", "integrationHash": bound["integration"], "remoteUrl": bound["remote_url"]}
 
 
 def item(
@@ -76,7 +82,7 @@ def item(
         "owner": organisation_models.user_email(store, row["owner"]),
         "createdAt": row["created_at"],
         "lastEditedAt": row["last_edited_at"],
-        "isTombstone": False,
+        "isTombstone": sync_models.is_tombstone(store, row["uuid"]),
         "isPlaceholder": False,
         "backedDataUnitsCount": 0,
         "storageLocation": row["storage_location"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from encord_sandbox.blobs import DOWNLOAD_URL_TTL_SECONDS, UPLOAD_URL_TTL_SECOND
 from encord_sandbox.deps import Authenticated, Caller, backend_of, flag, order, page_size
 from encord_sandbox.errors import InvalidArgument, parse_uuid
 from encord_sandbox.jobs import models as job_models
+from encord_sandbox.jobs.integrations import FetchError, IntegrationConfig, parse_object_url
 from encord_sandbox.jobs.specs import parse_job_request
 from encord_sandbox.limits import MAX_ITEMS_PER_DELETE, MAX_ITEMS_PER_MOVE
 from encord_sandbox.organisation import models as organisation_models
@@ -22,6 +24,7 @@ from encord_sandbox.storage import deletion, moves
 from encord_sandbox.storage import models as storage_models
 from encord_sandbox.storage import responses as wire
 from encord_sandbox.storage.groups import plan_group
+from encord_sandbox.syncs import models as sync_models
 
 router = APIRouter(prefix="/v2/public/storage")
 
@@ -73,13 +76,33 @@ def create_folder(request: Request, caller: Caller = Authenticated) -> dict[str,
     name = body.get("name")
     if not isinstance(name, str):
         raise InvalidArgument(f"folder name {name!r} must be a string")
-    if body.get("cloudSyncedFolderParams"):
-        raise InvalidArgument("cloud-synced folders are not supported by the sandbox")
     parent = parse_uuid(body["parent"], "parent folder") if body.get("parent") else None
+    bind = _cloud_binding(backend, caller, body.get("cloudSyncedFolderParams"))
     folder_uuid = storage_models.create_folder(
-        backend.store, caller.user, name, body.get("description") or "", body.get("clientMetadata"), parent
+        backend.store, caller.user, name, body.get("description") or "", body.get("clientMetadata"), parent, bind
     )
     return wire.folder(backend.store, storage_models.folder(backend.store, caller.user, folder_uuid))
+
+
+def _cloud_binding(backend: Backend, caller: Caller, params: Any) -> Callable[[sqlite3.Connection, str], None] | None:
+    """What binds a folder being created to its bucket (``cloud_synced_folder_params``), checked first: the
+    integration must be the caller's and the remote URL one it reads."""
+    if not params:
+        return None
+    params = _object(params, "cloudSyncedFolderParams")
+    integration = organisation_models.integration(
+        backend.store, caller.user, parse_uuid(params.get("integrationUuid"), "integrationUuid")
+    )
+    remote_url = params.get("remoteUrl")
+    if not isinstance(remote_url, str) or not remote_url:
+        raise InvalidArgument(f"remoteUrl {remote_url!r} must name the bucket or folder to sync with")
+    try:
+        parse_object_url(IntegrationConfig.from_dict(json.loads(integration["config"])), remote_url.rstrip("/") + "/x")
+    except FetchError as exc:
+        raise InvalidArgument(
+            f"remoteUrl {remote_url!r} is not one integration {integration['uuid']} reads: {exc}"
+        ) from None
+    return lambda db, folder_uuid: sync_models.bind(db, folder_uuid, integration["uuid"], remote_url)
 
 
 def _folder_page(request: Request, caller: Caller, parent: str | None, recursive: bool) -> dict[str, Any]:

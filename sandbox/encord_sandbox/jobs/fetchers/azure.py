@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from encord_sandbox.jobs.fetchers.clients import (
@@ -59,3 +60,10 @@ def fetch(config: IntegrationConfig, url: str, container: str, blob: str, max_by
         fail_on_status(url, exc.status_code, f"Azure answered {code or exc.status_code}")
     except AzureError as exc:
         fail(url, "unavailable", f"Azure request failed: {type(exc).__name__}")
+
+
+def list_keys(config: IntegrationConfig, container: str, prefix: str) -> Iterator[list[tuple[str, str]]]:
+    """The ``(name, ETag)`` of every blob under ``prefix``, one listing page at a time."""
+    blobs = cached_client(_azure_client, config).get_container_client(container).list_blobs(name_starts_with=prefix)
+    for page in blobs.by_page():
+        yield [(blob.name, str(blob.etag).strip('"')) for blob in page]

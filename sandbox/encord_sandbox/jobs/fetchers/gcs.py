@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from encord_sandbox.jobs.fetchers.clients import (
@@ -63,3 +64,10 @@ def fetch(config: IntegrationConfig, url: str, bucket: str, key: str, max_bytes:
         fail(url, "access_denied", f"no usable Google credentials ({type(exc).__name__})")
     except RequestException as exc:
         fail(url, "unavailable", f"GCS request failed: {type(exc).__name__}")
+
+
+def list_keys(config: IntegrationConfig, bucket: str, prefix: str) -> Iterator[list[tuple[str, str]]]:
+    """The ``(name, ETag)`` of every object under ``prefix``, one listing page at a time."""
+    blobs = cached_client(_gcs_client, config).list_blobs(bucket, prefix=prefix)
+    for page in blobs.pages:
+        yield [(blob.name, str(blob.etag or blob.md5_hash or blob.generation)) for blob in page]

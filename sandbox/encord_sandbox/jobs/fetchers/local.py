@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from encord_sandbox.jobs.integrations import fail
@@ -40,3 +41,19 @@ def fetch(url: str, root: str, relative: str, max_bytes: int | None) -> bytes:
         fail(url, "unavailable", f"the file could not be read ({exc.strerror})")
     finally:
         os.close(fd)
+
+
+def list_keys(root: str, prefix: str) -> Iterator[list[tuple[str, str]]]:
+    """The ``(path, size and modification time)`` of every regular file under ``root/prefix``, in pages of 1,000;
+    symlinks are not followed, as a read through them would be refused."""
+    page: list[tuple[str, str]] = []
+    for directory, _, files in os.walk(os.path.join(root, prefix)):
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode):
+                page.append((os.path.relpath(path, root), f"{info.st_size}-{info.st_mtime_ns}"))
+            if len(page) >= 1000:
+                yield page
+                page = []
+    yield page

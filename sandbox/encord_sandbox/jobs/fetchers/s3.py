@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from encord_sandbox.jobs.fetchers.clients import (
@@ -66,3 +67,11 @@ def fetch(config: IntegrationConfig, url: str, bucket: str, key: str, max_bytes:
         fail(url, "access_denied", "no AWS credentials: set access_key_id/secret_access_key on the integration")
     except BotoCoreError as exc:
         fail(url, "unavailable", f"S3 request failed: {exc}")
+
+
+def list_keys(config: IntegrationConfig, bucket: str, prefix: str) -> Iterator[list[tuple[str, str]]]:
+    """The ``(key, ETag)`` of every object under ``prefix``, one listing page at a time (a cloud-synced folder's
+    scan)."""
+    client = cached_client(_s3_client, config)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        yield [(item["Key"], str(item["ETag"]).strip('"')) for item in page.get("Contents", [])]
