@@ -19,7 +19,7 @@ try:
     from prefect_gcp import GcpCredentials
 except ImportError as error:
     raise MissingExtraError("gcs", "EncordGcsIntegration", error.name or "prefect-gcp") from error
-from prefect_encord.planning.objects import ObjectRecord
+from prefect_encord.planning.objects import ObjectRecord, folder_prefix
 
 GCS_PUBLIC_ENDPOINT = "https://storage.googleapis.com"
 
@@ -100,6 +100,13 @@ class EncordGcsIntegration(CloudStorageIntegration):
     @property
     def root_url(self) -> str:
         return f"{self._endpoint()}/{self.bucket}/"
+
+    @property
+    def remote_url(self) -> str:
+        """``gs://bucket/prefix/`` on Google's service (Encord's documented form); the endpoint's URL otherwise."""
+        if self.gcs_endpoint:
+            return super().remote_url
+        return f"gs://{self.bucket}/{folder_prefix(self.prefix)}"
 
     def _listing(
         self, prefix: str, page_size: int, delimiter: str | None

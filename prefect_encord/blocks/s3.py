@@ -20,7 +20,7 @@ try:
     from prefect_aws import AwsCredentials, MinIOCredentials
 except ImportError as error:
     raise MissingExtraError("s3", "EncordS3Integration", error.name or "prefect-aws") from error
-from prefect_encord.planning.objects import ObjectRecord, as_utc
+from prefect_encord.planning.objects import ObjectRecord, as_utc, folder_prefix
 
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "404"})
 _AWS_GLOBAL_REGIONS = frozenset({"us-east-1", "aws-global"})
@@ -145,6 +145,13 @@ class EncordS3Integration(CloudStorageIntegration):
         if "." in self.bucket_name:
             return f"https://{host}/{self.bucket_name}/"
         return f"https://{self.bucket_name}.{host}/"
+
+    @property
+    def remote_url(self) -> str:
+        """``s3://bucket/prefix/`` on AWS (Encord's documented form); the endpoint's URL on an S3-compatible one."""
+        if self._endpoint():
+            return super().remote_url
+        return f"s3://{self.bucket_name}/{folder_prefix(self.prefix)}"
 
     def _listing(
         self, prefix: str, page_size: int, delimiter: str | None

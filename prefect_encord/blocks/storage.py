@@ -132,6 +132,12 @@ class CloudStorageIntegration(Block, ABC):
     def root_url(self) -> str:
         """The URL of the bucket's root, ending in ``/``, in the form the Encord integration expects."""
 
+    @property
+    def remote_url(self) -> str:
+        """The block's bucket and prefix as a cloud-synced folder names them, ending in ``/`` (a subclass gives
+        the provider's own scheme where Encord documents one: ``s3://``, ``gs://``)."""
+        return self.root_url + folder_prefix(self.prefix)
+
     def object_url(self, key: str) -> str:
         """The URL Encord registers and fetches for the object ``key``: the root's, then the key, percent-encoded."""
         return self.root_url + quote(key)

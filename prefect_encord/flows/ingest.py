@@ -35,6 +35,7 @@ from prefect_encord.events.reporting import (
     check_max_failures,
 )
 from prefect_encord.flows.bucket_changes import settle_changed, settle_vanished
+from prefect_encord.flows.cloud_sync import check_cloud_sync, sync_files
 from prefect_encord.flows.dry_run import plan_ingest
 from prefect_encord.flows.ingest_summary import (
     IngestSummary,
@@ -61,6 +62,7 @@ from prefect_encord.runtime.crashpoints import crash_point
 from prefect_encord.runtime.interrupts import Stopped, stop_requested
 from prefect_encord.state.item_map import ItemMap
 from prefect_encord.state.run_ledger import RunLedger
+from prefect_encord.tasks.cloud_sync import ensure_synced_folder
 from prefect_encord.tasks.data_groups import create_data_groups
 from prefect_encord.tasks.datasets import get_or_create_dataset, link_items_to_dataset
 from prefect_encord.tasks.folders import ensure_folder, folder_path_segments
@@ -112,7 +114,11 @@ def ingest(
     report = RunReport(title=f"Ingest into {folder_path}", steps=steps, key=artifact_key("encord-ingest", folder_path))
 
     with _named_if_the_disk_fails(run_id):
-        folder = ensure_folder(credentials, folder_path)
+        folder = (
+            ensure_synced_folder(credentials, source.block, folder_path, source.sidecar_suffix)
+            if isinstance(source, CloudSource) and source.method == "encord-cloud-sync"
+            else ensure_folder(credentials, folder_path)
+        )
         folder_uuid = folder.uuid
         ledger.target(folder_uuid, credentials.domain, folder_path)
         ledger.after(folders=folder.created)
@@ -186,6 +192,8 @@ def check_inputs(
     folder_path_segments(folder_path)
     if isinstance(source, LocalSource):
         source_root(source.directory)
+    elif source.method == "encord-cloud-sync":
+        check_cloud_sync(source, grouping)
     if metadata is not None and metadata.schema_file:
         schema_from_file(metadata.schema_file)
     if metadata is not None and metadata.manifest:
@@ -230,6 +238,11 @@ def _ingest_files(
         report.record(Outcome(FILES, path, "failed", error) for path, error in uploaded.failed.items())
         count_files(report, summary)
         report.step_done("ingest", files_progress(summary, "uploaded"))
+        return item_map
+    if source.method == "encord-cloud-sync":
+        item_map = sync_files(credentials, source, folder_uuid, ledger, report)
+        count_files(report, summary)
+        report.step_done("ingest", f"cloud sync: {report.count(FILES, 'synced')} files synced")
         return item_map
     ledger.before(f"register objects of {source.block.root_url} into folder {folder_uuid}")
     registered = register_bucket.submit(

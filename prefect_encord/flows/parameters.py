@@ -107,6 +107,18 @@ class CloudSource(ParameterModel):
         "is reported and not applied, since it is most often a typo.",
     )
 
+    method: Literal["register", "encord-cloud-sync"] = Field(
+        default="register",
+        description="register: our registration (data groups, DICOM series, sequences; overwrites and deletions as "
+        "chosen here). encord-cloud-sync: the folder is an Encord cloud-synced folder of this bucket and prefix, "
+        "and each run asks Encord to sync it (new files become items, deleted ones tombstones, changed ones "
+        "updated; images, videos, audio, PDFs and text only).",
+    )
+    changed_at: datetime | None = Field(
+        default=None,
+        description="With encord-cloud-sync: when the bucket changed (the event-driven deployment passes the "
+        "notification's time); a sync that started later already saw it, so none is started.",
+    )
     dry_run: bool = Field(
         default=False,
         description="List and compare only, and report what the run would register, replace, archive, delete and "

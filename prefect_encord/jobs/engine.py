@@ -22,7 +22,10 @@ finishes it before the next run into the folder lists it, or before a rollback p
 
 What differs between uploads and registrations is a :class:`JobKind`: how a batch of units becomes a job body
 (signed upload slots after the PUTs, or object URLs through a cloud integration) and how the job's answer maps
-back to the units. This module is the only one that starts Encord data jobs.
+back to the units. A cloud-synced folder's sync (``kind="sync"``) goes through the same steps: its intent in the
+ledger, started once (a twin sync started behind a lost answer only scans the bucket again), its id recorded,
+long-polled, and forgotten once it ended, so a run killed mid-sync resumes polling that sync instead of starting
+another. This module is the only one that starts Encord data jobs and syncs.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from encord.exceptions import EncordException, ResourceNotFoundError
-from encord.orm.dataset import LongPollingStatus
 from encord.orm.storage import DataUploadItems, UploadLongPollingState
 from encord.storage import StorageFolder
 
@@ -168,7 +170,7 @@ class DataJobs(Generic[U, R]):
         """Poll ``job`` and map it back: (outcome, whether it finished). A finished job's items are on record
         before it leaves the ledger; one still running stays there, for the next run into the folder."""
         try:
-            state = poll_job(self.folder, UUID(job.record.job_id), self.timeout_seconds)
+            state = poll_job(self.folder, UUID(job.record.job_id), self.timeout_seconds, job.record.kind)
         except ResourceNotFoundError:
             if not job.resumed:
                 raise
@@ -179,7 +181,7 @@ class DataJobs(Generic[U, R]):
             return self._settle_once(self.start(job.units))
         crash_point("job.after-poll")
         outcome = self.kind.outcome(job, state)
-        finished = state.status != LongPollingStatus.PENDING
+        finished = not is_pending(state)
         if finished:
             if self.writer is not None:
                 for pairs, status in self.kind.items(outcome):
@@ -199,22 +201,33 @@ def start_job(folder: StorageFolder, record: JobRecord) -> UUID:
     if record.kind == "upload":
         items = DataUploadItems.from_dict(record.spec or {})
         start = lambda: folder.add_private_data_to_folder_start(None, items, ignore_errors=True)  # type: ignore[arg-type]  # noqa: E731
+    elif record.kind == "sync":
+        start = folder.sync_private_data_with_cloud_synced_folder_start
     else:
         start = lambda: folder.add_private_data_to_folder_start(record.integration_id, record.spec or {})  # noqa: E731
     return call_with_retries(start, f"starting a {record.kind} job of {record.units} units")
 
 
-def poll_job(folder: StorageFolder, job_id: UUID, timeout_seconds: int) -> UploadLongPollingState:
-    """Long-poll a data-upload job until it finishes or ``timeout_seconds`` pass, riding out transient errors.
+def poll_job(folder: StorageFolder, job_id: UUID, timeout_seconds: int, kind: str = "register") -> Any:
+    """Long-poll a data-upload job (an ``UploadLongPollingState``), or a cloud sync (``kind="sync"``: a
+    ``SyncPrivateDataWithCloudSyncedFolderGetResultResponse``), until it ends or ``timeout_seconds`` pass,
+    riding out transient errors.
 
     A poll only reads, so repeating it is always safe; a repeat asks for the time that is left. The crash point
     ``job.mid-poll`` is armed while the poll waits.
     """
     deadline = time.monotonic() + timeout_seconds
 
-    def poll() -> UploadLongPollingState:
+    def poll() -> Any:
         crash_point("job.mid-poll", delay_seconds=_MID_POLL_CRASH_DELAY)
         remaining = max(1, math.ceil(deadline - time.monotonic()))
+        if kind == "sync":
+            return folder.sync_private_data_with_cloud_synced_folder_get_result(job_id, timeout_seconds=remaining)
         return folder.add_private_data_to_folder_get_result(job_id, timeout_seconds=remaining)
 
-    return call_with_retries(poll, f"polling data-upload job {job_id}")
+    return call_with_retries(poll, f"polling {'cloud sync' if kind == 'sync' else 'data-upload job'} {job_id}")
+
+
+def is_pending(state: Any) -> bool:
+    """Whether a polled job or sync is still running (the two answers spell PENDING differently)."""
+    return str(getattr(state.status, "value", state.status)).upper() == "PENDING"

@@ -18,16 +18,16 @@ recorded submission time count, as when the job is settled normally (:mod:`prefe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from encord import EncordUserClient
 from encord.exceptions import ResourceNotFoundError
-from encord.orm.dataset import LongPollingStatus
 from encord.orm.storage import UploadLongPollingState
 from encord.storage import StorageFolder
 
 from prefect_encord.jobs.api_retries import call_with_retries
-from prefect_encord.jobs.engine import journal, poll_job, start_job
+from prefect_encord.jobs.engine import is_pending, journal, poll_job, start_job
 from prefect_encord.limits import MAX_BULK_ITEMS
 from prefect_encord.planning.objects import as_utc
 from prefect_encord.planning.outcomes import ItemFacts
@@ -49,12 +49,12 @@ def finish_earlier_jobs(
     earlier = [record for record in ledger.records() if record.folder_uuid == str(folder.uuid)]
     for record in earlier:
         state = _finish(folder, record, timeout_seconds)
-        if state.status == LongPollingStatus.PENDING:
+        if is_pending(state):
             raise TimeoutError(
                 f"{record.kind} job {record.job_id} of an earlier run into folder {folder.uuid} is still running "
                 f"after {timeout_seconds} s; retry once it has finished"
             )
-        if record.item_map is not None:  # the run that started the job died before recording its items
+        if record.item_map is not None and record.kind != "sync":  # the run died before recording the job's items
             with ItemMapWriter(record.item_map) as writer:
                 writer.write(_created(client, record, state), "created")
                 journal(writer, record.key, "settled", record.job_id)
@@ -73,14 +73,14 @@ def item_facts(client: EncordUserClient, item_uuids: Sequence[str]) -> dict[str,
     return facts
 
 
-def _finish(folder: StorageFolder, record: JobRecord, timeout_seconds: int) -> UploadLongPollingState:
-    """Poll the recorded job, or start it from its body if it never got an id or no longer exists."""
+def _finish(folder: StorageFolder, record: JobRecord, timeout_seconds: int) -> Any:
+    """Poll the recorded job (or sync), or start it from its body if it never got an id or no longer exists."""
     if record.job_id:
         try:
-            return poll_job(folder, UUID(record.job_id), timeout_seconds)
+            return poll_job(folder, UUID(record.job_id), timeout_seconds, record.kind)
         except ResourceNotFoundError:
             run_logger(__name__).warning("%s job %s no longer exists; starting it again", record.kind, record.job_id)
-    return poll_job(folder, start_job(folder, record), timeout_seconds)
+    return poll_job(folder, start_job(folder, record), timeout_seconds, record.kind)
 
 
 def _created(client: EncordUserClient, record: JobRecord, state: UploadLongPollingState) -> dict[str, str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from encord import EncordUserClient
-from encord.orm.storage import FoldersSortBy
+from encord.orm.storage import CloudSyncedFolderParams, FoldersSortBy
 from encord.storage import StorageFolder
 from prefect import task
 from pydantic import BaseModel, Field
@@ -90,9 +90,16 @@ def ensure_folder(
     path: str,
     description: str | None = None,
     client_metadata: dict[str, Any] | None = None,
+    cloud_synced: CloudSyncedFolderParams | None = None,
 ) -> FolderPath:
     """:func:`get_or_create_folder`, also saying which folders of the path it created: what a run's receipt
-    records, so that its rollback removes them (once empty)."""
+    records, so that its rollback removes them (once empty). With ``cloud_synced``, the last folder is a
+    cloud-synced folder bound to that integration and remote URL: created so, or found so.
+
+    Raises:
+        ValueError: If the last folder exists and is not cloud-synced with that remote URL (a folder's binding
+            cannot change afterwards).
+    """
     segments = folder_path_segments(path)
     client = credentials.get_client()
     parent: StorageFolder | None = None
@@ -103,8 +110,13 @@ def ensure_folder(
             found = None if created else _find_child(client, parent, name)
             if found is None:
                 found = _create_child(client, parent, name, description if last else None,
-                                      client_metadata if last else None)  # fmt: skip
+                                      client_metadata if last else None, cloud_synced if last else None)  # fmt: skip
                 created.append(str(found.uuid))
+            elif last and cloud_synced is not None and found.remote_url != cloud_synced.remote_url:
+                raise ValueError(
+                    f"folder {path} exists and is not cloud-synced with {cloud_synced.remote_url} (it is "
+                    f"{found.remote_url or 'an ordinary folder'}): choose another folder path"
+                )
             parent = found
     assert parent is not None  # folder_path_segments returns at least one name
     return FolderPath(uuid=str(parent.uuid), created=created)
@@ -133,13 +145,18 @@ def _create_child(
     name: str,
     description: str | None,
     client_metadata: dict[str, Any] | None,
+    cloud_synced: CloudSyncedFolderParams | None = None,
 ) -> StorageFolder:
     """Create folder ``name`` under ``parent``, once: a lost answer is settled by looking the folder up."""
     return create_once(
         lambda: _child(client, parent, name),
         lambda: client.create_storage_folder(
-            name, description=description, client_metadata=client_metadata, parent_folder=parent
-        ),
+            name,
+            description=description,
+            client_metadata=client_metadata,
+            parent_folder=parent,
+            cloud_synced_folder_params=cloud_synced,
+        ),  # fmt: skip
         f"creating {_where(name, parent)}",
     )
 

@@ -57,8 +57,8 @@ def _wait_for_run(api: str, deployment_name: str, stack: dict[str, Any], timeout
 def test_every_deployment_of_prefect_yaml_is_created(stack: dict[str, Any]) -> None:
     names = {d["name"] for d in httpx.post(f"{stack['api']}/deployments/filter", json={}).json()}
     assert {
-        "ingest-directory", "ingest-hourly", "ingest-on-upload", "export-labels", "export-on-completion",
-        "watch-labels", "sync-metadata", "rollback",
+        "ingest-directory", "ingest-hourly", "ingest-on-upload", "cloud-sync-on-upload", "export-labels",
+        "export-on-completion", "watch-labels", "sync-metadata", "rollback",
     } <= names  # fmt: skip
     flows = {f["name"] for f in httpx.post(f"{stack['api']}/flows/filter", json={}).json()}
     assert {"encord-ingest", "encord-export-labels", "encord-sync-metadata", "encord-watch-labels",
