@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,21 @@ async def caller(request: Request) -> Caller:
 
 
 Authenticated = Depends(caller)
+
+
+#: The longest a long poll holds a request: well below the SDK's 180 s read timeout.
+LONG_POLL_CAP_SECONDS = 50.0
+
+
+def hold_long_poll(request: Request, finished: Callable[[], bool]) -> None:
+    """Hold a long poll (a data-upload job's, a cloud sync's) until ``finished()`` or the ``timeoutSeconds`` the
+    caller asked for, at most :data:`LONG_POLL_CAP_SECONDS`."""
+    raw = request.query_params.get("timeoutSeconds", "60")
+    try:
+        timeout = min(max(float(raw), 0.0), LONG_POLL_CAP_SECONDS)
+    except ValueError as exc:
+        raise InvalidArgument(f"timeoutSeconds {raw!r} is not a number") from exc
+    backend_of(request).runner.wait(finished, timeout)
 
 
 def flag(request: Request, name: str, default: bool = False) -> bool:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 
 from encord_sandbox.backend import Backend
 from encord_sandbox.blobs import DOWNLOAD_URL_TTL_SECONDS, UPLOAD_URL_TTL_SECONDS
-from encord_sandbox.deps import Authenticated, Caller, backend_of, flag, order, page_size
+from encord_sandbox.deps import Authenticated, Caller, backend_of, flag, hold_long_poll, order, page_size
 from encord_sandbox.errors import InvalidArgument, parse_uuid
 from encord_sandbox.jobs import models as job_models
 from encord_sandbox.jobs.integrations import FetchError, IntegrationConfig, parse_object_url
@@ -44,7 +44,6 @@ ITEM_TYPES = [
     "scene",
 ]
 UPLOADABLE_TYPES = ("image", "video", "audio", "plainText", "pdf", "nifti", "dicomFile")
-LONG_POLL_CAP_SECONDS = 50.0  # well below the SDK's 180 s read timeout
 
 
 def _signer(backend: Backend, caller: Caller, wanted: bool) -> wire.SignUrl | None:
@@ -333,17 +332,12 @@ def start_job(folder_uuid: str, request: Request, caller: Caller = Authenticated
 def poll_job(folder_uuid: str, job_uuid: str, request: Request, caller: Caller = Authenticated) -> dict[str, Any]:
     """Long poll: hold the request until the job finishes or the server-side cap expires."""
     backend = backend_of(request)
-    job = job_models.job(backend.store, caller.user, folder_uuid, job_uuid)
-    raw_timeout = request.query_params.get("timeoutSeconds", "60")
-    try:
-        timeout = min(max(float(raw_timeout), 0.0), LONG_POLL_CAP_SECONDS)
-    except ValueError as exc:
-        raise InvalidArgument(f"timeoutSeconds {raw_timeout!r} is not a number") from exc
+    job_models.job(backend.store, caller.user, folder_uuid, job_uuid)  # unknown: 404 at once, not after the wait
 
     def finished() -> bool:
         return job_models.job(backend.store, caller.user, folder_uuid, job_uuid)["status"] != "PENDING"
 
-    backend.runner.wait(finished, timeout)
+    hold_long_poll(request, finished)
     job = job_models.job(backend.store, caller.user, folder_uuid, job_uuid)
     return wire.job_state(job, job_models.job_units(backend.store, job["uuid"]))
 

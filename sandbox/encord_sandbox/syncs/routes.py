@@ -6,14 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from encord_sandbox.deps import Authenticated, Caller, backend_of
+from encord_sandbox.deps import Authenticated, Caller, backend_of, hold_long_poll
 from encord_sandbox.errors import InvalidArgument
 from encord_sandbox.organisation.metadata_schema import check_values
 from encord_sandbox.syncs import models
 from encord_sandbox.syncs.runner import run_sync
 
 router = APIRouter(prefix="/v2/public/storage")
-LONG_POLL_CAP_SECONDS = 50.0  # well below the SDK's 180 s read timeout, as for upload jobs
 
 
 @router.post("/folders/{folder_uuid}/cloud-synced-folder-syncs")
@@ -32,16 +31,11 @@ def poll_sync(folder_uuid: str, sync_uuid: str, request: Request, caller: Caller
     """``…_get_result()``: held until the sync ends or the server's cap passes, then its status and counters."""
     backend = backend_of(request)
     models.sync(backend.store, caller.user, folder_uuid, sync_uuid)
-    raw = request.query_params.get("timeoutSeconds", "60")
-    try:
-        timeout = min(max(float(raw), 0.0), LONG_POLL_CAP_SECONDS)
-    except ValueError as exc:
-        raise InvalidArgument(f"timeoutSeconds {raw!r} is not a number") from exc
 
     def finished() -> bool:
         return models.sync(backend.store, caller.user, folder_uuid, sync_uuid)["status"] != "PENDING"
 
-    backend.runner.wait(finished, timeout)
+    hold_long_poll(request, finished)
     return models.sync_state(models.sync(backend.store, caller.user, folder_uuid, sync_uuid))
 
 
