@@ -7,7 +7,7 @@ long-polls it (:func:`~prefect_encord.tasks.cloud_sync.sync_synced_folder`). Enc
 become items, deleted ones tombstones, returning ones restored, changed ones updated, sidecars applied; our
 include and exclude patterns, data groups, overwrite and deletion choices do not (they are refused up front, see
 :func:`check_cloud_sync`). The run's table gives the sync's counters; its item map lists the folder's live items,
-for the metadata and dataset steps.
+for the dataset step (only when there is one).
 """
 
 from __future__ import annotations
@@ -48,9 +48,15 @@ def check_cloud_sync(source: CloudSource, grouping: object) -> None:
 
 
 def sync_files(
-    credentials: EncordCredentials, source: CloudSource, folder_uuid: str, ledger: RunLedger, report: RunReport
+    credentials: EncordCredentials,
+    source: CloudSource,
+    folder_uuid: str,
+    ledger: RunLedger,
+    report: RunReport,
+    map_items: bool = False,
 ) -> ItemMap:
-    """Run (or skip, debounced) one sync of the folder, report its counters, and map the folder's live items."""
+    """Run (or skip, debounced) one sync of the folder and report its counters; with ``map_items``, the item map
+    lists the folder's live items (one listing page per 1,000), else it stays empty."""
     ledger.before(f"sync cloud-synced folder {folder_uuid} with {source.block.remote_url}")
     result = sync_synced_folder.submit(credentials, folder_uuid, changed_at=source.changed_at).result()
     where = source.block.remote_url
@@ -66,7 +72,8 @@ def sync_files(
             report.record([Outcome(FILES, where, "failed", f"cloud sync {result.sync_id} ended {result.status}")])
     folder = credentials.get_client().get_storage_folder(UUID(folder_uuid))
     with ItemMapWriter(ledger.item_map_path) as writer:
-        for item in folder.list_items(page_size=MAX_PAGE_SIZE, include_client_metadata=False):
+        live = folder.list_items(page_size=MAX_PAGE_SIZE, include_client_metadata=False) if map_items else []
+        for item in live:
             if not item._orm_item.is_tombstone:  # the SDK keeps the flag on the item's record only
                 writer.write({str(item.url or item.name): str(item.uuid)}, "present")
         return writer.close()

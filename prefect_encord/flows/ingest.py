@@ -126,7 +126,7 @@ def ingest(
         report.step_done("folder", f"folder {folder_path} is {folder_uuid}")
         summary = IngestSummary(run_id=run_id, folder_path=folder_path, folder_uuid=folder_uuid)
 
-        item_map = _ingest_files(credentials, source, folder_uuid, ledger, report, summary)
+        item_map = _ingest_files(credentials, source, folder_uuid, ledger, report, summary, dataset is not None)
         if stop_requested():  # the receipt and item map hold what the files step did; nothing more is started
             raise Stopped(
                 f"stopped after the files step: {summary.created} files created, {summary.failed} not started or "
@@ -212,11 +212,13 @@ def _ingest_files(
     ledger: RunLedger,
     report: RunReport,
     summary: IngestSummary,
+    needs_items: bool = False,
 ) -> ItemMap:
     """Upload or register the source; returns the item map: source (path or URL) → item of every item present.
 
     The map is a file next to the run's receipt (see :mod:`prefect_encord.state.item_map`), so the run's memory
-    does not grow with the bucket.
+    does not grow with the bucket. A cloud sync maps the folder's items only when a later step ``needs_items``
+    (linking into a dataset): listing a large folder on every event would cost more than the sync.
     """
     if isinstance(source, LocalSource):
         ledger.before(f"upload {source.directory} into folder {folder_uuid}")
@@ -240,7 +242,7 @@ def _ingest_files(
         report.step_done("ingest", files_progress(summary, "uploaded"))
         return item_map
     if source.method == "encord-cloud-sync":
-        item_map = sync_files(credentials, source, folder_uuid, ledger, report)
+        item_map = sync_files(credentials, source, folder_uuid, ledger, report, map_items=needs_items)
         count_files(report, summary)
         report.step_done("ingest", f"cloud sync: {report.count(FILES, 'synced')} files synced")
         return item_map

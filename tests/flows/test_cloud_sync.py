@@ -20,7 +20,7 @@ from prefect.client.schemas.objects import State
 from prefect_encord.blocks.s3 import EncordS3Integration
 from prefect_encord.flows.ingest import ingest
 from prefect_encord.flows.ingest_summary import IngestSummary
-from prefect_encord.flows.parameters import CloudSource, GroupingStep
+from prefect_encord.flows.parameters import CloudSource, DatasetStep, GroupingStep
 from prefect_encord.planning.grouping import KeyPattern
 from prefect_encord.state.item_map import ItemMap
 from prefect_encord.testing import credentials_block
@@ -84,12 +84,17 @@ def test_notified_changes_sync_the_cloud_synced_folder_once_per_burst_with_encor
     after = items()
     assert after["a.png"][:2] == (before["a.png"][0], False) and after["a.png"][2] == {"camera": "rear"}  # updated
     assert after["b.png"][:2] == (before["b.png"][0], True)  # a tombstone, kept
-    assert "c.png" in after and block.object_url("cams/c.png") in ItemMap.read(runs[0].item_map).to_dict()
+    assert "c.png" in after and ItemMap.read(runs[0].item_map).to_dict() == {}  # no dataset step: nothing mapped
 
     block.write_object("cams/b.png", files["cams/b.png"])  # it returns
     run(changed_at=datetime.now(timezone.utc))
     assert items()["b.png"][:2] == (before["b.png"][0], False)  # restored: the same item, not a second one
     assert len(items()) == 3
+
+    linked = ingest(CloudSource(block=block, method="encord-cloud-sync", sidecar_suffix=SUFFIX), folder_path,
+                    dataset=DatasetStep(title=f"synced {first.folder_uuid}"), credentials=credentials,
+                    max_failures=5)  # fmt: skip
+    assert linked.linked == 3 and len(ItemMap.read(linked.item_map).to_dict()) == 3  # the live items, mapped
 
 
 def test_a_cloud_sync_refuses_what_only_our_registration_does(prefect_harness: None, sandbox: Sandbox) -> None:
