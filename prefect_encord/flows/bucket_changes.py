@@ -32,6 +32,12 @@ from prefect_encord.tasks.moves import move_items
 from prefect_encord.tasks.registration import register_bucket
 
 
+def too_many_vanished(source: CloudSource, vanished: Sequence[tuple[str, str]]) -> bool:
+    """Whether ``on_vanished`` must not act: more objects vanished at once than ``max_deletions`` allows (a wrong
+    prefix or an emptied bucket must not empty the folder). Reporting them is always allowed."""
+    return source.on_vanished != "report" and len(vanished) > source.max_deletions
+
+
 def settle_changed(
     credentials: EncordCredentials,
     source: CloudSource,
@@ -97,7 +103,7 @@ def settle_vanished(
         report.record(Outcome(FILES, url, "vanished", f"deleted from the bucket; its item {item} is kept "
                               "(on_vanished='archive' or 'delete' acts on it)") for url, item in vanished)  # fmt: skip
         return
-    if len(vanished) > source.max_deletions:
+    if too_many_vanished(source, vanished):
         report.record(Outcome(FILES, url, "failed", f"deleted from the bucket, but {len(vanished)} vanished, more "
                               f"than max_deletions={source.max_deletions}: item {item} not {source.on_vanished}d")
                       for url, item in vanished)  # fmt: skip

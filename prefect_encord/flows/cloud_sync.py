@@ -30,6 +30,8 @@ _REGISTRATION_ONLY = {
     "on_changed": "a cloud sync updates changed files itself",
     "on_vanished": "a cloud sync tombstones deleted files itself",
     "dry_run": "Encord plans no sync",
+    "sidecar_mode": "a cloud sync applies a sidecar its own way",
+    "sidecar_unknown_keys": "a cloud sync applies a sidecar its own way",
 }
 
 

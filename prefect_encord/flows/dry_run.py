@@ -19,6 +19,7 @@ from prefect.states import Completed
 
 from prefect_encord.blocks.credentials import EncordCredentials
 from prefect_encord.events.reporting import FILES, Outcome, RunReport, artifact_key
+from prefect_encord.flows.bucket_changes import too_many_vanished
 from prefect_encord.flows.ingest_summary import IngestSummary, count_files
 from prefect_encord.flows.parameters import CloudSource
 from prefect_encord.tasks.folders import find_folder
@@ -76,14 +77,13 @@ def _plan_changed(
 
 
 def _plan_vanished(source: CloudSource, vanished: tuple[tuple[str, str], ...], report: RunReport) -> None:
-    acting = source.on_vanished != "report"
-    if acting and len(vanished) > source.max_deletions:
+    if too_many_vanished(source, vanished):
         report.record(Outcome(FILES, url, "failed", f"deleted from the bucket; {len(vanished)} vanished, more than "
                               f"max_deletions={source.max_deletions}: the run would leave item {item} and fail")
                       for url, item in vanished)  # fmt: skip
         return
     status = {"report": "vanished", "archive": "to archive", "delete": "to delete"}[source.on_vanished]
-    fate = "reported" if not acting else f"{source.on_vanished}d"
+    fate = "reported" if source.on_vanished == "report" else f"{source.on_vanished}d"
     report.record(Outcome(FILES, url, status, f"deleted from the bucket: item {item} would be {fate}")
                   for url, item in vanished)  # fmt: skip
 

@@ -104,6 +104,7 @@ def test_a_cloud_sync_refuses_what_only_our_registration_does(prefect_harness: N
         (CloudSource(block=block, method="encord-cloud-sync"), {"grouping": grouping}, "grouping needs method"),
         (CloudSource(block=block, method="encord-cloud-sync", include=["*.png"]), {}, "include=\\['\\*.png'\\] needs"),
         (CloudSource(block=block, method="encord-cloud-sync", on_vanished="delete"), {}, "on_vanished='delete' needs"),
+        (CloudSource(block=block, method="encord-cloud-sync", sidecar_mode="overwrite"), {}, "sidecar_mode='overwr"),
     ]:
         with pytest.raises(ValueError, match=message):
             ingest(source, "never", credentials=credentials_block(sandbox), **kwargs)

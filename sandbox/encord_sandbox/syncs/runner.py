@@ -154,6 +154,10 @@ def _apply_sidecars(
     """Write each changed sidecar's JSON object as its file's item's metadata (replacing it)."""
     applied = models.sidecars(store, folder)
     files = models.files(store, folder)
+
+    def validate(item: str, metadata: dict[str, Any]) -> None:
+        check(schema, metadata, f"item {item}")
+
     for target, (path, url, checksum) in sidecars.items():
         row: sqlite3.Row | None = files.get(target)
         if row is None or applied.get(path) == checksum:
@@ -162,12 +166,11 @@ def _apply_sidecars(
             metadata = json.loads(fetch(config, url))
             if not isinstance(metadata, dict):
                 raise InvalidArgument(f"sidecar {path} holds no JSON object")
-            check(schema, metadata, f"item {row['item']}")
+            storage_models.patch_items(store, owner, {row["item"]: {"client_metadata": metadata}}, validate)
         except (FetchError, ValueError, InvalidArgument) as exc:
             logger.warning("sidecar %s not applied: %s", path, exc)
             counters["upload_jobs_units_error"] += 1
             continue
-        storage_models.patch_items(store, owner, {row["item"]: {"client_metadata": metadata}}, lambda *_: None)
         with store.transaction() as db:
             db.execute("INSERT OR REPLACE INTO synced_sidecars VALUES (?, ?, ?)", (folder, path, checksum))
         counters["upload_jobs_units_done"] += 1
