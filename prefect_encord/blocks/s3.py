@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ try:
     import boto3
     from botocore.config import Config
     from botocore.exceptions import ClientError
+    from botocore.utils import parse_timestamp
     from prefect_aws import AwsCredentials, MinIOCredentials
 except ImportError as error:
     raise MissingExtraError("s3", "EncordS3Integration", error.name or "prefect-aws") from error
@@ -24,6 +26,18 @@ from prefect_encord.planning.objects import ObjectRecord, as_utc, folder_prefix
 
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "404"})
 _AWS_GLOBAL_REGIONS = frozenset({"us-east-1", "aws-global"})
+
+
+def _s3_timestamp(value: Any) -> datetime:
+    """A timestamp of an S3 response, as botocore's own parser reads it, but S3's ISO 8601 form
+    (``2026-12-07T10:00:00.000Z``, every object of a listing) read by the standard library's C parser: botocore's
+    (dateutil) is about half the CPU time of listing a bucket."""
+    if isinstance(value, str) and value.endswith("Z"):
+        try:
+            return datetime.fromisoformat(value[:-1] + "+00:00")
+        except ValueError:
+            pass
+    return parse_timestamp(value)
 
 
 class EncordS3Integration(CloudStorageIntegration):
@@ -130,6 +144,9 @@ class EncordS3Integration(CloudStorageIntegration):
                     # Lookups, sidecar reads and a fanned-out listing share the client: 10 (the default) is too few.
                     max_pool_connections=32,
                 ),
+            )
+            session._session.get_component("response_parser_factory").set_parser_defaults(
+                timestamp_parser=_s3_timestamp
             )
             self._client_cache = session.client("s3", **params)
         return self._client_cache

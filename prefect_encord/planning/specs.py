@@ -224,7 +224,8 @@ def plan_registration(
     grouped_images: dict[str, list[ObjectRecord]] = defaultdict(list)
     dicom_files: list[ObjectRecord] = []
     for record in records:
-        kind = data_kind(record.key)
+        extension = posixpath.splitext(record.key)[1].lower()  # once per object: a re-run plans every one
+        kind = _EXTENSIONS.get(extension)
         problem = _problem(record, kind, root_url)
         if problem is not None:
             yield Skipped(record.url, problem)
@@ -235,7 +236,7 @@ def plan_registration(
         else:
             assert kind is not None  # _problem rejects unknown kinds
             title = record.key
-            provided = _image_metadata(record, options.image_size) if kind == "image" else {}
+            provided = _image_metadata(record, extension, options.image_size) if kind == "image" else {}
             yield Entry(_SINGLE_KINDS[kind], title, (record.url,), options.metadata_for(title), provided)
     image_kind: EntryKind = "image_sequence" if options.images == "sequence" else "image_group"
     titles: set[str] = set()
@@ -249,12 +250,12 @@ def plan_registration(
         yield from _dicom_by_series_uid(dicom_files, read_dicom_headers(dicom_files), options, titles)
 
 
-def _image_metadata(record: ObjectRecord, size: tuple[int, int] | None) -> dict[str, Any]:
-    """The customer-provided facts of one image, or none when its size or byte count is unknown."""
+def _image_metadata(record: ObjectRecord, extension: str, size: tuple[int, int] | None) -> dict[str, Any]:
+    """The customer-provided facts of one image (``extension`` lower-case), or none when its size or byte count is
+    unknown."""
     if size is None or record.size is None:
         return {}
-    mime_type = _IMAGE_MIME_TYPES[posixpath.splitext(record.key)[1].lower()]
-    return {"mimeType": mime_type, "fileSize": record.size, "width": size[0], "height": size[1]}
+    return {"mimeType": _IMAGE_MIME_TYPES[extension], "fileSize": record.size, "width": size[0], "height": size[1]}
 
 
 def _problem(record: ObjectRecord, kind: DataKind | None, root_url: str) -> str | None:

@@ -40,6 +40,9 @@ from typing import Literal
 from prefect_encord.state.durable_files import naming
 from prefect_encord.state.settings import local_directory
 
+#: A string as JSON, as ``json.dumps(text, ensure_ascii=False)`` writes it (a string takes the encoder's C path).
+_quoted = json.JSONEncoder(ensure_ascii=False).encode
+
 Status = Literal["created", "present"]
 #: What a note says of a source: overwritten since its item was made, deleted from its bucket, its item moved to
 #: the archive folder, moved back from it (the object returned), or replaced by a new item (``item`` the new one).
@@ -157,10 +160,12 @@ class ItemMapWriter:
         self._lines(pairs, "note", note)
 
     def _lines(self, pairs: Mapping[str, str], field: str, value: str) -> None:
+        # json.dumps({"source": …, "item": …, field: value}, ensure_ascii=False), byte for byte, without building a
+        # dict per line: a re-run of a large bucket writes a line per object it lists.
+        tail = f", {_quoted(field)}: {_quoted(value)}}}\n"
         with naming(self.path, "the item map"):
             self._stream.writelines(
-                json.dumps({"source": source, "item": item, field: value}, ensure_ascii=False) + "\n"
-                for source, item in pairs.items()
+                f'{{"source": {_quoted(source)}, "item": {_quoted(item)}{tail}' for source, item in pairs.items()
             )
             self._stream.flush()
 

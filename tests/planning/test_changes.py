@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
 from prefect_encord.planning.objects import ObjectRecord
 from prefect_encord.planning.specs import Entry
@@ -25,6 +27,15 @@ def test_an_overwritten_object_changes_its_units_fingerprint_and_a_relisting_doe
     assert first is not None
     assert fingerprint(image, _records(a="e1")) == first
     assert fingerprint(image, _records(a="e2")) != first
+
+
+def test_fingerprints_keep_their_format_so_an_upgrade_finds_its_inventory_unchanged() -> None:
+    """Inventories written by earlier versions hold these digests: a new format would call every unit changed."""
+    records = _records(a="e1", b="e2")
+    single = hashlib.sha256(f"image\n{A}\t10\te1".encode()).hexdigest()
+    group = hashlib.sha256(f"image_group\n{A}\t10\te1\n{B}\t10\te2".encode()).hexdigest()
+    assert fingerprint(Entry(kind="image", title="a.png", urls=(A,)), records) == single
+    assert fingerprint(Entry(kind="image_group", title="cams", urls=(A, B)), records) == group
 
 
 def test_a_group_changes_when_a_frame_is_overwritten_or_the_frames_reorder() -> None:
