@@ -13,12 +13,12 @@ fingerprint is None and a known unit counts as unchanged.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from prefect_encord.planning.objects import ObjectRecord, is_selected
-from prefect_encord.planning.specs import Entry
+from prefect_encord.planning.specs import Entry, PlanOptions, single_unit_kind
 
 Change = Literal["new", "unchanged", "changed"]
 
@@ -39,12 +39,30 @@ def fingerprint(entry: Entry, records: Mapping[str, ObjectRecord]) -> str | None
         record = records.get(entry.urls[0])
         if record is None or (record.size is None and record.etag is None):
             return None
-        return hashlib.sha256(f"{entry.kind}\n{entry.urls[0]}\t{record.size}\t{record.etag}".encode()).hexdigest()
+        return _single_fingerprint(entry.kind, record)
     described = [(url, records[url].size, records[url].etag) for url in entry.urls if url in records]
     if len(described) != len(entry.urls) or all(size is None and etag is None for _, size, etag in described):
         return None
     text = "\n".join([entry.kind, *(f"{url}\t{size}\t{etag}" for url, size, etag in described)])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _single_fingerprint(kind: str, record: ObjectRecord) -> str:
+    """The fingerprint of a unit of one object: what :func:`fingerprint` gives it (the same text, digested)."""
+    return hashlib.sha256(f"{kind}\n{record.url}\t{record.size}\t{record.etag}".encode()).hexdigest()
+
+
+def single_unit_fingerprints(records: Iterable[ObjectRecord], options: PlanOptions) -> dict[str, str]:
+    """URL -> fingerprint of the ``records`` that can only be units on their own (see
+    :func:`~prefect_encord.planning.specs.single_unit_kind`) and have a size or ETag: what their units'
+    :func:`fingerprint` will be, known without planning. An inventory that holds one of them with this fingerprint
+    holds it unchanged, so a re-run of a large bucket confirms most objects a page at a time."""
+    fingerprints: dict[str, str] = {}
+    for record in records:
+        kind = single_unit_kind(record.key, options)
+        if kind is not None and (record.size is not None or record.etag is not None):
+            fingerprints[record.url] = _single_fingerprint(kind, record)
+    return fingerprints
 
 
 def classify(current: str | None, known: Known | None) -> Change:

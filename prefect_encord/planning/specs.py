@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from prefect_encord.limits import MAX_SEQUENCE_FRAMES, MAX_TITLE_LENGTH
 from prefect_encord.planning.dicom import DicomHeader
@@ -78,6 +78,7 @@ _IMAGE_MIME_TYPES = {
 }
 _COMPOSITE_KINDS: frozenset[EntryKind] = frozenset({"image_group", "image_sequence", "dicom_series"})
 _SINGLE_KINDS: dict[DataKind, EntryKind] = {kind: kind for kind in ("image", "video", "audio", "text", "pdf")}
+T = TypeVar("T")
 
 ReadDicomHeaders = Callable[[Sequence[ObjectRecord]], Mapping[str, DicomHeader | None]]
 """Reads the headers of DICOM objects: object key -> header (None when unreadable). Supplied by the shell."""
@@ -86,6 +87,16 @@ ReadDicomHeaders = Callable[[Sequence[ObjectRecord]], Mapping[str, DicomHeader |
 def data_kind(key: str) -> DataKind | None:
     """What an object is, from its extension (case-insensitive); None if Encord cannot register it."""
     return _EXTENSIONS.get(posixpath.splitext(key)[1].lower())
+
+
+def single_unit_kind(key: str, options: PlanOptions) -> EntryKind | None:
+    """The kind of unit the object ``key`` is on its own, as :func:`plan_registration` makes it, or None when it
+    may belong to a composite (an image while images form groups or sequences, a DICOM file) or Encord cannot
+    take it."""
+    kind = data_kind(key)
+    if kind is None or kind == "dicom" or (kind == "image" and options.images != "single"):
+        return None
+    return _SINGLE_KINDS[kind]
 
 
 @dataclass(frozen=True)
@@ -337,8 +348,8 @@ def _directory_url(url: str) -> str:
     return url[: url.rfind("/") + 1]
 
 
-def chunked(entries: Iterable[Entry], size: int = DEFAULT_JOB_SIZE) -> Iterator[tuple[Entry, ...]]:
-    """Consecutive jobs of at most ``size`` units, pulled lazily from ``entries``."""
+def chunked(entries: Iterable[T], size: int = DEFAULT_JOB_SIZE) -> Iterator[tuple[T, ...]]:
+    """Consecutive jobs of at most ``size`` units (or pages of objects), pulled lazily from ``entries``."""
     if size < 1:
         raise ValueError(f"job size {size} must be at least 1")
     iterator = iter(entries)

@@ -33,7 +33,7 @@ import contextlib
 import hashlib
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
@@ -71,6 +71,13 @@ CREATE TABLE IF NOT EXISTS sidecars (
     applied TEXT
 ) WITHOUT ROWID;
 """
+
+
+def _in_batches(urls: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
+    """``urls`` in slices one statement can bind, each with as many ``?`` marks."""
+    for start in range(0, len(urls), _QUERY_BATCH):
+        batch = urls[start : start + _QUERY_BATCH]
+        yield batch, ",".join("?" * len(batch))
 
 
 def default_path(folder_uuid: str, storage: CloudStorageIntegration) -> Path:
@@ -169,13 +176,24 @@ class Inventory:
     def known(self, urls: Sequence[str]) -> dict[str, Known]:
         """The rows of those ``urls`` the inventory holds."""
         found: dict[str, Known] = {}
-        for start in range(0, len(urls), _QUERY_BATCH):
-            batch = urls[start : start + _QUERY_BATCH]
-            marks = ",".join("?" * len(batch))
+        for batch, marks in _in_batches(urls):
             query = f"SELECT url, key, item, fingerprint FROM units WHERE url IN ({marks})"  # noqa: S608 - marks only
             for url, key, item, fingerprint in self._db.execute(query, batch):
                 found[url] = Known(url=url, key=key, item=item, fingerprint=fingerprint)
         return found
+
+    def unchanged(self, fingerprints: Mapping[str, str], run: str) -> dict[str, str]:
+        """Of units as listed now (URL -> fingerprint), those held with that very fingerprint, marked seen by
+        ``run``: URL -> item. One lookup per 900 URLs and no object per row: a re-run of a large bucket confirms
+        nearly every object here."""
+        held: dict[str, str] = {}
+        urls = list(fingerprints)
+        for batch, marks in _in_batches(urls):
+            query = f"SELECT url, item, fingerprint FROM units WHERE url IN ({marks})"  # noqa: S608 - marks only
+            held.update((url, item) for url, item, fingerprint in self._db.execute(query, batch)
+                        if fingerprint == fingerprints[url])  # fmt: skip
+        self.seen(held, run)
+        return held
 
     def record(self, rows: Iterable[tuple[str, str, str | None, str]], run: str) -> None:
         """Write ``(url, key, fingerprint, item)`` rows, seen by ``run``: units Encord has settled."""
@@ -209,9 +227,7 @@ class Inventory:
     def archive(self, urls: Sequence[str], folder: str) -> None:
         """Move the rows of ``urls`` from the live units to the archived ones, their items now in ``folder``."""
         with self._transaction():
-            for start in range(0, len(urls), _QUERY_BATCH):
-                batch = urls[start : start + _QUERY_BATCH]
-                marks = ",".join("?" * len(batch))
+            for batch, marks in _in_batches(urls):
                 self._db.execute(
                     f"INSERT OR REPLACE INTO archived SELECT url, key, fingerprint, item, ? FROM units "  # noqa: S608
                     f"WHERE url IN ({marks})",
@@ -222,9 +238,7 @@ class Inventory:
     def archived(self, urls: Sequence[str]) -> dict[str, tuple[Known, str]]:
         """The archived rows of those ``urls``, each with the folder its item was moved to."""
         found: dict[str, tuple[Known, str]] = {}
-        for start in range(0, len(urls), _QUERY_BATCH):
-            batch = urls[start : start + _QUERY_BATCH]
-            marks = ",".join("?" * len(batch))
+        for batch, marks in _in_batches(urls):
             query = f"SELECT url, key, item, fingerprint, folder FROM archived WHERE url IN ({marks})"  # noqa: S608
             for url, key, item, fingerprint, folder in self._db.execute(query, batch):
                 found[url] = (Known(url=url, key=key, item=item, fingerprint=fingerprint), folder)

@@ -36,7 +36,7 @@ from prefect_encord.jobs.api_retries import call_with_retries
 from prefect_encord.jobs.engine import StartedJob
 from prefect_encord.jobs.finishing import finish_earlier_jobs
 from prefect_encord.limits import MAX_BULK_ITEMS
-from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
+from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection, single_unit_fingerprints
 from prefect_encord.planning.metadata_values import ImportMode
 from prefect_encord.planning.objects import (
     ObjectRecord,
@@ -227,17 +227,16 @@ def register_bucket(
     # With sidecars, the listing's patterns are applied here, so that a sidecar goes with its object.
     filters: tuple[Sequence[str], Sequence[str]] = ((), ()) if suffix else (include, exclude)
     matched = 0
+    unchanged = 0  # units known and unchanged: not sent
+    confirming = use_inventory and not upsert_metadata  # else every unit is planned and sent
 
     def selected(key: str) -> bool:
         """A listing's rule, where a sidecar is selected with the object it describes."""
         return in_selection(sidecar_target(key, suffix) or key, base, include, exclude)
 
-    def objects() -> Iterator[ObjectRecord]:
-        """The listing, or for named keys each looked up on its own and only composites' directories listed."""
-        if named is None:
-            listing = storage.list_objects(*filters, modified_since, fan_out=LISTING_FAN_OUT)
-            yield from (record for record in listing if not suffix or selected(record.key))
-            return
+    def named_objects() -> Iterator[ObjectRecord]:
+        """For named keys: each looked up on its own (a missing one noted), with its sidecar when there are some."""
+        assert named is not None
         wanted = [key for key in named.singles if selected(key)]
         companions = {key + suffix for key in wanted if suffix and not sidecar_target(key, suffix)} - set(wanted)
         for key, found in storage.stat_objects([*wanted, *sorted(companions)]):
@@ -245,25 +244,46 @@ def register_bucket(
                 missing.extend([] if key in companions else [key])
             elif is_modified_since(found.last_modified, modified_since):
                 yield found
+
+    def pages() -> Iterator[Sequence[ObjectRecord]]:
+        """The listing a page at a time, or for named keys those looked up (in pages of 1,000) and only composites'
+        directories listed."""
+        if named is None:
+            yield from storage.list_object_pages(*filters, modified_since, fan_out=LISTING_FAN_OUT)
+            return
+        yield from chunked(named_objects(), MAX_BULK_ITEMS)
         if named.directories:
-            listing = storage.list_objects(*filters, modified_since, within=named.directories)
-            yield from (record for record in listing if not suffix or selected(record.key))
+            yield from storage.list_object_pages(*filters, modified_since, within=named.directories)
 
     def listed() -> Iterator[ObjectRecord]:
-        nonlocal newest, matched
-        for record in objects():
-            target = sidecar_target(record.key, suffix)
-            if target is not None:  # not an item: noted, and applied once its object's item exists
+        """The objects listed that are not sidecars, less those the inventory confirms unchanged a page at a time
+        (units of one object whose fingerprint it holds): those go to the item map as they are, unplanned."""
+        nonlocal newest, matched, unchanged
+        for page in pages():
+            objects: list[ObjectRecord] = []
+            for record in page:
+                if suffix and not selected(record.key):
+                    continue
+                target = sidecar_target(record.key, suffix) if suffix else None
+                if target is None:
+                    objects.append(record)
+                    continue
+                # not an item: noted, and applied once its object's item exists
                 sidecars.append((record.url, record.key, storage.object_url(target), sidecar_fingerprint(record)))
                 if len(sidecars) >= MAX_BULK_ITEMS and not dry_run:
                     inventory.note_sidecars(sidecars)
                     sidecars.clear()
-                continue
-            matched += 1
-            if record.last_modified is not None and (newest is None or as_utc(record.last_modified) > newest):
-                newest = as_utc(record.last_modified)
-            listed_records[record.url] = record
-            yield record
+            matched += len(objects)
+            latest = max((as_utc(r.last_modified) for r in objects if r.last_modified is not None), default=None)
+            if latest is not None and (newest is None or latest > newest):
+                newest = latest
+            confirmed = inventory.unchanged(single_unit_fingerprints(objects, options), run) if confirming else {}
+            writer.write(confirmed, "present")
+            unchanged += len(confirmed)
+            for record in objects:
+                if record.url not in confirmed:
+                    listed_records[record.url] = record
+                    yield record
 
     def entries() -> Iterator[Entry]:
         for planned in plan_registration(
@@ -283,7 +303,6 @@ def register_bucket(
     changed: list[Known] = []
     restored: dict[str, str] = {}  # URL -> item moved back from the archive folder
     planned = 0  # units a dry run would send Encord
-    unchanged = 0
     in_flight: deque[StartedJob[Entry]] = deque()
     identities: dict[str, tuple[str, str | None]] = {}  # URL of a unit sent to Encord -> (key, fingerprint)
     settled = 0

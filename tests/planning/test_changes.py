@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection
+from prefect_encord.planning.changes import Known, classify, fingerprint, in_selection, single_unit_fingerprints
 from prefect_encord.planning.objects import ObjectRecord
-from prefect_encord.planning.specs import Entry
+from prefect_encord.planning.specs import Entry, PlanOptions, plan_registration
 
 A, B = "s3://b/cams/a.png", "s3://b/cams/b.png"
 
@@ -64,3 +64,19 @@ def test_a_unit_outside_this_runs_selection_has_not_vanished() -> None:
     assert not in_selection("other/a.png", "cams/", (), ())
     assert not in_selection("cams/a.png", "cams/", ("*.jpg",), ())
     assert not in_selection("cams/a.png", "cams/", (), ("a.*",))
+
+
+def test_a_single_objects_fingerprint_is_known_before_planning_and_only_for_units_of_one_object() -> None:
+    """What lets a re-run confirm unchanged objects a page at a time: the same digest the planned unit gets."""
+    root = "s3://b/"
+    keys = ["cams/a.png", "clips/c.mp4", "docs/d.pdf", "scans/s1.dcm", "notes/n.txt", "misc/x.xyz", "cams/bare.png"]
+    records = [ObjectRecord(key=k, url=root + k, size=None if "bare" in k else 5, etag=None) for k in keys]
+    by_url = {record.url: record for record in records}
+    for options in (PlanOptions(), PlanOptions(images="group")):
+        known = single_unit_fingerprints(records, options)
+        planned = {e.url: fingerprint(e, by_url) for e in plan_registration(records, root_url=root, options=options)
+                   if isinstance(e, Entry) and len(e.urls) == 1}  # fmt: skip
+        assert known and all(planned.get(url) == digest for url, digest in known.items()), options
+    singles = single_unit_fingerprints(records, PlanOptions())
+    assert sorted(url[len(root) :] for url in singles) == ["cams/a.png", "clips/c.mp4", "docs/d.pdf", "notes/n.txt"]
+    assert root + "cams/a.png" not in single_unit_fingerprints(records, PlanOptions(images="group"))  # may be grouped
