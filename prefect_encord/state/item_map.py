@@ -163,10 +163,10 @@ class ItemMapWriter:
         # json.dumps({"source": …, "item": …, field: value}, ensure_ascii=False), byte for byte, without building a
         # dict per line: a re-run of a large bucket writes a line per object it lists.
         tail = f", {_quoted(field)}: {_quoted(value)}}}\n"
+        lines = (f'{{"source": {_quoted(source)}, "item": {_quoted(item)}{tail}' for source, item in pairs.items())
+        text = "".join(lines)
         with naming(self.path, "the item map"):
-            self._stream.writelines(
-                f'{{"source": {_quoted(source)}, "item": {_quoted(item)}{tail}' for source, item in pairs.items()
-            )
+            self._stream.write(text)  # one write, so one system call however many lines (each hands the GIL over)
             self._stream.flush()
 
     def job(self, key: str, event: JobEvent, job_id: str = "") -> None:

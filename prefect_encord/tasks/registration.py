@@ -72,6 +72,9 @@ from prefect_encord.tasks.sidecars import apply_sidecars
 DEFAULT_MAX_IN_FLIGHT = 4
 #: The bucket's top-level folders listed at once: a listing is bound by round trips, not bandwidth.
 LISTING_FAN_OUT = 8
+#: Listed objects compared with the inventory at once (a few MB): each comparison is a few SQLite statements, and
+#: every statement waits its turn for the GIL behind the listing's threads.
+CONFIRM_BATCH = 10_000
 
 
 def _registrar(
@@ -255,24 +258,33 @@ def register_bucket(
         if named.directories:
             yield from storage.list_object_pages(*filters, modified_since, within=named.directories)
 
-    def listed() -> Iterator[ObjectRecord]:
-        """The objects listed that are not sidecars, less those the inventory confirms unchanged a page at a time
-        (units of one object whose fingerprint it holds): those go to the item map as they are, unplanned."""
-        nonlocal newest, matched, unchanged
+    def batches() -> Iterator[list[ObjectRecord]]:
+        """The objects listed that are not sidecars (those are noted), ``CONFIRM_BATCH`` at a time."""
+        batch: list[ObjectRecord] = []
         for page in pages():
-            objects: list[ObjectRecord] = []
             for record in page:
                 if suffix and not selected(record.key):
                     continue
                 target = sidecar_target(record.key, suffix) if suffix else None
                 if target is None:
-                    objects.append(record)
+                    batch.append(record)
                     continue
                 # not an item: noted, and applied once its object's item exists
                 sidecars.append((record.url, record.key, storage.object_url(target), sidecar_fingerprint(record)))
                 if len(sidecars) >= MAX_BULK_ITEMS and not dry_run:
                     inventory.note_sidecars(sidecars)
                     sidecars.clear()
+            if len(batch) >= CONFIRM_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def listed() -> Iterator[ObjectRecord]:
+        """The objects listed that are not sidecars, less those the inventory confirms unchanged (units of one
+        object whose fingerprint it holds): those go to the item map as they are, unplanned."""
+        nonlocal newest, matched, unchanged
+        for objects in batches():
             matched += len(objects)
             latest = max((as_utc(r.last_modified) for r in objects if r.last_modified is not None), default=None)
             if latest is not None and (newest is None or latest > newest):
@@ -359,7 +371,7 @@ def register_bucket(
                     else:
                         unchanged += 1
                 writer.write(present, "present")
-                inventory.seen(present, run)
+                inventory.seen(list(present), run)
                 inventory.record([] if dry_run else adopted, run)
                 adopted.clear()
 
