@@ -174,7 +174,10 @@ def test_ctrl_c_while_prefect_is_imported_is_one_line_and_exit_130(tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"PREFECT_HOME": str(tmp_path / "ph")}
     command = [str(Path(sys.executable).parent / "prefect-encord"), "ingest", str(tmp_path), "--home",
                str(tmp_path / "home")]  # fmt: skip
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Ctrl-C's default for the child even when this test runs in a background job, which starts with SIGINT ignored
+    # (a child inherits that, and Python then leaves it ignored).
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     time.sleep(0.4)  # past the arguments (0.07 s), within `import prefect` (about 1 s)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=120)
